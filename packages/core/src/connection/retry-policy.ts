@@ -1,0 +1,61 @@
+import pRetry from 'p-retry';
+import type { RetrySettings } from './config.js';
+import { classifyFailure } from './driver-errors.js';
+
+/** What an operation tells the retry policy about itself. */
+export interface RetryableOperation {
+  /** A name for events and errors, e.g. `users.findById`. */
+  name: string;
+  /**
+   * True when running the operation twice has the same effect as once (reads, `$set` by id,
+   * `$addToSet`, inserts with a client-generated `_id`). A non-idempotent operation is retried only
+   * when the failure proves it never reached a server.
+   */
+  idempotent: boolean;
+}
+
+/** Data of the `retry` event: one failed attempt that will be retried. */
+export interface RetryEvent {
+  operation: string;
+  /** The attempt that failed, from 1. */
+  attempt: number;
+  retriesLeft: number;
+  /** The failure's class name and message. */
+  error: string;
+}
+
+/** True when a failure of an operation (idempotent or not) may be retried. */
+export function isRetryable(error: unknown, idempotent: boolean): boolean {
+  const kind = classifyFailure(error);
+  return kind === 'not-sent' || (kind === 'maybe-applied' && idempotent);
+}
+
+/**
+ * Runs `fn` and retries it on transient failures only: network errors (idempotent operations),
+ * server selection failures, pool clears, not-primary and shutdown errors, and errors labelled
+ * `RetryableWriteError` or `TransientTransactionError`. Exponential backoff with full jitter,
+ * bounded by `settings.retries` and `settings.maxElapsedMS`. Validation and duplicate-key errors
+ * are never retried. The last error is rethrown as it was (translation happens one layer up).
+ */
+export async function runWithRetry<T>(
+  fn: () => Promise<T>,
+  operation: RetryableOperation,
+  settings: RetrySettings,
+  onRetry: (event: RetryEvent) => void,
+): Promise<T> {
+  if (settings.retries === 0) return fn();
+  return pRetry(fn, {
+    retries: settings.retries,
+    factor: 2,
+    minTimeout: settings.minDelayMS,
+    maxTimeout: settings.maxDelayMS,
+    randomize: true,
+    maxRetryTime: settings.maxElapsedMS,
+    shouldRetry: ({ error }) => isRetryable(error, operation.idempotent),
+    onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+      if (retriesLeft > 0 && isRetryable(error, operation.idempotent)) {
+        onRetry({ operation: operation.name, attempt: attemptNumber, retriesLeft, error: `${error.name}: ${error.message}` });
+      }
+    },
+  });
+}

@@ -1,0 +1,192 @@
+/**
+ * The typed error hierarchy of caas-db. Every error thrown by a public entry point is a
+ * {@link CaasDbError} with a stable `code`; driver errors are wrapped, never leaked untyped.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await users.create(input);
+ * } catch (error) {
+ *   if (error instanceof DuplicateKeyError) console.log(error.key, error.value);
+ *   else if (isCaasDbError(error)) console.log(error.code);
+ * }
+ * ```
+ */
+
+/** Stable error codes. New codes may be added in minor releases; existing ones never change. */
+export const ErrorCodes = {
+  CONFIG: 'E_CONFIG',
+  VALIDATION: 'E_VALIDATION',
+  CONNECTION: 'E_CONNECTION',
+  TIMEOUT: 'E_TIMEOUT',
+  DATABASE: 'E_DATABASE',
+  NOT_FOUND: 'E_NOT_FOUND',
+  DUPLICATE_KEY: 'E_DUPLICATE_KEY',
+  CONCURRENCY: 'E_CONCURRENCY',
+  CURSOR: 'E_CURSOR',
+  TRANSACTIONS_UNSUPPORTED: 'E_TRANSACTIONS_UNSUPPORTED',
+  CLIENT_CLOSED: 'E_CLIENT_CLOSED',
+} as const;
+
+/** The union of core's stable error codes. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** Options shared by every caas-db error. */
+export interface CaasDbErrorOptions {
+  /** The underlying error, when this one wraps another. */
+  cause?: unknown;
+}
+
+/**
+ * The root of every error caas-db throws. Check `code` rather than the message. Core's codes are
+ * listed in {@link ErrorCodes}; other caas-db packages add their own (`E_TENANT_CONTEXT`, ...).
+ */
+export abstract class CaasDbError extends Error {
+  /** A stable, machine-readable code such as `E_VALIDATION`. */
+  abstract readonly code: string;
+
+  constructor(message: string, options: CaasDbErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+  }
+}
+
+/** True when `error` is any caas-db error. */
+export function isCaasDbError(error: unknown): error is CaasDbError {
+  return error instanceof CaasDbError;
+}
+
+/** One problem found while validating input or configuration. */
+export interface ValidationIssue {
+  /** Where the problem is, as a dotted path (`pool.maxSize`, `profile.display_name`). */
+  path: string;
+  /** What is wrong there. */
+  message: string;
+  /** The validator's own issue code (for zod: `too_big`, `invalid_type`, ...). */
+  code: string;
+}
+
+function describeIssues(issues: readonly ValidationIssue[]): string {
+  return issues.map((issue) => `${issue.path || '(root)'}: ${issue.message}`).join('; ');
+}
+
+/** The configuration given to a factory is invalid. Thrown at construction, before any I/O. */
+export class ConfigError extends CaasDbError {
+  readonly code = ErrorCodes.CONFIG;
+  /** Every problem found, each naming its field. */
+  readonly issues: readonly ValidationIssue[];
+
+  constructor(issues: readonly ValidationIssue[], options: CaasDbErrorOptions = {}) {
+    super(`Invalid configuration: ${describeIssues(issues)}`, options);
+    this.issues = issues;
+  }
+}
+
+/** Input given to a public entry point is invalid. Nothing was written. */
+export class ValidationError extends CaasDbError {
+  readonly code = ErrorCodes.VALIDATION;
+  /** Every problem found, each naming its field. */
+  readonly issues: readonly ValidationIssue[];
+
+  constructor(subject: string, issues: readonly ValidationIssue[], options: CaasDbErrorOptions = {}) {
+    super(`Invalid ${subject}: ${describeIssues(issues)}`, options);
+    this.issues = issues;
+  }
+}
+
+/** The server could not be reached, or the connection broke and retries were exhausted. */
+export class ConnectionError extends CaasDbError {
+  readonly code = ErrorCodes.CONNECTION;
+}
+
+/** An operation exceeded its time budget (server selection, `maxTimeMS`, or the retry budget). */
+export class TimeoutError extends CaasDbError {
+  readonly code = ErrorCodes.TIMEOUT;
+}
+
+/** The server refused an operation for a reason no more specific error describes. */
+export class DatabaseError extends CaasDbError {
+  readonly code = ErrorCodes.DATABASE;
+  /** The server's numeric error code, when it gave one. */
+  readonly serverCode: number | undefined;
+  /** The server's error code name (`BadValue`, `CommandNotFound`, ...), when it gave one. */
+  readonly codeName: string | undefined;
+
+  constructor(
+    message: string,
+    details: { serverCode?: number | undefined; codeName?: string | undefined } = {},
+    options: CaasDbErrorOptions = {},
+  ) {
+    super(message, options);
+    this.serverCode = details.serverCode;
+    this.codeName = details.codeName;
+  }
+}
+
+/** A document that had to exist does not (or is hidden by a soft delete). */
+export class NotFoundError extends CaasDbError {
+  readonly code = ErrorCodes.NOT_FOUND;
+  /** The collection searched. */
+  readonly collection: string;
+  /** What was looked for (an id or a filter description). */
+  readonly lookup: string;
+
+  constructor(collection: string, lookup: string, options: CaasDbErrorOptions = {}) {
+    super(`No document in ${collection} matches ${lookup}`, options);
+    this.collection = collection;
+    this.lookup = lookup;
+  }
+}
+
+/** A write would break a unique index. Nothing was written by that operation. */
+export class DuplicateKeyError extends CaasDbError {
+  readonly code = ErrorCodes.DUPLICATE_KEY;
+  /** The collection written to, when known. */
+  readonly collection: string | undefined;
+  /** The unique index that refused the write, when the server named it. */
+  readonly index: string | undefined;
+  /** The duplicated key: field names to values, as the server reported them. */
+  readonly key: Readonly<Record<string, unknown>>;
+
+  constructor(
+    details: { collection?: string | undefined; index?: string | undefined; key: Record<string, unknown> },
+    options: CaasDbErrorOptions = {},
+  ) {
+    const where = details.collection ? ` in ${details.collection}` : '';
+    const index = details.index ? ` (index ${details.index})` : '';
+    super(`Duplicate key${where}${index}: ${JSON.stringify(details.key)}`, options);
+    this.collection = details.collection;
+    this.index = details.index;
+    this.key = details.key;
+  }
+
+  /** The duplicated value: the single value of a one-field key, else the whole key. */
+  get value(): unknown {
+    const values = Object.values(this.key);
+    return values.length === 1 ? values[0] : this.key;
+  }
+}
+
+/** An optimistic-concurrency check failed: the document changed since it was read. Nothing was overwritten. */
+export class ConcurrencyError extends CaasDbError {
+  readonly code = ErrorCodes.CONCURRENCY;
+}
+
+/** A pagination cursor is malformed, tampered with, or belongs to another query. */
+export class CursorError extends CaasDbError {
+  readonly code = ErrorCodes.CURSOR;
+}
+
+/** A transaction was asked for on a deployment that has none (a standalone server). */
+export class TransactionsUnsupportedError extends CaasDbError {
+  readonly code = ErrorCodes.TRANSACTIONS_UNSUPPORTED;
+}
+
+/** The data client was closed; no further operation can run on it. */
+export class ClientClosedError extends CaasDbError {
+  readonly code = ErrorCodes.CLIENT_CLOSED;
+
+  constructor(options: CaasDbErrorOptions = {}) {
+    super('The data client is closed', options);
+  }
+}

@@ -1,0 +1,90 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cacheDir } from '../paths.js';
+
+/** How long a failed `mongod` download is remembered before it is tried again. */
+const DOWNLOAD_FAILURE_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** A running mongodb-memory-server (standalone or single-node replica set). */
+export interface MemoryServer {
+  uri: string;
+  topology: 'standalone' | 'replica set';
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function downloadFailureMarker(): string {
+  return join(cacheDir(), 'mongod-download-failed.json');
+}
+
+function recentDownloadFailure(): string | undefined {
+  const marker = downloadFailureMarker();
+  if (!existsSync(marker)) return undefined;
+  try {
+    const { at, reason } = JSON.parse(readFileSync(marker, 'utf8')) as { at: number; reason: string };
+    return Date.now() - at < DOWNLOAD_FAILURE_TTL_MS ? reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Finds a `mongod` for mongodb-memory-server without paying for a failed download twice:
+ * `MONGOMS_SYSTEM_BINARY`, then its binary cache, then one download attempt whose failure is
+ * remembered for a day (set `CAAS_DB_MONGOD_DOWNLOAD=0` to never try). Returns the reason when
+ * no binary can be had.
+ */
+async function locateMongod(): Promise<{ path: string } | { unavailable: string }> {
+  const { DryMongoBinary, MongoBinary } = await import('mongodb-memory-server');
+  const options = await DryMongoBinary.generateOptions();
+  const found = await DryMongoBinary.locateBinary(options);
+  if (found) return { path: found };
+  if (process.env.MONGOMS_SYSTEM_BINARY) return { unavailable: `MONGOMS_SYSTEM_BINARY ${process.env.MONGOMS_SYSTEM_BINARY} not usable` };
+  if (process.env.CAAS_DB_MONGOD_DOWNLOAD === '0') return { unavailable: 'download disabled by CAAS_DB_MONGOD_DOWNLOAD=0' };
+  const remembered = recentDownloadFailure();
+  if (remembered) return { unavailable: `download failed recently (${remembered}); remembered in ${downloadFailureMarker()}` };
+  try {
+    return { path: await MongoBinary.getPath() };
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? 'unknown';
+    writeFileSync(downloadFailureMarker(), JSON.stringify({ at: Date.now(), reason }));
+    return { unavailable: `download failed (${reason})` };
+  }
+}
+
+/**
+ * Starts mongodb-memory-server when a `mongod` can be had; returns the reason otherwise.
+ * @param replicaSet - a single-node replica set (transactions, change streams) instead of a standalone.
+ */
+export async function startMemoryServer(replicaSet: boolean): Promise<MemoryServer | { unavailable: string }> {
+  const located = await locateMongod();
+  if ('unavailable' in located) return located;
+  const { MongoMemoryReplSet, MongoMemoryServer } = await import('mongodb-memory-server');
+  const binary = { systemBinary: located.path };
+  if (replicaSet) {
+    const set = await MongoMemoryReplSet.create({ binary, replSet: { count: 1, storageEngine: 'wiredTiger' } });
+    return {
+      uri: set.getUri(),
+      topology: 'replica set',
+      restart: async () => {
+        await set.stop({ doCleanup: false });
+        await set.start();
+      },
+      stop: async () => {
+        await set.stop({ doCleanup: true, force: true });
+      },
+    };
+  }
+  const server = await MongoMemoryServer.create({ binary });
+  return {
+    uri: server.getUri(),
+    topology: 'standalone',
+    restart: async () => {
+      await server.stop({ doCleanup: false });
+      await server.start(true);
+    },
+    stop: async () => {
+      await server.stop({ doCleanup: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { type CapabilityName, createDataClient, type DataClient, type DataClientConfig } from '@caas-db/core';
+import { afterAll, expect, inject, type TestContext } from 'vitest';
+import type { TestEnvironment } from './test-environment.js';
+
+export { TEST_ENVIRONMENT_VARIABLE, type TestEnvironment } from './test-environment.js';
+
+/**
+ * What the global setup started: the MongoDB and Redis servers and MongoDB's capabilities.
+ * @throws when the run has no `@caas-db/testing/global-setup`.
+ */
+export function testEnvironment(): TestEnvironment {
+  const environment = inject('caasDb');
+  if (!environment) {
+    throw new Error("No test servers: add '@caas-db/testing/global-setup' to vitest's globalSetup");
+  }
+  return environment;
+}
+
+const databaseNames = new Map<string, string>();
+
+/**
+ * The database of the current test file: the same name for every call in one file, a different
+ * one in every other file (and every run), so files never see each other's data.
+ */
+export function testDatabaseName(): string {
+  const testPath = expect.getState().testPath ?? 'unknown';
+  let name = databaseNames.get(testPath);
+  if (!name) {
+    const fileHash = createHash('sha256').update(testPath).digest('hex').slice(0, 8);
+    name = `caas_test_${fileHash}_${randomBytes(3).toString('hex')}`;
+    databaseNames.set(testPath, name);
+  }
+  return name;
+}
+
+/**
+ * Skips the running test, with the reason printed in the run's summary, when the server lacks any
+ * of `capabilities`; does nothing when it has them all. Call it first in the test.
+ *
+ * @example
+ * ```ts
+ * it('commits across repositories', async (context) => {
+ *   requireCapability(context, 'transactions');
+ *   // ...
+ * });
+ * ```
+ */
+export function requireCapability(context: TestContext, ...capabilities: CapabilityName[]): void {
+  const environment = testEnvironment();
+  const missing = capabilities.filter((name) => !environment.capabilities[name]);
+  if (missing.length === 0) return;
+  const reason = `requires ${missing.join(', ')}, which ${environment.mongo.backend} lacks`;
+  context.task.meta.missingCapabilities = missing;
+  context.task.meta.skipReason = reason;
+  context.skip(reason);
+}
+
+/**
+ * A data client on this file's database (see {@link testDatabaseName}), closed after the file's
+ * tests, its database dropped. Overrides are merged into the configuration.
+ */
+export function createTestClient(overrides: Partial<DataClientConfig> = {}): DataClient {
+  const client = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName(), ...overrides });
+  afterAll(async () => {
+    if (!client.closed) {
+      await client.execute({ name: 'dropTestDatabase', idempotent: true }, (db) => db.dropDatabase()).catch(() => undefined);
+      await client.close();
+    }
+  });
+  return client;
+}

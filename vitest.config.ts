@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests run against the sources; the smoke tests in test/ load the built packages by name.
+    alias: [
+      { find: /^@caas-db\/testing\/vitest$/, replacement: source('./packages/testing/src/vitest/index.ts') },
+      { find: /^@caas-db\/(core|tenancy|cache|search|testing)$/, replacement: source('./packages/$1/src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    globalSetup: ['./packages/testing/src/vitest/global-setup.ts'],
+    reporters: ['default', './packages/testing/src/vitest/reporter.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+  },
+});

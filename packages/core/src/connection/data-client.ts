@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { type Db, MongoClient } from 'mongodb';
+import { type Db, MongoClient, MongoTopologyClosedError } from 'mongodb';
 import { ClientClosedError } from '../errors.js';
 import { type Listener, TypedEmitter } from '../events/typed-emitter.js';
 import { type Capabilities, detectCapabilities } from './capabilities.js';

@@ -43,8 +43,9 @@ export function classifyFailure(error: unknown): FailureKind {
     return error instanceof ConnectionError ? 'maybe-applied' : 'permanent';
   }
   if (!(error instanceof MongoError)) return 'permanent';
-  if (error instanceof MongoTopologyClosedError || error instanceof MongoClientClosedError) return 'permanent';
-  if (error instanceof MongoServerSelectionError) return 'not-sent';
+  if (error instanceof MongoClientClosedError) return 'permanent';
+  // The driver closes its topology after a failed initial connect; the data client reopens it.
+  if (error instanceof MongoServerSelectionError || error instanceof MongoTopologyClosedError) return 'not-sent';
   // The driver's pool-cleared error is a network error labelled PoolRequestedRetry, raised at checkout.
   if (error.hasErrorLabel('PoolRequestedRetry')) return 'not-sent';
   if (error instanceof MongoServerError) {
@@ -86,9 +87,7 @@ function duplicateKeyOf(error: MongoServerError): { index?: string; key: Record<
  */
 export function toCaasDbError(error: unknown, collection?: string): CaasDbError {
   if (error instanceof CaasDbError) return error;
-  if (error instanceof MongoTopologyClosedError || error instanceof MongoClientClosedError) {
-    return new ClientClosedError({ cause: error });
-  }
+  if (error instanceof MongoClientClosedError) return new ClientClosedError({ cause: error });
   if (error instanceof MongoServerError) {
     if (DUPLICATE_KEY_CODES.has(Number(error.code))) {
       return new DuplicateKeyError({ collection, ...duplicateKeyOf(error) }, { cause: error });
@@ -99,7 +98,7 @@ export function toCaasDbError(error: unknown, collection?: string): CaasDbError 
   if (error instanceof MongoOperationTimeoutError || error instanceof MongoNetworkTimeoutError) {
     return new TimeoutError(error.message, { cause: error });
   }
-  if (error instanceof MongoServerSelectionError || error instanceof MongoNetworkError) {
+  if (error instanceof MongoServerSelectionError || error instanceof MongoNetworkError || error instanceof MongoTopologyClosedError) {
     return new ConnectionError(error.message, { cause: error });
   }
   if (error instanceof MongoError) return new DatabaseError(error.message, {}, { cause: error });

@@ -9,7 +9,7 @@ const DOWNLOAD_FAILURE_TTL_MS = 24 * 60 * 60 * 1000;
 export interface MemoryServer {
   uri: string;
   topology: 'standalone' | 'replica set';
-  restart(): Promise<void>;
+  restart(whileDown?: () => unknown): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -66,8 +66,9 @@ export async function startMemoryServer(replicaSet: boolean): Promise<MemoryServ
     return {
       uri: set.getUri(),
       topology: 'replica set',
-      restart: async () => {
+      restart: async (whileDown) => {
         await set.stop({ doCleanup: false });
+        await whileDown?.();
         await set.start();
       },
       stop: async () => {
@@ -79,8 +80,9 @@ export async function startMemoryServer(replicaSet: boolean): Promise<MemoryServ
   return {
     uri: server.getUri(),
     topology: 'standalone',
-    restart: async () => {
+    restart: async (whileDown) => {
       await server.stop({ doCleanup: false });
+      await whileDown?.();
       await server.start(true);
     },
     stop: async () => {

@@ -31,10 +31,11 @@ export interface MongoTestServer {
   /** How long the start took, in milliseconds. */
   startupMS: number;
   /**
-   * Stops the server and starts it again on the same port (an in-memory server comes back empty).
-   * Undefined for an external server, which the fixtures never stop.
+   * Stops the server, runs `whileDown` (e.g. to start operations that must wait for it), and starts
+   * it again on the same port (an in-memory server comes back empty). Undefined for an external
+   * server, which the fixtures never stop.
    */
-  restart: (() => Promise<void>) | undefined;
+  restart: ((whileDown?: () => unknown) => Promise<void>) | undefined;
   /** Stops the server (a no-op for an external one). */
   stop(): Promise<void>;
 }
@@ -49,8 +50,9 @@ async function startJavaBackend(started: number, fallbackReason?: string): Promi
       `mongo-java-server ${MONGO_JAVA_SERVER_VERSION} (reports MongoDB 7.0.0, wire version 21)` +
       (fallbackReason ? `; no mongod: ${fallbackReason}` : ''),
     startupMS: performance.now() - started,
-    restart: async () => {
+    restart: async (whileDown) => {
       await server.process.stop();
+      await whileDown?.();
       server = await startJavaServer(port);
     },
     stop: () => server.process.stop(),

@@ -11,8 +11,11 @@ export interface RedisTestServer {
   backend: 'external' | 'redis-server';
   description: string;
   startupMS: number;
-  /** Stops the server and starts it again on the same port (it comes back empty). Undefined for an external one. */
-  restart: (() => Promise<void>) | undefined;
+  /**
+   * Stops the server, runs `whileDown`, and starts it again on the same port (it comes back
+   * empty). Undefined for an external one.
+   */
+  restart: ((whileDown?: () => unknown) => Promise<void>) | undefined;
   /** Stops the server (a no-op for an external one). */
   stop(): Promise<void>;
 }
@@ -106,8 +109,9 @@ export async function startRedis(): Promise<RedisTestServer> {
         backend: 'redis-server',
         description: `redis-server on port ${port}`,
         startupMS: performance.now() - started,
-        restart: async () => {
+        restart: async (whileDown) => {
           await server.stop();
+          await whileDown?.();
           server = await launch(binary, port);
         },
         stop: () => server.stop(),

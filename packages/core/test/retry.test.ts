@@ -3,11 +3,11 @@ import { testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  classifyFailure,
   ConnectionError,
+  classifyFailure,
   createDataClient,
-  type DataClient,
   DatabaseError,
+  type DataClient,
   DuplicateKeyError,
   isRetryable,
   type RetryEvent,

@@ -1,3 +1,4 @@
+export { ObjectId } from 'mongodb';
 export { type Capabilities, type CapabilityName, detectCapabilities } from './connection/capabilities.js';
 export {
   configDefaults,

@@ -112,6 +112,22 @@ describe('retry policy (on the real server, through a TCP proxy)', () => {
     expect(attempts).toBe(1);
   });
 
+  it('connects once the server appears, even when the first connection attempt failed', async () => {
+    await proxy.cut();
+    const late = createDataClient({
+      uri: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true`,
+      database: testDatabaseName(),
+      timeouts: { serverSelectionMS: 200, connectMS: 200 },
+      retry: { retries: 10, minDelayMS: 50, maxDelayMS: 200, maxElapsedMS: 10_000 },
+    });
+    setTimeout(() => void proxy.restore(), 800);
+    try {
+      await expect(late.execute({ name: 'ping', idempotent: true }, (db) => db.command({ ping: 1 }))).resolves.toMatchObject({ ok: 1 });
+    } finally {
+      await late.close();
+    }
+  });
+
   it('gives up within its budget with a typed error when the server stays away', async () => {
     const impatient = createDataClient({
       uri: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true`,

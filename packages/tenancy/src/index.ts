@@ -1,1 +1,4 @@
+/**
+ * @caas-db/tenancy: a shell until its release; see README.md for what it will do.
+ */
 export {};

@@ -100,14 +100,24 @@ class MongoDataClient implements DataClient {
   async execute<T>(options: ExecuteOptions, operation: (db: Db) => Promise<T>): Promise<T> {
     if (this.#closing) throw new ClientClosedError();
     this.#inFlight += 1;
+    let reopen = false;
+    const attempt = async () => {
+      if (reopen) {
+        reopen = false;
+        await this.driver.connect();
+      }
+      try {
+        return await operation(this.#db);
+      } catch (error) {
+        // After a failed initial connect the driver closes its topology for good; reopen it for the retry.
+        reopen = error instanceof MongoTopologyClosedError;
+        throw error;
+      }
+    };
     try {
-      return await runWithRetry(
-        () => operation(this.#db),
-        options,
-        this.config.retry,
-        (event) => this.#events.emit('retry', event),
-      );
+      return await runWithRetry(attempt, options, this.config.retry, (event) => this.#events.emit('retry', event));
     } catch (error) {
+      if (this.#closing) throw new ClientClosedError({ cause: error });
       throw toCaasDbError(error, options.collection);
     } finally {
       this.#inFlight -= 1;

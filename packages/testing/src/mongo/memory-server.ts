@@ -42,11 +42,11 @@ async function locateMongod(): Promise<{ path: string } | { unavailable: string 
   if (process.env.MONGOMS_SYSTEM_BINARY) return { unavailable: `MONGOMS_SYSTEM_BINARY ${process.env.MONGOMS_SYSTEM_BINARY} not usable` };
   if (process.env.CAAS_DB_MONGOD_DOWNLOAD === '0') return { unavailable: 'download disabled by CAAS_DB_MONGOD_DOWNLOAD=0' };
   const remembered = recentDownloadFailure();
-  if (remembered) return { unavailable: `download failed recently (${remembered}); remembered in ${downloadFailureMarker()}` };
+  if (remembered) return { unavailable: `its download failed within 24 h (${downloadFailureMarker()})` };
   try {
     return { path: await MongoBinary.getPath() };
   } catch (error) {
-    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? 'unknown';
+    const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0]?.slice(0, 200) ?? 'unknown';
     writeFileSync(downloadFailureMarker(), JSON.stringify({ at: Date.now(), reason }));
     return { unavailable: `download failed (${reason})` };
   }

@@ -26,6 +26,8 @@ export const ErrorCodes = {
   CURSOR: 'E_CURSOR',
   TRANSACTIONS_UNSUPPORTED: 'E_TRANSACTIONS_UNSUPPORTED',
   CLIENT_CLOSED: 'E_CLIENT_CLOSED',
+  TENANT_CONTEXT: 'E_TENANT_CONTEXT',
+  TENANT_MISMATCH: 'E_TENANT_MISMATCH',
 } as const;
 
 /** The union of core's stable error codes. */
@@ -188,5 +190,25 @@ export class ClientClosedError extends CaasDbError {
 
   constructor(options: CaasDbErrorOptions = {}) {
     super('The data client is closed', options);
+  }
+}
+
+/** A tenant-owned collection was used where no tenant is bound (see `dataLayer.forTenant`). Nothing was sent. */
+export class TenantContextError extends CaasDbError {
+  readonly code = ErrorCodes.TENANT_CONTEXT;
+}
+
+/** A command named a tenant other than the bound one (a document, filter or update carrying another `tenant_id`). Nothing was sent. */
+export class TenantMismatchError extends CaasDbError {
+  readonly code = ErrorCodes.TENANT_MISMATCH;
+  /** The tenant the repository is bound to. */
+  readonly boundTenant: string;
+  /** The tenant id the command carried. */
+  readonly foundTenant: unknown;
+
+  constructor(boundTenant: string, foundTenant: unknown, where: string) {
+    super(`${where} names tenant ${JSON.stringify(foundTenant)} but the repository is bound to tenant ${JSON.stringify(boundTenant)}`);
+    this.boundTenant = boundTenant;
+    this.foundTenant = foundTenant;
   }
 }

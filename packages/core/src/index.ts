@@ -1,4 +1,14 @@
 export { ObjectId } from 'mongodb';
+export type {
+  CollectionCommand,
+  CollectionTarget,
+  CommandInterceptor,
+  CommandKind,
+  CommandObserver,
+} from './collection/collection-command.js';
+export { isIdempotentCommand } from './collection/collection-command.js';
+export { type CommandPipeline, ScopedCollection, type UpdateCommandOptions } from './collection/scoped-collection.js';
+export { bindCommandToTenant, scopeFilter, stampDocument, TENANT_FIELD } from './collection/tenant-binding.js';
 export { type Capabilities, type CapabilityName, detectCapabilities } from './connection/capabilities.js';
 export {
   configDefaults,
@@ -27,6 +37,7 @@ export type {
   TopologySummary,
 } from './connection/monitoring.js';
 export { isRetryable, type RetryableOperation, type RetryEvent, runWithRetry } from './connection/retry-policy.js';
+export { createDataLayer, type DataLayer, type DataLayerEvents, type DataLayerOptions } from './data-layer.js';
 export type { CaasDbErrorOptions, ErrorCode, ValidationIssue } from './errors.js';
 export {
   CaasDbError,
@@ -40,8 +51,115 @@ export {
   ErrorCodes,
   isCaasDbError,
   NotFoundError,
+  TenantContextError,
+  TenantMismatchError,
   TimeoutError,
   TransactionsUnsupportedError,
   ValidationError,
 } from './errors.js';
 export { type Listener, TypedEmitter } from './events/typed-emitter.js';
+export {
+  compareIndexes,
+  type IndexDeclaration,
+  type IndexDifference,
+  type IndexDrift,
+  indexServes,
+  type QueryShape,
+} from './indexes/index-declaration.js';
+export { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from './indexes/index-sync.js';
+export { type Aggregation, AggregationRepository, aggregationSchema, aggregationsDefinition } from './model/aggregations.js';
+export {
+  type ApiKey,
+  type ApiKeyRejection,
+  ApiKeyRepository,
+  type ApiKeyVerification,
+  apiKeySchema,
+  apiKeysDefinition,
+} from './model/api-keys.js';
+export { AppendOnlyStore } from './model/append-only-store.js';
+export { type Application, ApplicationRepository, applicationSchema, applicationsDefinition } from './model/applications.js';
+export { type AuditLog, AuditLogRepository, auditLogSchema, auditLogsDefinition } from './model/audit-logs.js';
+export {
+  type BillingRecord,
+  BillingRepository,
+  billingDefinition,
+  billingMetrics,
+  billingPeriodOf,
+  billingSchema,
+} from './model/billing.js';
+export { type Client, ClientRepository, clientSchema, clientStatuses, clientsDefinition, plans } from './model/clients.js';
+export {
+  type Conversation,
+  ConversationRepository,
+  conversationSchema,
+  conversationsDefinition,
+  conversationTypes,
+  participantRoles,
+} from './model/conversations.js';
+export { type AnalyticsEvent, EventRepository, eventSchema, eventsDefinition } from './model/events.js';
+export { type FileRecord, FileRepository, fileSchema, filesDefinition, sharingTypes, storageProviders } from './model/files.js';
+export { type Group, GroupRepository, groupSchema, groupsDefinition } from './model/groups.js';
+export {
+  type CreateMessageInput,
+  contentTypes,
+  type Message,
+  MessageRepository,
+  type MessageRepositoryContract,
+  messageSchema,
+  messageStatuses,
+  messagesDefinition,
+  type PaginationOptions,
+} from './model/messages.js';
+export { type Metric, MetricRepository, metricSchema, metricsDefinition, metricsTimeSeries } from './model/metrics.js';
+export {
+  createModelRepositories,
+  type ModelOptions,
+  type ModelRepositories,
+  type RepositoryBuilder,
+  type RepositoryName,
+  type Syncable,
+} from './model/model-repositories.js';
+export { type Settings, SettingsRepository, settingsDefinition, settingsSchema } from './model/settings.js';
+export {
+  relationshipTypes,
+  type User,
+  UserRepository,
+  type UserRepositoryOptions,
+  userSchema,
+  userStatuses,
+  usersDefinition,
+} from './model/users.js';
+export { KeysetCursorCodec, keysetFilter, type Page, type PageOptions, type PageSort, sortDocument } from './pagination/keyset-cursor.js';
+export { Repository, type RepositoryContext, type RepositoryDefinition } from './repository/repository.js';
+export type {
+  BulkItemResult,
+  BulkOperation,
+  BulkWriteSummary,
+  CreateInput,
+  DocumentFilter,
+  ListOptions,
+  Patch,
+  Projected,
+  Projection,
+  ReadOptions,
+  SoftDeleteFields,
+  StoredDocument,
+  SystemFields,
+  VersionFields,
+  WriteOptions,
+} from './repository/repository-types.js';
+export { assertSafeDocument, assertSafeFilter } from './schema/input-guard.js';
+export {
+  dateSchema,
+  externalIdSchema,
+  type FreeForm,
+  freeFormSchema,
+  type IdInput,
+  isSafeKey,
+  objectIdSchema,
+  safeKeySchema,
+  tenantIdSchema,
+  text,
+} from './schema/primitives.js';
+export { patchToSetPaths, schemaAtPath, type UpdateValidationOptions, validateUpdate } from './schema/update-validator.js';
+export { currentSession, runInTransaction, type TransactionMode, type TransactionOptions } from './transactions/transaction-context.js';

@@ -25,6 +25,8 @@ export interface HealthReport {
 export interface ExecuteOptions extends RetryableOperation {
   /** The collection addressed, named in errors such as `DuplicateKeyError`. */
   collection?: string;
+  /** False to send once without retrying (inside a transaction the driver owns retries). @default true */
+  retry?: boolean;
 }
 
 /** Options of {@link DataClient.close}. */
@@ -115,7 +117,8 @@ class MongoDataClient implements DataClient {
       }
     };
     try {
-      return await runWithRetry(attempt, options, this.config.retry, (event) => this.#events.emit('retry', event));
+      const settings = options.retry === false ? { ...this.config.retry, retries: 0 } : this.config.retry;
+      return await runWithRetry(attempt, options, settings, (event) => this.#events.emit('retry', event));
     } catch (error) {
       if (this.#closing) throw new ClientClosedError({ cause: error });
       throw toCaasDbError(error, options.collection);

@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import type { CommandInterceptor, CommandObserver } from './collection/collection-command.js';
+import { type CommandPipeline, ScopedCollection } from './collection/scoped-collection.js';
+import type { DataClient } from './connection/data-client.js';
+import { ConfigError, ValidationError } from './errors.js';
+import { type Listener, TypedEmitter } from './events/typed-emitter.js';
+import type { IndexSyncReport, SyncIndexesOptions } from './indexes/index-sync.js';
+import {
+  createModelRepositories,
+  type ModelOptions,
+  type ModelRepositories,
+  type RepositoryName,
+  type Syncable,
+} from './model/model-repositories.js';
+import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
+import type { RepositoryContext, RepositoryDefinition } from './repository/repository.js';
+import { tenantIdSchema } from './schema/primitives.js';
+import { runInTransaction, type TransactionMode } from './transactions/transaction-context.js';
+import { toValidationIssues } from './validation-issues.js';
+
+/** Events of a data layer. */
+export interface DataLayerEvents {
+  /** `withTransaction` ran without a transaction because the deployment has none (`transactions: 'best-effort'`). */
+  'transaction:skipped': { reason: string };
+}
+
+const dataLayerOptionsSchema = z.strictObject({
+  client: z.custom<DataClient>((value) => typeof value === 'object' && value !== null && 'execute' in value, 'must be a DataClient'),
+  cursorSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+  transactions: z.enum(['required', 'best-effort']).optional(),
+  validate: z.record(z.string(), z.boolean()).optional(),
+  interceptors: z
+    .array(z.custom<CommandInterceptor>((value) => typeof value === 'object' && value !== null && 'intercept' in value))
+    .optional(),
+  observers: z.array(z.custom<CommandObserver>((value) => typeof value === 'object' && value !== null && 'observe' in value)).optional(),
+  now: z.custom<() => Date>((value) => typeof value === 'function').optional(),
+  users: z
+    .strictObject({ lastSeenResolutionMS: z.number().int().min(0).optional(), inactiveTtlSeconds: z.number().int().min(60).optional() })
+    .optional(),
+});
+
+/** Options of {@link createDataLayer}. */
+export interface DataLayerOptions {
+  /** The connection every repository shares. */
+  client: DataClient;
+  /**
+   * Signs pagination cursors. Give every instance of a service the same secret (32+ characters) so
+   * a cursor from one instance works on another; a random per-process secret is used otherwise.
+   */
+  cursorSecret?: string;
+  /** What `withTransaction` does on a deployment without transactions. @default 'required' */
+  transactions?: TransactionMode;
+  /**
+   * Turn zod validation off for named repositories' hot paths (`{ messages: false }`). The key and
+   * operator guards still run. See docs/performance.md for the measured gain.
+   */
+  validate?: Partial<Record<RepositoryName, boolean>>;
+  /** Command interceptors (tenant scoping, quotas), in order. Used by `@caas-db/tenancy`. */
+  interceptors?: CommandInterceptor[];
+  /** Command observers (auditing, metrics). */
+  observers?: CommandObserver[];
+  /** The clock for timestamps. @default () => new Date() */
+  now?: () => Date;
+  /** Options of the users repository (heartbeat resolution, inactive-user TTL). */
+  users?: ModelOptions['users'];
+}
+
+/** Every repository of the CAAS data model, plus transactions and index sync over them. */
+export type DataLayer = ModelRepositories & {
+  /** The connection underneath. */
+  readonly client: DataClient;
+  /**
+   * Runs `fn` in one transaction: every repository call inside it uses the same session. On a
+   * deployment without transactions it throws `TransactionsUnsupportedError`, or with
+   * `transactions: 'best-effort'` runs `fn` without one and emits `transaction:skipped`.
+   */
+  withTransaction<T>(fn: () => Promise<T>): Promise<T>;
+  /** Creates every repository's missing indexes and reports drift; drops nothing unless asked. */
+  syncIndexes(options?: SyncIndexesOptions): Promise<IndexSyncReport[]>;
+  /**
+   * The repositories bound to one tenant: every command on a tenant-owned collection is scoped to
+   * it (filters get `tenant_id`, inserts are stamped, a document or filter naming another tenant is
+   * refused with `TenantMismatchError`). `@caas-db/tenancy` adds the rest (sub-pipelines, tenant
+   * status, quotas, auditing).
+   * @throws {ValidationError} when `tenantId` is not a valid tenant id.
+   */
+  forTenant(tenantId: string): ModelRepositories;
+  /**
+   * Builds a repository of your own on the same pipeline (scoping, monitoring), e.g. for a
+   * collection your service adds; `tenant` binds it to one tenant.
+   */
+  repository<S extends z.ZodObject, R extends Syncable>(
+    definition: RepositoryDefinition<S>,
+    construct: new (definition: RepositoryDefinition<S>, context: RepositoryContext) => R,
+    tenant?: string,
+  ): R;
+  /** Subscribes to a data layer event. */
+  on<Name extends keyof DataLayerEvents>(event: Name, listener: Listener<DataLayerEvents[Name]>): () => void;
+};
+
+/**
+ * Gives a service every repository of the CAAS data model from one client.
+ *
+ * @example
+ * ```ts
+ * import { createDataClient, createDataLayer } from '@caas-db/core';
+ *
+ * const client = createDataClient({ uri: process.env.MONGODB_URI!, database: 'caas' });
+ * const data = createDataLayer({ client, cursorSecret: process.env.CURSOR_SECRET });
+ * await data.syncIndexes();
+ * const alice = await data.users.create({ tenant_id: 'acme', external_id: 'alice', profile: { display_name: 'Alice' } });
+ * ```
+ */
+export function createDataLayer(options: DataLayerOptions): DataLayer {
+  const parsed = dataLayerOptionsSchema.safeParse(options);
+  if (!parsed.success) throw new ConfigError(toValidationIssues(parsed.error.issues));
+  const { client } = options;
+  const pipeline: CommandPipeline = { interceptors: options.interceptors ?? [], observers: options.observers ?? [] };
+  const cursors = new KeysetCursorCodec(options.cursorSecret);
+  const events = new TypedEmitter<DataLayerEvents>();
+  const modelOptions: ModelOptions = options.users ? { users: options.users } : {};
+
+  const repository = <S extends z.ZodObject, R extends Syncable>(
+    definition: RepositoryDefinition<S>,
+    construct: new (definition: RepositoryDefinition<S>, context: RepositoryContext) => R,
+    tenant?: string,
+  ): R => {
+    const collection = new ScopedCollection(client, pipeline, definition.collection, definition.tenantOwned, tenant);
+    const validate = (options.validate as Record<string, boolean> | undefined)?.[definition.collection];
+    return new construct(definition, {
+      collection,
+      cursors,
+      ...(validate !== undefined && { validate }),
+      ...(options.now && { now: options.now }),
+    });
+  };
+
+  const repositories = createModelRepositories(repository, modelOptions);
+  const bound = new Map<string, ModelRepositories>();
+  const forTenant = (tenantId: string): ModelRepositories => {
+    const result = tenantIdSchema.safeParse(tenantId);
+    if (!result.success) throw new ValidationError('tenantId', toValidationIssues(result.error.issues));
+    let repositoriesOfTenant = bound.get(result.data);
+    if (!repositoriesOfTenant) {
+      repositoriesOfTenant = createModelRepositories(
+        (definition, construct) => repository(definition, construct, result.data),
+        modelOptions,
+      );
+      // Bounded: a service talks to many tenants, but rebuilding a tenant's repositories is cheap.
+      if (bound.size >= 10_000) bound.clear();
+      bound.set(result.data, repositoriesOfTenant);
+    }
+    return repositoriesOfTenant;
+  };
+
+  return {
+    ...repositories,
+    client,
+    withTransaction: (fn) =>
+      runInTransaction(client, fn, {
+        mode: options.transactions ?? 'required',
+        onUnsupported: (reason) => events.emit('transaction:skipped', { reason }),
+      }),
+    syncIndexes: async (syncOptions) => {
+      const reports: IndexSyncReport[] = [];
+      for (const instance of Object.values(repositories) as Syncable[]) reports.push(await instance.syncIndexes(syncOptions));
+      return reports;
+    },
+    forTenant,
+    repository,
+    on: (event, listener) => events.on(event, listener),
+  };
+}

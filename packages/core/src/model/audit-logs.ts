@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import type { IndexSyncReport, SyncIndexesOptions } from '../indexes/index-sync.js';
+import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
+import type { RepositoryContext, RepositoryDefinition } from '../repository/repository.js';
+import type { CreateInput, StoredDocument } from '../repository/repository-types.js';
+import { dateSchema, freeFormSchema, type IdInput, tenantIdSchema, text } from '../schema/primitives.js';
+import { AppendOnlyStore } from './append-only-store.js';
+
+/** The fields of an `audit_logs` entry: who did what to which record, when. A platform collection. */
+export const auditLogSchema = z.strictObject({
+  /** The tenant the action concerns (absent for platform-wide actions). */
+  tenant_id: tenantIdSchema.optional(),
+  actor: z.strictObject({ type: z.enum(['user', 'api_key', 'system', 'operator']), id: text(128, 1) }),
+  /** What happened, e.g. `client.suspend`, `api_key.revoke`, `user.erase`. */
+  action: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/, 'must be dotted lowercase words such as client.suspend')
+    .max(128),
+  target: z.strictObject({ collection: text(64, 1), id: text(128).optional() }),
+  details: freeFormSchema.optional(),
+  ip: z.union([z.ipv4(), z.ipv6()]).optional(),
+  at: dateSchema,
+});
+
+/** A stored audit entry. */
+export type AuditLog = StoredDocument<typeof auditLogSchema>;
+
+/** The definition of `audit_logs`. */
+export const auditLogsDefinition: RepositoryDefinition<typeof auditLogSchema> = {
+  collection: 'audit_logs',
+  schema: auditLogSchema,
+  tenantOwned: false,
+  schemaVersion: 1,
+  sortable: ['at'],
+  indexes: [
+    { name: 'tenant_at', key: { tenant_id: 1, at: -1, _id: -1 }, purpose: 'a tenant’s audit trail, newest first (listForTenant)' },
+    { name: 'action_at', key: { action: 1, at: -1, _id: -1 }, purpose: 'every occurrence of an action (listByAction)' },
+    { name: 'target', key: { 'target.collection': 1, 'target.id': 1, _id: -1 }, purpose: 'the history of one record (listForTarget)' },
+  ],
+  queries: [
+    {
+      name: 'listForTenant',
+      equality: ['tenant_id'],
+      sort: [
+        ['at', -1],
+        ['_id', -1],
+      ],
+    },
+    {
+      name: 'listByAction',
+      equality: ['action'],
+      sort: [
+        ['at', -1],
+        ['_id', -1],
+      ],
+    },
+    { name: 'listForTarget', equality: ['target.collection', 'target.id'], sort: [['_id', -1]] },
+    { name: 'findById', equality: ['_id'] },
+  ],
+};
+
+/**
+ * The audit log: append-only. It offers no update and no delete; entries are kept until a
+ * retention job (outside this library) drops whole time ranges.
+ */
+export class AuditLogRepository {
+  readonly #store: AppendOnlyStore<typeof auditLogSchema>;
+
+  constructor(definition: RepositoryDefinition<typeof auditLogSchema>, context: RepositoryContext) {
+    this.#store = new AppendOnlyStore(definition, context);
+  }
+
+  /** The collection name. */
+  get name(): string {
+    return this.#store.name;
+  }
+
+  /** Appends one entry. */
+  append(entry: CreateInput<typeof auditLogSchema>): Promise<AuditLog> {
+    return this.#store.create(entry);
+  }
+
+  /** Appends entries in order; one invalid entry appends none. */
+  appendMany(entries: readonly CreateInput<typeof auditLogSchema>[]): Promise<AuditLog[]> {
+    return this.#store.createMany(entries);
+  }
+
+  /** One entry, or null. */
+  findById(id: IdInput): Promise<AuditLog | null> {
+    return this.#store.findById(id);
+  }
+
+  /** A tenant's entries, newest first. */
+  listForTenant(tenantId: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
+    const filter = { tenant_id: this.#store.check(tenantIdSchema, tenantId, 'tenantId') };
+    return this.#store.list('listForTenant', filter, { ...options, sort: { field: 'at', direction: 'desc' } });
+  }
+
+  /** Every entry of one action, newest first. */
+  listByAction(action: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
+    const filter = { action: this.#store.check(auditLogSchema.shape.action, action, 'action') };
+    return this.#store.list('listByAction', filter, { ...options, sort: { field: 'at', direction: 'desc' } });
+  }
+
+  /** The history of one record, newest first. */
+  listForTarget(collection: string, id: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
+    const filter = {
+      'target.collection': this.#store.check(text(64, 1), collection, 'collection'),
+      'target.id': this.#store.check(text(128, 1), id, 'id'),
+    };
+    return this.#store.list('listForTarget', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
+  }
+
+  /** Creates missing indexes and reports drift. */
+  syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport> {
+    return this.#store.syncIndexes(options);
+  }
+}

@@ -1,0 +1,279 @@
+import { ObjectId } from 'mongodb';
+import { z } from 'zod';
+import { DuplicateKeyError, NotFoundError, ValidationError } from '../errors.js';
+import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
+import { Repository, type RepositoryDefinition } from '../repository/repository.js';
+import type { StoredDocument } from '../repository/repository-types.js';
+import { dateSchema, type IdInput, objectIdSchema, tenantIdSchema, text } from '../schema/primitives.js';
+
+/** Kinds of conversation. */
+export const conversationTypes = ['direct', 'group', 'channel'] as const;
+/** Roles of a participant. */
+export const participantRoles = ['owner', 'admin', 'member'] as const;
+
+const participantSchema = z.strictObject({
+  user_id: objectIdSchema,
+  role: z.enum(participantRoles),
+  joined_at: dateSchema,
+  settings: z.strictObject({ muted: z.boolean(), pinned: z.boolean() }),
+});
+
+/** The fields of a `conversations` document (the plan's 2.2). */
+export const conversationSchema = z.strictObject({
+  tenant_id: tenantIdSchema,
+  type: z.enum(conversationTypes),
+  /**
+   * Makes creation idempotent: `direct:<smaller id>:<larger id>` for a direct conversation (one per
+   * pair of users per tenant), `<type>:<_id>` otherwise. Unique per tenant.
+   */
+  dedupe_key: z.string().min(1).max(128),
+  participants: z.array(participantSchema).max(100_000),
+  metadata: z
+    .strictObject({
+      name: text(256).optional(),
+      avatar: z
+        .url({ protocol: /^https?$/ })
+        .max(2048)
+        .optional(),
+      description: text(4096).optional(),
+    })
+    .default({}),
+  last_message: z
+    .strictObject({
+      message_id: objectIdSchema,
+      /** Ciphertext preview; the library never sees plaintext. */
+      content_preview: text(4096),
+      sender_id: objectIdSchema,
+      sent_at: dateSchema,
+    })
+    .optional(),
+});
+
+/** A stored conversation. */
+export type Conversation = StoredDocument<typeof conversationSchema>;
+
+/** The definition of `conversations`. */
+export const conversationsDefinition: RepositoryDefinition<typeof conversationSchema> = {
+  collection: 'conversations',
+  schema: conversationSchema,
+  tenantOwned: true,
+  schemaVersion: 1,
+  softDelete: true,
+  sortable: ['updated_at', 'created_at'],
+  indexes: [
+    {
+      name: 'tenant_dedupe_key',
+      key: { tenant_id: 1, dedupe_key: 1 },
+      unique: true,
+      purpose: 'idempotent creation: one direct conversation per pair of users',
+    },
+    {
+      name: 'tenant_participant_updated',
+      key: { tenant_id: 1, 'participants.user_id': 1, updated_at: -1, _id: -1 },
+      purpose: 'a user’s conversations, most recently active first (listForUser)',
+    },
+    {
+      name: 'tenant_type_updated',
+      key: { tenant_id: 1, type: 1, updated_at: -1, _id: -1 },
+      purpose: 'a tenant’s channels or groups by activity',
+    },
+  ],
+  queries: [
+    { name: 'createDirect (find existing)', equality: ['tenant_id', 'dedupe_key'] },
+    {
+      name: 'listForUser',
+      equality: ['tenant_id', 'participants.user_id'],
+      sort: [
+        ['updated_at', -1],
+        ['_id', -1],
+      ],
+    },
+    {
+      name: 'listByType',
+      equality: ['tenant_id', 'type'],
+      sort: [
+        ['updated_at', -1],
+        ['_id', -1],
+      ],
+    },
+    { name: 'findById / join / leave / settings', equality: ['_id'] },
+  ],
+};
+
+const createDirectInput = z.tuple([objectIdSchema, objectIdSchema]);
+
+const createGroupInput = z.strictObject({
+  type: z.enum(['group', 'channel']),
+  ownerId: objectIdSchema,
+  memberIds: z.array(objectIdSchema).max(10_000).default([]),
+  metadata: conversationSchema.shape.metadata.optional(),
+});
+
+/** Conversations: direct (one per pair), group and channel; participants with roles and settings. */
+export class ConversationRepository extends Repository<typeof conversationSchema> {
+  #participant(userId: ObjectId, role: (typeof participantRoles)[number]) {
+    return { user_id: userId, role, joined_at: this.now(), settings: { muted: false, pinned: false } };
+  }
+
+  /**
+   * The direct conversation between two users of a tenant, created if it does not exist. Concurrent
+   * calls for the same pair, in either order, all return the same conversation.
+   * @returns the conversation and whether this call created it.
+   */
+  async createDirect(userIds: [IdInput, IdInput]): Promise<{ conversation: Conversation; created: boolean }> {
+    const tenant = this.requireTenant('createDirect');
+    const ids = this.parse(createDirectInput, userIds, 'userIds');
+    const [first, second] = ids.map((id) => id.toHexString()).sort() as [string, string];
+    if (first === second)
+      throw new ValidationError('direct conversation', [
+        { path: 'userIds', message: 'must be two different users', code: 'invalid_value' },
+      ]);
+    const dedupeKey = `direct:${first}:${second}`;
+    const existing = await this.findOne({ tenant_id: tenant, dedupe_key: dedupeKey });
+    if (existing) return { conversation: existing, created: false };
+    try {
+      const conversation = await this.create({
+        tenant_id: tenant,
+        type: 'direct',
+        dedupe_key: dedupeKey,
+        participants: ids.map((id) => this.#participant(id, 'member')),
+      });
+      return { conversation, created: true };
+    } catch (error) {
+      // Another caller created it between our read and our insert: theirs is the conversation.
+      if (!(error instanceof DuplicateKeyError)) throw error;
+      const winner = await this.findOne({ tenant_id: tenant, dedupe_key: dedupeKey }, { includeDeleted: true });
+      if (!winner) throw error;
+      return { conversation: winner, created: false };
+    }
+  }
+
+  /** Creates a group or channel owned by `ownerId`, with `memberIds` as members. */
+  async createGroup(input: z.input<typeof createGroupInput>): Promise<Conversation> {
+    const tenant = this.requireTenant('createGroup');
+    const parsed = this.parse(createGroupInput, input, 'group conversation');
+    const members = parsed.memberIds.filter((id) => !id.equals(parsed.ownerId));
+    const unique = [...new Map(members.map((id) => [id.toHexString(), id])).values()];
+    const _id = new ObjectId();
+    return this.create({
+      _id,
+      tenant_id: tenant,
+      type: parsed.type,
+      dedupe_key: `${parsed.type}:${_id.toHexString()}`,
+      participants: [this.#participant(parsed.ownerId, 'owner'), ...unique.map((id) => this.#participant(id, 'member'))],
+      ...(parsed.metadata && { metadata: parsed.metadata }),
+    });
+  }
+
+  /**
+   * Adds a participant to a group or channel. Idempotent: a user already in it is left as is.
+   * @returns true when the user was added.
+   */
+  async join(conversationId: IdInput, userId: IdInput, role: 'admin' | 'member' = 'member'): Promise<boolean> {
+    const id = this.parseId(conversationId, 'conversationId');
+    const user = this.parseId(userId, 'userId');
+    const parsedRole = this.parse(z.enum(['admin', 'member']), role, 'role');
+    const result = await this.collection.updateOne(
+      'join',
+      { _id: id, deleted_at: null, type: { $ne: 'direct' }, 'participants.user_id': { $ne: user } },
+      this.stampUpdate({ $push: { participants: this.#participant(user, parsedRole) } }),
+    );
+    if (result.matchedCount === 1) return true;
+    const conversation = await this.getById(id, { projection: { type: 1 } });
+    if (conversation.type === 'direct')
+      throw new ValidationError('join', [
+        { path: 'conversationId', message: 'direct conversations have fixed participants', code: 'invalid_operation' },
+      ]);
+    return false;
+  }
+
+  /** Removes a participant. @returns true when the user was removed. */
+  async leave(conversationId: IdInput, userId: IdInput): Promise<boolean> {
+    const id = this.parseId(conversationId, 'conversationId');
+    const user = this.parseId(userId, 'userId');
+    const result = await this.collection.updateOne(
+      'leave',
+      { _id: id, deleted_at: null, 'participants.user_id': user },
+      this.stampUpdate({ $pull: { participants: { user_id: user } } }),
+    );
+    return result.modifiedCount === 1;
+  }
+
+  /** Changes a participant's role. */
+  setRole(conversationId: IdInput, userId: IdInput, role: (typeof participantRoles)[number]): Promise<void> {
+    return this.#setParticipantField('setRole', conversationId, userId, 'role', this.parse(z.enum(participantRoles), role, 'role'));
+  }
+
+  /** Mutes or unmutes the conversation for one participant. */
+  setMuted(conversationId: IdInput, userId: IdInput, muted: boolean): Promise<void> {
+    return this.#setParticipantField('setMuted', conversationId, userId, 'settings.muted', this.parse(z.boolean(), muted, 'muted'));
+  }
+
+  /** Pins or unpins the conversation for one participant. */
+  setPinned(conversationId: IdInput, userId: IdInput, pinned: boolean): Promise<void> {
+    return this.#setParticipantField('setPinned', conversationId, userId, 'settings.pinned', this.parse(z.boolean(), pinned, 'pinned'));
+  }
+
+  async #setParticipantField(operation: string, conversationId: IdInput, userId: IdInput, field: string, value: unknown): Promise<void> {
+    const id = this.parseId(conversationId, 'conversationId');
+    const user = this.parseId(userId, 'userId');
+    // Participant settings change without touching updated_at: it orders conversations by activity.
+    const result = await this.collection.updateOne(
+      operation,
+      { _id: id, deleted_at: null, 'participants.user_id': user },
+      { $set: { [`participants.$.${field}`]: value } },
+    );
+    if (result.matchedCount === 0) throw new NotFoundError(this.name, `${id.toHexString()} with participant ${user.toHexString()}`);
+  }
+
+  /** True when `userId` takes part in the conversation. */
+  isParticipant(conversationId: IdInput, userId: IdInput): Promise<boolean> {
+    return this.exists({ _id: this.parseId(conversationId, 'conversationId'), 'participants.user_id': this.parseId(userId, 'userId') });
+  }
+
+  /** A user's conversations, most recently active first. */
+  listForUser(userId: IdInput, options: PageOptions = {}): Promise<Page<Conversation>> {
+    const filter = {
+      tenant_id: this.requireTenant('listForUser'),
+      'participants.user_id': this.parseId(userId, 'userId'),
+      deleted_at: null,
+    };
+    return this.page('listForUser', filter, { ...options, sort: { field: 'updated_at', direction: 'desc' } });
+  }
+
+  /** The bound tenant's conversations of one type, most recently active first. */
+  listByType(type: (typeof conversationTypes)[number], options: PageOptions = {}): Promise<Page<Conversation>> {
+    const filter = {
+      tenant_id: this.requireTenant('listByType'),
+      type: this.parse(z.enum(conversationTypes), type, 'type'),
+      deleted_at: null,
+    };
+    return this.page('listByType', filter, { ...options, sort: { field: 'updated_at', direction: 'desc' } });
+  }
+
+  /**
+   * Denormalizes a new message into `last_message` and moves the conversation up in activity order.
+   * An older message arriving late never replaces a newer one.
+   * @internal called by `messages.create`.
+   */
+  async recordLastMessage(
+    conversationId: ObjectId,
+    message: { _id: ObjectId; sender_id: ObjectId; created_at: Date; preview: string },
+  ): Promise<void> {
+    await this.collection.updateOne(
+      'recordLastMessage',
+      { _id: conversationId, $or: [{ 'last_message.sent_at': { $lte: message.created_at } }, { last_message: { $exists: false } }] },
+      {
+        $set: {
+          last_message: {
+            message_id: message._id,
+            content_preview: message.preview,
+            sender_id: message.sender_id,
+            sent_at: message.created_at,
+          },
+        },
+        $max: { updated_at: message.created_at },
+      },
+    );
+  }
+}

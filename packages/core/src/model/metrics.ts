@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import type { IndexSyncReport, SyncIndexesOptions } from '../indexes/index-sync.js';
+import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
+import type { RepositoryContext, RepositoryDefinition } from '../repository/repository.js';
+import type { StoredDocument } from '../repository/repository-types.js';
+import { dateSchema, safeKeySchema, tenantIdSchema } from '../schema/primitives.js';
+import { AppendOnlyStore } from './append-only-store.js';
+
+const metricNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/, 'must be dotted lowercase words such as messages.sent')
+  .max(128);
+
+/** The fields of a `metrics` measurement. */
+export const metricSchema = z.strictObject({
+  tenant_id: tenantIdSchema,
+  name: metricNameSchema,
+  value: z.number().finite(),
+  tags: z.record(safeKeySchema, z.string().max(256)).optional(),
+  /** When it was measured; the time field of the time-series collection. */
+  timestamp: dateSchema,
+});
+
+/** A stored measurement. */
+export type Metric = StoredDocument<typeof metricSchema>;
+
+/** The definition of `metrics`. */
+export const metricsDefinition: RepositoryDefinition<typeof metricSchema> = {
+  collection: 'metrics',
+  schema: metricSchema,
+  tenantOwned: true,
+  schemaVersion: 1,
+  sortable: ['timestamp'],
+  indexes: [
+    {
+      name: 'tenant_name_timestamp',
+      key: { tenant_id: 1, name: 1, timestamp: -1, _id: -1 },
+      purpose: 'one metric of a tenant over time (query)',
+    },
+  ],
+  queries: [
+    {
+      name: 'query',
+      equality: ['tenant_id', 'name'],
+      sort: [
+        ['timestamp', -1],
+        ['_id', -1],
+      ],
+    },
+  ],
+};
+
+/** The time-series options `metrics` is created with where the server supports them. */
+export const metricsTimeSeries = { timeField: 'timestamp', metaField: 'tenant_id', granularity: 'minutes' } as const;
+
+/**
+ * Measurements, append-only. `syncIndexes` creates `metrics` as a time-series collection bucketed
+ * by tenant where the server supports it, and as a plain collection with the same API elsewhere.
+ */
+export class MetricRepository {
+  readonly #store: AppendOnlyStore<typeof metricSchema>;
+  readonly #collection: RepositoryContext['collection'];
+
+  constructor(definition: RepositoryDefinition<typeof metricSchema>, context: RepositoryContext) {
+    this.#store = new AppendOnlyStore(definition, context);
+    this.#collection = context.collection;
+  }
+
+  /** The collection name. */
+  get name(): string {
+    return this.#store.name;
+  }
+
+  /** Records one measurement. */
+  record(name: string, value: number, options: { tags?: Record<string, string>; at?: Date } = {}): Promise<Metric> {
+    return this.#store.create({ name, value, timestamp: options.at ?? new Date(), ...(options.tags && { tags: options.tags }) });
+  }
+
+  /** Records many measurements; one invalid measurement records none. */
+  recordMany(measurements: readonly { name: string; value: number; tags?: Record<string, string>; at?: Date }[]): Promise<Metric[]> {
+    return this.#store.createMany(
+      measurements.map(({ at, ...measurement }) => ({ ...measurement, timestamp: at ?? new Date() })),
+      { ordered: false },
+    );
+  }
+
+  /** One metric in `[from, to)`, newest first. */
+  query(name: string, range: { from: Date; to: Date }, options: PageOptions = {}): Promise<Page<Metric>> {
+    const { from, to } = this.#store.check(z.strictObject({ from: dateSchema, to: dateSchema }), range, 'range');
+    const filter = {
+      tenant_id: this.#store.tenantFor('query'),
+      name: this.#store.check(metricNameSchema, name, 'name'),
+      timestamp: { $gte: from, $lt: to },
+    };
+    return this.#store.list('query', filter, { ...options, sort: { field: 'timestamp', direction: 'desc' } });
+  }
+
+  /**
+   * Creates the collection (time series where supported) and its indexes, and reports drift.
+   * @returns the index report plus whether the collection is a real time-series collection.
+   */
+  async syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport & { timeSeries: boolean }> {
+    const timeSeries = await this.#collection.administer('ensureTimeSeries', async (collection) => {
+      const [existing] = await collection.db.listCollections({ name: collection.collectionName }).toArray();
+      if (!existing) {
+        await collection.db.createCollection(collection.collectionName, { timeseries: metricsTimeSeries }).catch(async () => {
+          await collection.db.createCollection(collection.collectionName);
+        });
+      }
+      const [created] = await collection.db.listCollections({ name: collection.collectionName }).toArray();
+      return created?.type === 'timeseries';
+    });
+    return { ...(await this.#store.syncIndexes(options)), timeSeries };
+  }
+}

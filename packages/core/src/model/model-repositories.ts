@@ -1,0 +1,86 @@
+import type { z } from 'zod';
+import type { IndexSyncReport, SyncIndexesOptions } from '../indexes/index-sync.js';
+import type { RepositoryContext, RepositoryDefinition } from '../repository/repository.js';
+import { AggregationRepository, aggregationsDefinition } from './aggregations.js';
+import { ApiKeyRepository, apiKeysDefinition } from './api-keys.js';
+import { ApplicationRepository, applicationsDefinition } from './applications.js';
+import { AuditLogRepository, auditLogsDefinition } from './audit-logs.js';
+import { BillingRepository, billingDefinition } from './billing.js';
+import { ClientRepository, clientsDefinition } from './clients.js';
+import { ConversationRepository, conversationsDefinition } from './conversations.js';
+import { EventRepository, eventsDefinition } from './events.js';
+import { FileRepository, filesDefinition } from './files.js';
+import { GroupRepository, groupsDefinition } from './groups.js';
+import { MessageRepository, messagesDefinition } from './messages.js';
+import { MetricRepository, metricsDefinition } from './metrics.js';
+import { SettingsRepository, settingsDefinition } from './settings.js';
+import { UserRepository, type UserRepositoryOptions, usersDefinition } from './users.js';
+
+/** Anything the data layer can build and sync: a repository or an append-only store. */
+export interface Syncable {
+  readonly name: string;
+  syncIndexes(options?: SyncIndexesOptions): Promise<IndexSyncReport>;
+}
+
+/** Builds one repository on the data layer's pipeline. */
+export type RepositoryBuilder = <S extends z.ZodObject, R extends Syncable>(
+  definition: RepositoryDefinition<S>,
+  construct: new (definition: RepositoryDefinition<S>, context: RepositoryContext) => R,
+) => R;
+
+/** Every repository of the CAAS data model. */
+export interface ModelRepositories {
+  readonly users: UserRepository;
+  readonly conversations: ConversationRepository;
+  readonly messages: MessageRepository;
+  readonly files: FileRepository;
+  readonly groups: GroupRepository;
+  readonly settings: SettingsRepository;
+  readonly clients: ClientRepository;
+  readonly applications: ApplicationRepository;
+  readonly apiKeys: ApiKeyRepository;
+  readonly billing: BillingRepository;
+  readonly auditLogs: AuditLogRepository;
+  readonly events: EventRepository;
+  readonly metrics: MetricRepository;
+  readonly aggregations: AggregationRepository;
+}
+
+/** The repository names of {@link ModelRepositories}. */
+export type RepositoryName = keyof ModelRepositories;
+
+/** Options of the model repositories. */
+export interface ModelOptions {
+  users?: UserRepositoryOptions;
+}
+
+/** Builds every repository of the data model with `build`, and links the ones that cooperate. */
+export function createModelRepositories(build: RepositoryBuilder, options: ModelOptions = {}): ModelRepositories {
+  const userOptions = options.users ?? {};
+  const conversations = build(conversationsDefinition, ConversationRepository);
+  const messages = build(messagesDefinition, MessageRepository);
+  messages.linkConversations(conversations);
+  return {
+    users: build(
+      usersDefinition(userOptions),
+      class extends UserRepository {
+        constructor(definition: RepositoryDefinition<typeof import('./users.js').userSchema>, context: RepositoryContext) {
+          super(definition, context, userOptions);
+        }
+      },
+    ),
+    conversations,
+    messages,
+    files: build(filesDefinition, FileRepository),
+    groups: build(groupsDefinition, GroupRepository),
+    settings: build(settingsDefinition, SettingsRepository),
+    clients: build(clientsDefinition, ClientRepository),
+    applications: build(applicationsDefinition, ApplicationRepository),
+    apiKeys: build(apiKeysDefinition, ApiKeyRepository),
+    billing: build(billingDefinition, BillingRepository),
+    auditLogs: build(auditLogsDefinition, AuditLogRepository),
+    events: build(eventsDefinition, EventRepository),
+    metrics: build(metricsDefinition, MetricRepository),
+    aggregations: build(aggregationsDefinition, AggregationRepository),
+  };
+}

@@ -1,0 +1,602 @@
+import { type AnyBulkWriteOperation, type Document, MongoBulkWriteError, MongoServerError, ObjectId } from 'mongodb';
+import { z } from 'zod';
+import type { ScopedCollection } from '../collection/scoped-collection.js';
+import { stampDocument } from '../collection/tenant-binding.js';
+import { toCaasDbError } from '../connection/driver-errors.js';
+import { ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
+import type { IndexDeclaration, QueryShape } from '../indexes/index-declaration.js';
+import { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from '../indexes/index-sync.js';
+import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument } from '../pagination/keyset-cursor.js';
+import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
+import { dateSchema, type IdInput, objectIdSchema } from '../schema/primitives.js';
+import { patchToSetPaths, validateUpdate } from '../schema/update-validator.js';
+import { toValidationIssues } from '../validation-issues.js';
+import type {
+  BulkItemResult,
+  BulkOperation,
+  BulkWriteSummary,
+  CreateInput,
+  DocumentFilter,
+  ListOptions,
+  Patch,
+  Projected,
+  Projection,
+  ReadOptions,
+  StoredDocument,
+  WriteOptions,
+} from './repository-types.js';
+
+/** What a repository is: its collection, schema, indexes and behaviours. */
+export interface RepositoryDefinition<S extends z.ZodObject> {
+  /** The collection name. */
+  collection: string;
+  /** The domain fields (system fields `_id`, timestamps, `schema_version`, ... are added). Use `z.strictObject`. */
+  schema: S;
+  /** True when every document carries `tenant_id` and belongs to one tenant. */
+  tenantOwned: boolean;
+  /** Written into `schema_version` of every new document. */
+  schemaVersion: number;
+  indexes: IndexDeclaration[];
+  /** Every query shape the repository sends, each served by one of `indexes`. */
+  queries: QueryShape[];
+  /** Reads hide documents with `deleted_at` set; `softDelete` / `restore` are available. @default false */
+  softDelete?: boolean;
+  /** Documents carry `version`; writes may pass `expectedVersion`. @default false */
+  versioned?: boolean;
+  /** Fields lists may be sorted by (besides `_id`). Each must be required, so every document has a value. */
+  sortable?: readonly string[];
+}
+
+/** What the data layer gives each repository. */
+export interface RepositoryContext {
+  /** The only way to the collection. */
+  collection: ScopedCollection;
+  /** Signs and checks pagination cursors. */
+  cursors: KeysetCursorCodec;
+  /** Validate writes with zod. Turning it off skips schema parsing, never the key and operator guards. @default true */
+  validate?: boolean;
+  /** The clock. @default () => new Date() */
+  now?: () => Date;
+}
+
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 500;
+const NOT_DELETED = { deleted_at: null } as const;
+
+const pageOptionsSchema = z.strictObject({
+  limit: z.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
+  cursor: z.string().max(4096).nullable().optional(),
+  includeDeleted: z.boolean().optional(),
+  projection: z.record(z.string(), z.union([z.literal(1), z.literal(true)])).optional(),
+  sort: z.strictObject({ field: z.string(), direction: z.enum(['asc', 'desc']) }).optional(),
+});
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/**
+ * A typed repository over one collection, generic over a zod schema: validation on every write
+ * (compiled once per repository), timestamps, `schema_version`, optional soft delete and
+ * optimistic concurrency, keyset pagination, bulk writes with per-item results, and index sync.
+ * Every command goes through the {@link ScopedCollection} it was given.
+ *
+ * Domain repositories extend it and add their own methods; see `docs/repositories.md`.
+ */
+export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> {
+  /** The definition this repository was built from. */
+  readonly definition: RepositoryDefinition<S>;
+  protected readonly collection: ScopedCollection;
+  protected readonly cursors: KeysetCursorCodec;
+  protected readonly validates: boolean;
+  protected readonly now: () => Date;
+  /** The schema of `create` input: the domain schema plus an optional `_id`. */
+  readonly #createSchema: z.ZodObject;
+  /** The schema of a whole stored document, for update-path validation. */
+  readonly #documentSchema: z.ZodObject;
+  readonly #protectedFields: ReadonlySet<string>;
+  readonly #sortable: ReadonlySet<string>;
+
+  constructor(definition: RepositoryDefinition<S>, context: RepositoryContext) {
+    this.definition = definition;
+    this.collection = context.collection;
+    this.cursors = context.cursors;
+    this.validates = context.validate ?? true;
+    this.now = context.now ?? (() => new Date());
+    this.#createSchema = definition.schema.extend({ _id: objectIdSchema.optional() });
+    this.#documentSchema = definition.schema.extend({
+      _id: objectIdSchema,
+      schema_version: z.number().int(),
+      created_at: dateSchema,
+      updated_at: dateSchema,
+      ...(definition.softDelete && { deleted_at: dateSchema.nullable() }),
+      ...(definition.versioned && { version: z.number().int() }),
+    });
+    this.#protectedFields = new Set(['_id', 'tenant_id', 'schema_version', 'created_at', 'updated_at', 'deleted_at', 'version']);
+    this.#sortable = new Set(['_id', ...(definition.sortable ?? [])]);
+  }
+
+  /** The collection name. */
+  get name(): string {
+    return this.definition.collection;
+  }
+
+  // ---------------------------------------------------------------- validation helpers
+
+  /** Parses `value` with `schema` or throws a `ValidationError` naming `subject`. */
+  protected parse<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
+    const result = schema.safeParse(value);
+    if (!result.success) throw new ValidationError(subject, toValidationIssues(result.error.issues));
+    return result.data;
+  }
+
+  /** Parses an id given as an ObjectId or its hex string. */
+  protected parseId(id: unknown, subject = 'id'): ObjectId {
+    return this.parse(objectIdSchema, id, subject);
+  }
+
+  #liveFilter(includeDeleted: boolean | undefined): Document {
+    return this.definition.softDelete && !includeDeleted ? NOT_DELETED : {};
+  }
+
+  /** `filter` restricted to live documents unless `includeDeleted`. */
+  #live(filter: DocumentFilter<StoredDocument<S>> | Document, includeDeleted: boolean | undefined): Document {
+    return { ...(filter as Document), ...this.#liveFilter(includeDeleted) };
+  }
+
+  #projectionOf(projection: Document | undefined): Document | undefined {
+    if (!projection) return undefined;
+    const fields = Object.keys(projection);
+    const unknown = fields.filter((field) => field !== '_id' && !(field in this.#documentSchema.shape));
+    if (unknown.length > 0) {
+      throw new ValidationError(
+        'projection',
+        unknown.map((field) => ({ path: field, message: 'is not a field of this document', code: 'unrecognized_keys' })),
+      );
+    }
+    return Object.fromEntries(fields.map((field) => [field, 1]));
+  }
+
+  #parseReadOptions(options: unknown): z.output<typeof pageOptionsSchema> {
+    return this.parse(pageOptionsSchema, options ?? {}, 'options');
+  }
+
+  /** The tenant this repository is bound to, if any. */
+  get tenant(): string | undefined {
+    return this.collection.tenant;
+  }
+
+  /**
+   * The bound tenant, for operations that only make sense within one (lists served by indexes that
+   * start with `tenant_id`).
+   * @throws {TenantContextError} when the repository is not bound to a tenant.
+   */
+  protected requireTenant(operation: string): string {
+    const tenant = this.collection.tenant;
+    if (tenant === undefined) {
+      throw new TenantContextError(`${this.name}.${operation} needs a tenant: use dataLayer.forTenant(tenantId).${this.name}`);
+    }
+    return tenant;
+  }
+
+  /** Validates a full new document and adds the system fields (and the bound tenant). */
+  protected prepareInsert(input: unknown, subject = `${this.name} document`): Document {
+    if (!isPlainObject(input)) throw new ValidationError(subject, [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);
+    assertSafeDocument(input, subject);
+    const tenant = this.collection.tenant;
+    const stamped = this.definition.tenantOwned && tenant !== undefined ? stampDocument(input, tenant, subject) : input;
+    const parsed = this.validates ? (this.parse(this.#createSchema, stamped, subject) as Document) : { ...stamped };
+    const now = this.now();
+    return {
+      _id: parsed._id ?? new ObjectId(),
+      ...parsed,
+      schema_version: this.definition.schemaVersion,
+      created_at: now,
+      updated_at: now,
+      ...(this.definition.softDelete && { deleted_at: null }),
+      ...(this.definition.versioned && { version: 1 }),
+    };
+  }
+
+  /** Validates raw update operators and adds `updated_at` (and the version bump). */
+  protected prepareUpdate(update: unknown, subject = `${this.name} update`): Document {
+    const validated = validateUpdate(this.#documentSchema, update, { protectedFields: this.#protectedFields, subject });
+    return this.stampUpdate(validated);
+  }
+
+  /** Adds `updated_at` and, for versioned repositories, `$inc: { version: 1 }` to an update. */
+  protected stampUpdate(update: Document): Document {
+    const stamped: Document = { ...update, $set: { ...(update.$set as Document | undefined), updated_at: this.now() } };
+    if (this.definition.versioned) stamped.$inc = { ...(update.$inc as Document | undefined), version: 1 };
+    return stamped;
+  }
+
+  /** Turns a deep-partial patch into a validated `$set` update. */
+  protected preparePatch(patch: unknown, subject = `${this.name} patch`): Document {
+    if (!isPlainObject(patch)) throw new ValidationError(subject, [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);
+    if (Object.keys(patch).length === 0)
+      throw new ValidationError(subject, [{ path: '', message: 'must change at least one field', code: 'too_small' }]);
+    assertSafeDocument(patch, subject);
+    return this.prepareUpdate({ $set: patchToSetPaths(this.#documentSchema, patch) }, subject);
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Inserts one document.
+   * @throws {ValidationError} when `input` does not match the schema; nothing is written.
+   * @throws {DuplicateKeyError} when a unique index refuses it.
+   */
+  async create(input: CreateArgument): Promise<StoredDocument<S>> {
+    const document = this.prepareInsert(input);
+    await this.collection.insertOne('create', document);
+    return document as StoredDocument<S>;
+  }
+
+  /**
+   * Inserts many documents. Every input is validated first: one invalid input writes nothing.
+   * @param options.ordered - stop at the first failure (default) or try every document.
+   * @throws {DuplicateKeyError} for the first duplicate; use {@link bulkWrite} for per-item outcomes.
+   */
+  async createMany(inputs: readonly CreateInput<S>[], options: { ordered?: boolean } = {}): Promise<StoredDocument<S>[]> {
+    if (!Array.isArray(inputs) || inputs.length === 0 || inputs.length > 10_000) {
+      throw new ValidationError(`${this.name} documents`, [
+        { path: '', message: 'must be an array of 1 to 10000 documents', code: 'invalid_type' },
+      ]);
+    }
+    const documents = inputs.map((input, index) => this.prepareInsert(input, `${this.name} document ${index}`));
+    await this.collection.insertMany('createMany', documents, options.ordered ?? true);
+    return documents as StoredDocument<S>[];
+  }
+
+  /**
+   * Applies a deep-partial patch (`$set` of the given fields; nested objects merged) to one document.
+   * @returns the updated document.
+   * @throws {NotFoundError} when no live document has this id.
+   * @throws {ConcurrencyError} when `expectedVersion` is stale; nothing is overwritten.
+   */
+  async update(id: IdInput, patch: Patch<z.input<S>>, options: WriteOptions = {}): Promise<StoredDocument<S>> {
+    const objectId = this.parseId(id);
+    return this.#updateOneById('update', objectId, this.preparePatch(patch), options);
+  }
+
+  /**
+   * Applies raw update operators (`$set`, `$inc`, `$push`, `$addToSet`, `$pull`, `$unset`, ...) to one
+   * document; every path and value is validated against the schema.
+   * @returns the updated document.
+   */
+  async updateWith(id: IdInput, update: Document, options: WriteOptions & { arrayFilters?: Document[] } = {}): Promise<StoredDocument<S>> {
+    const objectId = this.parseId(id);
+    if (options.arrayFilters !== undefined) assertSafeFilter({ arrayFilters: options.arrayFilters }, 'arrayFilters');
+    return this.#updateOneById('updateWith', objectId, this.prepareUpdate(update), options);
+  }
+
+  async #updateOneById(
+    operation: string,
+    id: ObjectId,
+    update: Document,
+    options: WriteOptions & { arrayFilters?: Document[] },
+  ): Promise<StoredDocument<S>> {
+    const filter: Document = { _id: id, ...this.#liveFilter(false) };
+    if (options.expectedVersion !== undefined) {
+      if (!this.definition.versioned)
+        throw new ValidationError('options', [
+          { path: 'expectedVersion', message: `${this.name} is not versioned`, code: 'invalid_option' },
+        ]);
+      filter.version = this.parse(z.number().int().min(1), options.expectedVersion, 'expectedVersion');
+    }
+    const updated = await this.collection.findOneAndUpdate(operation, filter, update, {
+      returnDocument: 'after',
+      ...(options.arrayFilters && { arrayFilters: options.arrayFilters }),
+    });
+    if (updated) return updated as StoredDocument<S>;
+    if (options.expectedVersion !== undefined && (await this.exists({ _id: id } as DocumentFilter<StoredDocument<S>>))) {
+      throw new ConcurrencyError(
+        `${this.name} ${id.toHexString()} changed since version ${options.expectedVersion}; reload it and try again`,
+      );
+    }
+    throw new NotFoundError(this.name, id.toHexString());
+  }
+
+  /**
+   * Applies validated raw update operators to every live document matching `filter`.
+   * @returns how many documents matched and how many changed.
+   */
+  async updateMany(filter: DocumentFilter<StoredDocument<S>>, update: Document): Promise<{ matched: number; modified: number }> {
+    assertSafeFilter(filter);
+    const result = await this.collection.updateMany('updateMany', this.#live(filter, false), this.prepareUpdate(update));
+    return { matched: result.matchedCount, modified: result.modifiedCount };
+  }
+
+  /**
+   * Inserts `input` when no document matches `filter` (an equality filter on a unique key), otherwise
+   * sets the given fields on the match. Safe under concurrent calls: a race on the unique key is retried once as an update.
+   */
+  async upsert(
+    filter: DocumentFilter<StoredDocument<S>>,
+    input: CreateInput<S>,
+  ): Promise<{ document: StoredDocument<S>; created: boolean }> {
+    assertSafeFilter(filter);
+    const prepared = this.prepareInsert(input);
+    const { _id, created_at, schema_version, deleted_at, version, updated_at, ...fields } = prepared;
+    const update: Document = {
+      $set: { ...fields, updated_at },
+      $setOnInsert: {
+        _id,
+        created_at,
+        schema_version,
+        ...(this.definition.softDelete && { deleted_at }),
+        ...(this.definition.versioned && { version }),
+      },
+    };
+    if (this.definition.versioned) {
+      delete update.$setOnInsert.version;
+      update.$inc = { version: 1 };
+    }
+    const run = () => this.collection.updateOne('upsert', filter as Document, update, { upsert: true });
+    const result = await run().catch((error: unknown) => {
+      if (error instanceof DuplicateKeyError) return run();
+      throw error;
+    });
+    const created = result.upsertedCount > 0;
+    const document = await this.findOne(created ? ({ _id } as DocumentFilter<StoredDocument<S>>) : filter, { includeDeleted: true });
+    if (!document) throw new NotFoundError(this.name, JSON.stringify(filter));
+    return { document: document as StoredDocument<S>, created };
+  }
+
+  /**
+   * Atomically finds one live document and applies validated update operators to it.
+   * @returns the document before or after the update, or null when none matched (and `upsert` is off).
+   */
+  async findOneAndUpdate(
+    filter: DocumentFilter<StoredDocument<S>>,
+    update: Document,
+    options: { returnDocument?: 'before' | 'after'; arrayFilters?: Document[] } = {},
+  ): Promise<StoredDocument<S> | null> {
+    assertSafeFilter(filter);
+    if (options.arrayFilters !== undefined) assertSafeFilter({ arrayFilters: options.arrayFilters }, 'arrayFilters');
+    const result = await this.collection.findOneAndUpdate('findOneAndUpdate', this.#live(filter, false), this.prepareUpdate(update), {
+      returnDocument: options.returnDocument ?? 'after',
+      ...(options.arrayFilters && { arrayFilters: options.arrayFilters }),
+    });
+    return result as StoredDocument<S> | null;
+  }
+
+  /**
+   * Deletes a document for good (soft-deleted or not).
+   * @returns true when a document was deleted.
+   */
+  async delete(id: IdInput): Promise<boolean> {
+    const result = await this.collection.deleteOne('delete', { _id: this.parseId(id) });
+    return result.deletedCount === 1;
+  }
+
+  /**
+   * Hides a document from every default read by setting `deleted_at`.
+   * @returns true when this call deleted it, false when it already was.
+   * @throws {NotFoundError} when there is no such document at all.
+   */
+  async softDelete(id: IdInput): Promise<boolean> {
+    this.#requireSoftDelete();
+    const objectId = this.parseId(id);
+    const result = await this.collection.updateOne(
+      'softDelete',
+      { _id: objectId, deleted_at: null },
+      this.stampUpdate({ $set: { deleted_at: this.now() } }),
+    );
+    if (result.matchedCount === 1) return true;
+    if (await this.exists({ _id: objectId } as DocumentFilter<StoredDocument<S>>, { includeDeleted: true })) return false;
+    throw new NotFoundError(this.name, objectId.toHexString());
+  }
+
+  /**
+   * Makes a soft-deleted document visible again.
+   * @returns true when this call restored it, false when it was not deleted.
+   * @throws {NotFoundError} when there is no such document at all.
+   */
+  async restore(id: IdInput): Promise<boolean> {
+    this.#requireSoftDelete();
+    const objectId = this.parseId(id);
+    const result = await this.collection.updateOne(
+      'restore',
+      { _id: objectId, deleted_at: { $ne: null } },
+      this.stampUpdate({ $set: { deleted_at: null } }),
+    );
+    if (result.matchedCount === 1) return true;
+    if (await this.exists({ _id: objectId } as DocumentFilter<StoredDocument<S>>)) return false;
+    throw new NotFoundError(this.name, objectId.toHexString());
+  }
+
+  #requireSoftDelete(): void {
+    if (!this.definition.softDelete) {
+      throw new ValidationError('operation', [{ path: '', message: `${this.name} has no soft delete`, code: 'invalid_operation' }]);
+    }
+  }
+
+  /**
+   * Runs inserts, patches, raw updates and deletes in one round trip. Every operation is validated
+   * first: one invalid operation writes nothing. With `ordered` (the default) the server stops at
+   * the first failure and later items are `skipped`; unordered, every item is tried.
+   * @returns one result per operation, at its index.
+   */
+  async bulkWrite(operations: readonly BulkOperation<S>[], options: { ordered?: boolean } = {}): Promise<BulkWriteSummary> {
+    if (!Array.isArray(operations) || operations.length === 0 || operations.length > 10_000) {
+      throw new ValidationError('bulk operations', [
+        { path: '', message: 'must be an array of 1 to 10000 operations', code: 'invalid_type' },
+      ]);
+    }
+    const ordered = options.ordered ?? true;
+    const ids: ObjectId[] = [];
+    const writes: AnyBulkWriteOperation<Document>[] = operations.map((operation, index) => {
+      const subject = `bulk operation ${index}`;
+      if (!isPlainObject(operation as unknown) || Object.keys(operation).length !== 1) {
+        throw new ValidationError(subject, [
+          { path: '', message: 'must have exactly one of insert, update, updateWith, delete', code: 'invalid_type' },
+        ]);
+      }
+      if ('insert' in operation) {
+        const document = this.prepareInsert(operation.insert, subject);
+        ids.push(document._id as ObjectId);
+        return { insertOne: { document } };
+      }
+      if ('update' in operation) {
+        const id = this.parseId(operation.update?.id, `${subject} id`);
+        ids.push(id);
+        return {
+          updateOne: { filter: { _id: id, ...this.#liveFilter(false) }, update: this.preparePatch(operation.update.patch, subject) },
+        };
+      }
+      if ('updateWith' in operation) {
+        const id = this.parseId(operation.updateWith?.id, `${subject} id`);
+        ids.push(id);
+        return {
+          updateOne: { filter: { _id: id, ...this.#liveFilter(false) }, update: this.prepareUpdate(operation.updateWith.update, subject) },
+        };
+      }
+      if ('delete' in operation) {
+        const id = this.parseId(operation.delete?.id, `${subject} id`);
+        ids.push(id);
+        return { deleteOne: { filter: { _id: id } } };
+      }
+      throw new ValidationError(subject, [
+        { path: '', message: 'must have exactly one of insert, update, updateWith, delete', code: 'invalid_type' },
+      ]);
+    });
+
+    const failures = new Map<number, ReturnType<typeof toCaasDbError>>();
+    let counts = { inserted: 0, matched: 0, modified: 0, deleted: 0 };
+    try {
+      const result = await this.collection.bulkWrite('bulkWrite', writes, ordered);
+      counts = {
+        inserted: result.insertedCount,
+        matched: result.matchedCount,
+        modified: result.modifiedCount,
+        deleted: result.deletedCount,
+      };
+    } catch (error) {
+      const bulkError = (error as { cause?: unknown }).cause;
+      if (!(bulkError instanceof MongoBulkWriteError)) throw error;
+      const partial = bulkError.result;
+      counts = {
+        inserted: partial.insertedCount,
+        matched: partial.matchedCount,
+        modified: partial.modifiedCount,
+        deleted: partial.deletedCount,
+      };
+      const writeErrors = Array.isArray(bulkError.writeErrors) ? bulkError.writeErrors : [bulkError.writeErrors];
+      for (const writeError of writeErrors) {
+        failures.set(
+          writeError.index,
+          toCaasDbError(new MongoServerError({ ...writeError.err, errmsg: writeError.errmsg ?? 'write failed' }), this.name),
+        );
+      }
+    }
+    const firstFailure = failures.size > 0 ? Math.min(...failures.keys()) : Number.POSITIVE_INFINITY;
+    const items: BulkItemResult[] = writes.map((_, index) => {
+      const failure = failures.get(index);
+      if (failure) return { index, status: 'failed', error: failure };
+      if (ordered && index > firstFailure) return { index, status: 'skipped' };
+      return { index, status: 'ok', id: ids[index] as ObjectId };
+    });
+    return { items, ...counts, failed: failures.size };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Finds a live document by id, or null. A projection narrows the result type. */
+  async findById<P extends Projection<StoredDocument<S>> = Record<never, never>>(
+    id: IdInput,
+    options: ReadOptions<P> = {},
+  ): Promise<Projected<StoredDocument<S>, P> | null> {
+    return this.findOne({ _id: this.parseId(id) } as DocumentFilter<StoredDocument<S>>, options);
+  }
+
+  /** Like {@link findById}, but throws `NotFoundError` instead of returning null. */
+  async getById<P extends Projection<StoredDocument<S>> = Record<never, never>>(
+    id: IdInput,
+    options: ReadOptions<P> = {},
+  ): Promise<Projected<StoredDocument<S>, P>> {
+    const found = await this.findById(id, options);
+    if (!found) throw new NotFoundError(this.name, String(id));
+    return found;
+  }
+
+  /** Finds the first live document matching `filter`, or null. */
+  async findOne<P extends Projection<StoredDocument<S>> = Record<never, never>>(
+    filter: DocumentFilter<StoredDocument<S>>,
+    options: ReadOptions<P> = {},
+  ): Promise<Projected<StoredDocument<S>, P> | null> {
+    assertSafeFilter(filter);
+    const parsed = this.#parseReadOptions(options);
+    const projection = this.#projectionOf(parsed.projection);
+    const [found] = await this.collection.find('findOne', this.#live(filter, parsed.includeDeleted), {
+      limit: 1,
+      ...(projection && { projection }),
+    });
+    return (found ?? null) as Projected<StoredDocument<S>, P> | null;
+  }
+
+  /**
+   * One page of the live documents matching `filter`, in keyset order: pass `nextCursor` back as
+   * `cursor` for the next page. Pages stay exact while documents are inserted concurrently: no
+   * document appears twice, none present when the listing started is skipped.
+   * @throws {CursorError} for a tampered cursor or one issued for another query.
+   */
+  async findMany<P extends Projection<StoredDocument<S>> = Record<never, never>>(
+    filter: DocumentFilter<StoredDocument<S>>,
+    options: ListOptions<StoredDocument<S>, P, Extract<keyof z.output<S>, string> | 'created_at' | 'updated_at'> = {},
+  ): Promise<Page<Projected<StoredDocument<S>, P>>> {
+    assertSafeFilter(filter);
+    return this.page('findMany', this.#live(filter, options.includeDeleted), options);
+  }
+
+  /**
+   * Reads one keyset page of `filter` (already scoped and validated by the caller). Domain
+   * repositories use it for their list methods.
+   */
+  protected async page<T>(operation: string, filter: Document, options: unknown): Promise<Page<T>> {
+    const parsed = this.#parseReadOptions(options);
+    const sort: PageSort = parsed.sort ?? { field: '_id', direction: 'desc' };
+    if (!this.#sortable.has(sort.field)) {
+      throw new ValidationError('options', [
+        { path: 'sort.field', message: `must be one of ${[...this.#sortable].join(', ')}`, code: 'invalid_value' },
+      ]);
+    }
+    const projection = this.#projectionOf(parsed.projection);
+    if (projection && sort.field !== '_id') projection[sort.field] = 1;
+    const limit = parsed.limit ?? DEFAULT_PAGE_SIZE;
+    const fingerprint = KeysetCursorCodec.fingerprint(this.name, filter, sort);
+    const query = parsed.cursor ? { $and: [filter, keysetFilter(sort, this.cursors.decode(parsed.cursor, fingerprint, sort))] } : filter;
+    const rows = await this.collection.find(operation, query, {
+      sort: sortDocument(sort),
+      limit: limit + 1,
+      ...(projection && { projection }),
+    });
+    const items = rows.slice(0, limit);
+    const last = items.at(-1);
+    return {
+      items: items as T[],
+      nextCursor: rows.length > limit && last ? this.cursors.encode(fingerprint, sort, last) : null,
+    };
+  }
+
+  /** Counts live documents matching `filter`. */
+  async count(filter: DocumentFilter<StoredDocument<S>> = {}, options: { includeDeleted?: boolean } = {}): Promise<number> {
+    assertSafeFilter(filter);
+    return this.collection.count('count', this.#live(filter, options.includeDeleted));
+  }
+
+  /** True when a live document matches `filter`. */
+  async exists(filter: DocumentFilter<StoredDocument<S>>, options: { includeDeleted?: boolean } = {}): Promise<boolean> {
+    assertSafeFilter(filter);
+    const found = await this.collection.find('exists', this.#live(filter, options.includeDeleted), { limit: 1, projection: { _id: 1 } });
+    return found.length > 0;
+  }
+
+  // ---------------------------------------------------------------- indexes
+
+  /** Creates missing declared indexes and reports drift; drops nothing unless asked. */
+  syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport> {
+    return syncIndexes(this.collection, this.definition.indexes, options);
+  }
+}

@@ -1,0 +1,70 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { type ClientSession, MongoError } from 'mongodb';
+import type { DataClient } from '../connection/data-client.js';
+import { toCaasDbError } from '../connection/driver-errors.js';
+import { CaasDbError, TransactionsUnsupportedError } from '../errors.js';
+
+const storage = new AsyncLocalStorage<ClientSession>();
+
+/** The session of the transaction the current call runs in, if any. Scoped collections pass it to every command. */
+export function currentSession(): ClientSession | undefined {
+  return storage.getStore();
+}
+
+/**
+ * What to do on a deployment without transactions (a standalone server):
+ * `'required'` throws `TransactionsUnsupportedError`; `'best-effort'` runs the function without a
+ * transaction and reports it through `onUnsupported`.
+ */
+export type TransactionMode = 'required' | 'best-effort';
+
+/** Options of {@link runInTransaction}. */
+export interface TransactionOptions {
+  /** @default 'required' */
+  mode?: TransactionMode;
+  /** Called when `mode` is `'best-effort'` and the function ran without a transaction. */
+  onUnsupported?: (reason: string) => void;
+  /** Give up committing after this long. @default 30000 */
+  maxCommitTimeMS?: number;
+}
+
+/**
+ * Runs `fn` in one transaction: every repository call inside it, however deep, uses the same
+ * session. The driver's `withTransaction` retries the whole function on `TransientTransactionError`
+ * and the commit on `UnknownTransactionCommitResult`, so `fn` may run more than once and must not
+ * have side effects outside the database.
+ */
+export async function runInTransaction<T>(client: DataClient, fn: () => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  if (storage.getStore()) return fn();
+  const capabilities = await client.capabilities();
+  if (!capabilities.transactions) {
+    const reason = `the deployment has no transactions (MongoDB ${capabilities.serverVersion}, sessions: ${capabilities.sessions}); a replica set or sharded cluster is needed`;
+    if ((options.mode ?? 'required') === 'required') throw new TransactionsUnsupportedError(reason);
+    options.onUnsupported?.(reason);
+    return fn();
+  }
+  const session = client.driver.startSession();
+  try {
+    return await session.withTransaction(
+      async () => {
+        try {
+          return await storage.run(session, fn);
+        } catch (error) {
+          // Repositories throw typed errors; hand the driver its own transient error back so that
+          // its retry of TransientTransactionError still sees the label.
+          const cause = error instanceof CaasDbError ? error.cause : undefined;
+          throw cause instanceof MongoError && cause.hasErrorLabel('TransientTransactionError') ? cause : error;
+        }
+      },
+      {
+        readConcern: { level: 'snapshot' },
+        writeConcern: { w: 'majority' },
+        maxCommitTimeMS: options.maxCommitTimeMS ?? 30_000,
+      },
+    );
+  } catch (error) {
+    throw toCaasDbError(error);
+  } finally {
+    await session.endSession();
+  }
+}

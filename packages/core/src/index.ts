@@ -1,3 +1,4 @@
+export type { Document, Filter } from 'mongodb';
 export { ObjectId } from 'mongodb';
 export type {
   CollectionCommand,
@@ -67,6 +68,7 @@ export {
   type QueryShape,
 } from './indexes/index-declaration.js';
 export { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from './indexes/index-sync.js';
+export { createQueryShapeChecker, type UndeclaredQuery } from './indexes/query-shape-checker.js';
 export { type Aggregation, AggregationRepository, aggregationSchema, aggregationsDefinition } from './model/aggregations.js';
 export {
   type ApiKey,

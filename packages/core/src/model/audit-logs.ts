@@ -75,6 +75,11 @@ export class AuditLogRepository {
     return this.#store.name;
   }
 
+  /** The definition this repository was built from. */
+  get definition(): RepositoryDefinition<typeof auditLogSchema> {
+    return this.#store.definition;
+  }
+
   /** Appends one entry. */
   append(entry: CreateInput<typeof auditLogSchema>): Promise<AuditLog> {
     return this.#store.create(entry);

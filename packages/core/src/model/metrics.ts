@@ -71,6 +71,11 @@ export class MetricRepository {
     return this.#store.name;
   }
 
+  /** The definition this repository was built from. */
+  get definition(): RepositoryDefinition<typeof metricSchema> {
+    return this.#store.definition;
+  }
+
   /** Records one measurement. */
   record(name: string, value: number, options: { tags?: Record<string, string>; at?: Date } = {}): Promise<Metric> {
     return this.#store.create({ name, value, timestamp: options.at ?? new Date(), ...(options.tags && { tags: options.tags }) });

@@ -61,7 +61,7 @@ export interface ReadOptions<P> {
 }
 
 /** Options of list reads. */
-export interface ListOptions<_D, P, SortField extends string> extends ReadOptions<P>, PageOptions {
+export interface ListOptions<P, SortField extends string> extends ReadOptions<P>, PageOptions {
   /** @default { field: '_id', direction: 'desc' } (newest first) */
   sort?: PageSort<SortField>;
 }

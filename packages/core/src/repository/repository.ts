@@ -498,7 +498,9 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       if (ordered && index > firstFailure) return { index, status: 'skipped' };
       return { index, status: 'ok', id: ids[index] as ObjectId };
     });
-    return { items, ...counts, failed: failures.size };
+    // Inserts are counted from the per-item outcomes: some servers report the batch size instead.
+    const inserted = items.filter((item, index) => item.status === 'ok' && 'insertOne' in (writes[index] as object)).length;
+    return { items, ...counts, inserted, failed: failures.size };
   }
 
   // ---------------------------------------------------------------- reads
@@ -544,7 +546,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
    */
   async findMany<P extends Projection<StoredDocument<S>> = Record<never, never>>(
     filter: DocumentFilter<StoredDocument<S>>,
-    options: ListOptions<StoredDocument<S>, P, Extract<keyof z.output<S>, string> | 'created_at' | 'updated_at'> = {},
+    options: ListOptions<P, Extract<keyof z.output<S>, string> | 'created_at' | 'updated_at'> = {},
   ): Promise<Page<Projected<StoredDocument<S>, P>>> {
     assertSafeFilter(filter);
     return this.page('findMany', this.#live(filter, options.includeDeleted), options);

@@ -1,6 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type CapabilityName, createDataClient, type DataClient, type DataClientConfig } from '@caas-db/core';
-import { afterAll, expect, inject, type TestContext } from 'vitest';
+import {
+  type CapabilityName,
+  createDataClient,
+  createDataLayer,
+  createQueryShapeChecker,
+  type DataClient,
+  type DataClientConfig,
+  type DataLayer,
+  type DataLayerOptions,
+  type Document,
+  type QueryShape,
+} from '@caas-db/core';
+import { afterAll, beforeAll, expect, inject, type TestContext } from 'vitest';
 import type { TestEnvironment } from './test-environment.js';
 
 export { TEST_ENVIRONMENT_VARIABLE, type TestEnvironment } from './test-environment.js';
@@ -69,4 +80,40 @@ export function createTestClient(overrides: Partial<DataClientConfig> = {}): Dat
     }
   });
   return client;
+}
+
+/**
+ * A data layer with every repository on this file's database, its indexes synced before the first
+ * test. Every query it sends is checked against the repositories' declared query shapes: a query
+ * no declared index serves fails the file.
+ */
+export function createTestDataLayer(options: Omit<DataLayerOptions, 'client'> & { client?: DataClient } = {}): DataLayer {
+  const client = options.client ?? createTestClient();
+  const shapes = new Map<string, QueryShape[]>();
+  const checker = createQueryShapeChecker(shapes);
+  const data = createDataLayer({ ...options, client, observers: [...(options.observers ?? []), checker] });
+  for (const repository of Object.values(data)) {
+    const definition = (repository as { definition?: { collection: string; queries: QueryShape[] } }).definition;
+    if (definition) shapes.set(definition.collection, definition.queries);
+  }
+  beforeAll(async () => {
+    await data.syncIndexes();
+  });
+  afterAll(() => {
+    expect(checker.undeclared(), 'queries served by no declared query shape').toEqual([]);
+  });
+  return data;
+}
+
+/**
+ * Every document of every collection of the client's database, sorted by collection and `_id`:
+ * compare a snapshot taken before a call with one taken after to prove the call wrote nothing.
+ */
+export async function snapshotDatabase(client: DataClient): Promise<Record<string, Document[]>> {
+  return client.execute({ name: 'snapshotDatabase', idempotent: true }, async (db) => {
+    const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((collection) => collection.name).sort();
+    const snapshot: Record<string, Document[]> = {};
+    for (const name of names) snapshot[name] = await db.collection(name).find({}).sort({ _id: 1 }).toArray();
+    return snapshot;
+  });
 }

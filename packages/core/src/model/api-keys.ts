@@ -126,7 +126,7 @@ export class ApiKeyRepository extends Repository<typeof apiKeySchema> {
   }
 
   /** A client's keys, newest first. */
-  listForTenant(tenantId: string, options: PageOptions = {}): Promise<Page<ApiKey>> {
+  async listForTenant(tenantId: string, options: PageOptions = {}): Promise<Page<ApiKey>> {
     return this.page(
       'listForTenant',
       { tenant_id: this.parse(tenantIdSchema, tenantId, 'tenantId') },

@@ -10,7 +10,7 @@ import { Repository } from '../repository/repository.js';
  */
 export class AppendOnlyStore<S extends z.ZodObject> extends Repository<S> {
   /** One keyset page of `filter` (scoped and validated by the caller). */
-  list<T>(operation: string, filter: Document, options: unknown): Promise<Page<T>> {
+  async list<T>(operation: string, filter: Document, options: unknown): Promise<Page<T>> {
     return this.page(operation, filter, options);
   }
 

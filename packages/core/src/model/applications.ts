@@ -37,7 +37,7 @@ export const applicationsDefinition: RepositoryDefinition<typeof applicationSche
 /** The applications of the platform's clients. */
 export class ApplicationRepository extends Repository<typeof applicationSchema> {
   /** A client's applications, newest first. */
-  listForTenant(tenantId: string, options: PageOptions = {}): Promise<Page<Application>> {
+  async listForTenant(tenantId: string, options: PageOptions = {}): Promise<Page<Application>> {
     const filter = { tenant_id: this.parse(tenantIdSchema, tenantId, 'tenantId'), deleted_at: null };
     return this.page('listForTenant', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
   }

@@ -81,34 +81,34 @@ export class AuditLogRepository {
   }
 
   /** Appends one entry. */
-  append(entry: CreateInput<typeof auditLogSchema>): Promise<AuditLog> {
+  async append(entry: CreateInput<typeof auditLogSchema>): Promise<AuditLog> {
     return this.#store.create(entry);
   }
 
   /** Appends entries in order; one invalid entry appends none. */
-  appendMany(entries: readonly CreateInput<typeof auditLogSchema>[]): Promise<AuditLog[]> {
+  async appendMany(entries: readonly CreateInput<typeof auditLogSchema>[]): Promise<AuditLog[]> {
     return this.#store.createMany(entries);
   }
 
   /** One entry, or null. */
-  findById(id: IdInput): Promise<AuditLog | null> {
+  async findById(id: IdInput): Promise<AuditLog | null> {
     return this.#store.findById(id);
   }
 
   /** A tenant's entries, newest first. */
-  listForTenant(tenantId: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
+  async listForTenant(tenantId: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
     const filter = { tenant_id: this.#store.check(tenantIdSchema, tenantId, 'tenantId') };
     return this.#store.list('listForTenant', filter, { ...options, sort: { field: 'at', direction: 'desc' } });
   }
 
   /** Every entry of one action, newest first. */
-  listByAction(action: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
+  async listByAction(action: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
     const filter = { action: this.#store.check(auditLogSchema.shape.action, action, 'action') };
     return this.#store.list('listByAction', filter, { ...options, sort: { field: 'at', direction: 'desc' } });
   }
 
   /** The history of one record, newest first. */
-  listForTarget(collection: string, id: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
+  async listForTarget(collection: string, id: string, options: PageOptions = {}): Promise<Page<AuditLog>> {
     const filter = {
       'target.collection': this.#store.check(text(64, 1), collection, 'collection'),
       'target.id': this.#store.check(text(128, 1), id, 'id'),
@@ -117,7 +117,7 @@ export class AuditLogRepository {
   }
 
   /** Creates missing indexes and reports drift. */
-  syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport> {
+  async syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport> {
     return this.#store.syncIndexes(options);
   }
 }

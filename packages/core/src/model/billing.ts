@@ -105,7 +105,7 @@ export class BillingRepository extends Repository<typeof billingSchema> {
   }
 
   /** Records a plan change taking effect at `effectiveFrom`. */
-  setPlan(tenantId: string, plan: (typeof plans)[number], effectiveFrom: Date = this.now()): Promise<BillingRecord> {
+  async setPlan(tenantId: string, plan: (typeof plans)[number], effectiveFrom: Date = this.now()): Promise<BillingRecord> {
     const when = this.parse(dateSchema, effectiveFrom, 'effectiveFrom');
     return this.create({ tenant_id: tenantId, kind: 'plan', period: billingPeriodOf(when), plan, effective_from: when });
   }

@@ -47,22 +47,22 @@ export const clientsDefinition: RepositoryDefinition<typeof clientSchema> = {
 /** The SaaS clients (tenants) of the platform. */
 export class ClientRepository extends Repository<typeof clientSchema> {
   /** The client that owns `tenantId`, or null. */
-  findByTenantId(tenantId: string): Promise<Client | null> {
+  async findByTenantId(tenantId: string): Promise<Client | null> {
     return this.findOne({ tenant_id: this.parse(tenantIdSchema, tenantId, 'tenantId') });
   }
 
   /** Suspends a tenant (its data stays; tenancy refuses its requests). */
-  suspend(tenantId: string, reason: string): Promise<Client> {
+  async suspend(tenantId: string, reason: string): Promise<Client> {
     return this.#set('suspend', tenantId, { status: 'suspended', suspension_reason: this.parse(text(1024, 1), reason, 'reason') });
   }
 
   /** Reactivates a suspended tenant. */
-  activate(tenantId: string): Promise<Client> {
+  async activate(tenantId: string): Promise<Client> {
     return this.#set('activate', tenantId, { status: 'active' }, { suspension_reason: '' });
   }
 
   /** Moves a tenant to another plan. */
-  changePlan(tenantId: string, plan: (typeof plans)[number]): Promise<Client> {
+  async changePlan(tenantId: string, plan: (typeof plans)[number]): Promise<Client> {
     return this.#set('changePlan', tenantId, { plan: this.parse(z.enum(plans), plan, 'plan') });
   }
 
@@ -78,7 +78,7 @@ export class ClientRepository extends Repository<typeof clientSchema> {
   }
 
   /** Clients in one status, newest first. */
-  listByStatus(status: (typeof clientStatuses)[number], options: PageOptions = {}): Promise<Page<Client>> {
+  async listByStatus(status: (typeof clientStatuses)[number], options: PageOptions = {}): Promise<Page<Client>> {
     return this.page(
       'listByStatus',
       { status: this.parse(z.enum(clientStatuses), status, 'status') },

@@ -200,17 +200,17 @@ export class ConversationRepository extends Repository<typeof conversationSchema
   }
 
   /** Changes a participant's role. */
-  setRole(conversationId: IdInput, userId: IdInput, role: (typeof participantRoles)[number]): Promise<void> {
+  async setRole(conversationId: IdInput, userId: IdInput, role: (typeof participantRoles)[number]): Promise<void> {
     return this.#setParticipantField('setRole', conversationId, userId, 'role', this.parse(z.enum(participantRoles), role, 'role'));
   }
 
   /** Mutes or unmutes the conversation for one participant. */
-  setMuted(conversationId: IdInput, userId: IdInput, muted: boolean): Promise<void> {
+  async setMuted(conversationId: IdInput, userId: IdInput, muted: boolean): Promise<void> {
     return this.#setParticipantField('setMuted', conversationId, userId, 'settings.muted', this.parse(z.boolean(), muted, 'muted'));
   }
 
   /** Pins or unpins the conversation for one participant. */
-  setPinned(conversationId: IdInput, userId: IdInput, pinned: boolean): Promise<void> {
+  async setPinned(conversationId: IdInput, userId: IdInput, pinned: boolean): Promise<void> {
     return this.#setParticipantField('setPinned', conversationId, userId, 'settings.pinned', this.parse(z.boolean(), pinned, 'pinned'));
   }
 
@@ -227,12 +227,12 @@ export class ConversationRepository extends Repository<typeof conversationSchema
   }
 
   /** True when `userId` takes part in the conversation. */
-  isParticipant(conversationId: IdInput, userId: IdInput): Promise<boolean> {
+  async isParticipant(conversationId: IdInput, userId: IdInput): Promise<boolean> {
     return this.exists({ _id: this.parseId(conversationId, 'conversationId'), 'participants.user_id': this.parseId(userId, 'userId') });
   }
 
   /** A user's conversations, most recently active first. */
-  listForUser(userId: IdInput, options: PageOptions = {}): Promise<Page<Conversation>> {
+  async listForUser(userId: IdInput, options: PageOptions = {}): Promise<Page<Conversation>> {
     const filter = {
       tenant_id: this.requireTenant('listForUser'),
       'participants.user_id': this.parseId(userId, 'userId'),
@@ -242,7 +242,7 @@ export class ConversationRepository extends Repository<typeof conversationSchema
   }
 
   /** The bound tenant's conversations of one type, most recently active first. */
-  listByType(type: (typeof conversationTypes)[number], options: PageOptions = {}): Promise<Page<Conversation>> {
+  async listByType(type: (typeof conversationTypes)[number], options: PageOptions = {}): Promise<Page<Conversation>> {
     const filter = {
       tenant_id: this.requireTenant('listByType'),
       type: this.parse(z.enum(conversationTypes), type, 'type'),

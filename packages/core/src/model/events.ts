@@ -67,7 +67,7 @@ const rangeSchema = z.strictObject({ from: dateSchema, to: dateSchema });
 /** Raw analytics events, the source of truth that rollups are computed from. */
 export class EventRepository extends Repository<typeof eventSchema> {
   /** Events of one type in `[from, to)`, newest first. */
-  listByType(type: string, range: { from: Date; to: Date }, options: PageOptions = {}): Promise<Page<AnalyticsEvent>> {
+  async listByType(type: string, range: { from: Date; to: Date }, options: PageOptions = {}): Promise<Page<AnalyticsEvent>> {
     const { from, to } = this.parse(rangeSchema, range, 'range');
     const filter = {
       tenant_id: this.requireTenant('listByType'),
@@ -78,7 +78,7 @@ export class EventRepository extends Repository<typeof eventSchema> {
   }
 
   /** All events in `[from, to)`, newest first. */
-  listInRange(range: { from: Date; to: Date }, options: PageOptions = {}): Promise<Page<AnalyticsEvent>> {
+  async listInRange(range: { from: Date; to: Date }, options: PageOptions = {}): Promise<Page<AnalyticsEvent>> {
     const { from, to } = this.parse(rangeSchema, range, 'range');
     return this.page(
       'listInRange',

@@ -96,7 +96,7 @@ export const filesDefinition: RepositoryDefinition<typeof fileSchema> = {
 /** File metadata: storage location, encryption and sharing with expiry. */
 export class FileRepository extends Repository<typeof fileSchema> {
   /** A user's uploads, newest first. */
-  listByUploader(uploaderId: IdInput, options: PageOptions = {}): Promise<Page<FileRecord>> {
+  async listByUploader(uploaderId: IdInput, options: PageOptions = {}): Promise<Page<FileRecord>> {
     const filter = {
       tenant_id: this.requireTenant('listByUploader'),
       uploader_id: this.parseId(uploaderId, 'uploaderId'),
@@ -106,7 +106,7 @@ export class FileRepository extends Repository<typeof fileSchema> {
   }
 
   /** Files shared in a conversation whose share has not expired at `at`. */
-  listSharedInConversation(conversationId: IdInput, options: PageOptions & { at?: Date } = {}): Promise<Page<FileRecord>> {
+  async listSharedInConversation(conversationId: IdInput, options: PageOptions & { at?: Date } = {}): Promise<Page<FileRecord>> {
     const { at, ...page } = options;
     const when = this.parse(dateSchema, at ?? this.now(), 'at');
     const filter = {
@@ -120,7 +120,7 @@ export class FileRepository extends Repository<typeof fileSchema> {
   }
 
   /** The record of one stored object. */
-  findByStorageKey(provider: (typeof storageProviders)[number], bucket: string, key: string): Promise<FileRecord | null> {
+  async findByStorageKey(provider: (typeof storageProviders)[number], bucket: string, key: string): Promise<FileRecord | null> {
     return this.findOne({
       tenant_id: this.requireTenant('findByStorageKey'),
       'storage.provider': this.parse(z.enum(storageProviders), provider, 'provider'),

@@ -42,13 +42,13 @@ export const groupsDefinition: RepositoryDefinition<typeof groupSchema> = {
 /** Groups of users. */
 export class GroupRepository extends Repository<typeof groupSchema> {
   /** Adds a member; idempotent, also under concurrent calls. @returns true when added. */
-  addMember(groupId: IdInput, userId: IdInput): Promise<boolean> {
+  async addMember(groupId: IdInput, userId: IdInput): Promise<boolean> {
     const user = this.parseId(userId, 'userId');
     return this.#changeMembers('addMember', groupId, { member_ids: { $ne: user } }, { $push: { member_ids: user } });
   }
 
   /** Removes a member. @returns true when removed. */
-  removeMember(groupId: IdInput, userId: IdInput): Promise<boolean> {
+  async removeMember(groupId: IdInput, userId: IdInput): Promise<boolean> {
     const user = this.parseId(userId, 'userId');
     return this.#changeMembers('removeMember', groupId, { member_ids: user }, { $pull: { member_ids: user } });
   }
@@ -67,13 +67,13 @@ export class GroupRepository extends Repository<typeof groupSchema> {
   }
 
   /** The groups a user belongs to, newest first. */
-  listForMember(userId: IdInput, options: PageOptions = {}): Promise<Page<Group>> {
+  async listForMember(userId: IdInput, options: PageOptions = {}): Promise<Page<Group>> {
     const filter = { tenant_id: this.requireTenant('listForMember'), member_ids: this.parseId(userId, 'userId'), deleted_at: null };
     return this.page('listForMember', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
   }
 
   /** The groups a user owns, newest first. */
-  listOwnedBy(ownerId: IdInput, options: PageOptions = {}): Promise<Page<Group>> {
+  async listOwnedBy(ownerId: IdInput, options: PageOptions = {}): Promise<Page<Group>> {
     const filter = { tenant_id: this.requireTenant('listOwnedBy'), owner_id: this.parseId(ownerId, 'ownerId'), deleted_at: null };
     return this.page('listOwnedBy', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
   }

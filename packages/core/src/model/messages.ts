@@ -91,6 +91,7 @@ export const messagesDefinition: RepositoryDefinition<typeof messageSchema> = {
   schemaVersion: 1,
   softDelete: true,
   sortable: ['created_at'],
+  creatable: ['tenant_id', 'conversation_id', 'sender_id', 'content', 'thread', 'search_tokens', 'search_key_version'],
   indexes: [
     {
       name: 'tenant_conversation_id',
@@ -187,7 +188,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /** A conversation's history, newest first, one keyset page at a time. */
-  findByConversation(conversationId: IdInput, options: PaginationOptions = {}): Promise<Page<Message>> {
+  async findByConversation(conversationId: IdInput, options: PaginationOptions = {}): Promise<Page<Message>> {
     const filter = {
       tenant_id: this.requireTenant('findByConversation'),
       conversation_id: this.parseId(conversationId, 'conversationId'),
@@ -197,7 +198,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /** A conversation's messages created in `[from, to)`, newest first. */
-  findInRange(conversationId: IdInput, range: { from: Date; to: Date }, options: PaginationOptions = {}): Promise<Page<Message>> {
+  async findInRange(conversationId: IdInput, range: { from: Date; to: Date }, options: PaginationOptions = {}): Promise<Page<Message>> {
     const { from, to } = this.parse(z.strictObject({ from: dateSchema, to: dateSchema }), range, 'range');
     const filter = {
       tenant_id: this.requireTenant('findInRange'),
@@ -209,7 +210,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /** The replies of a thread, oldest first. */
-  listReplies(parentId: IdInput, options: PaginationOptions = {}): Promise<Page<Message>> {
+  async listReplies(parentId: IdInput, options: PaginationOptions = {}): Promise<Page<Message>> {
     const filter = {
       tenant_id: this.requireTenant('listReplies'),
       'thread.parent_id': this.parseId(parentId, 'parentId'),
@@ -219,7 +220,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /** A user's messages, newest first. */
-  listBySender(senderId: IdInput, options: PaginationOptions = {}): Promise<Page<Message>> {
+  async listBySender(senderId: IdInput, options: PaginationOptions = {}): Promise<Page<Message>> {
     const filter = { tenant_id: this.requireTenant('listBySender'), sender_id: this.parseId(senderId, 'senderId'), deleted_at: null };
     return this.page('listBySender', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
   }
@@ -323,13 +324,15 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   /** Removes a reaction. @returns true when one was removed. */
   async removeReaction(messageId: IdInput, userId: IdInput, emoji: string): Promise<boolean> {
     const input = this.parse(reactionInput, { messageId, userId, emoji }, 'reaction');
+    const reaction = { user_id: input.userId, emoji: input.emoji };
     const result = await this.collection.updateOne(
       'removeReaction',
-      { _id: input.messageId, deleted_at: null },
-      { $pull: { reactions: { user_id: input.userId, emoji: input.emoji } }, $set: { updated_at: this.now() } },
+      { _id: input.messageId, deleted_at: null, reactions: { $elemMatch: reaction } },
+      { $pull: { reactions: reaction }, $set: { updated_at: this.now() } },
     );
-    if (result.matchedCount === 0) throw new NotFoundError(this.name, input.messageId.toHexString());
-    return result.modifiedCount === 1;
+    if (result.matchedCount === 1) return true;
+    if (!(await this.exists({ _id: input.messageId }))) throw new NotFoundError(this.name, input.messageId.toHexString());
+    return false;
   }
 
   /**

@@ -77,12 +77,12 @@ export class MetricRepository {
   }
 
   /** Records one measurement. */
-  record(name: string, value: number, options: { tags?: Record<string, string>; at?: Date } = {}): Promise<Metric> {
+  async record(name: string, value: number, options: { tags?: Record<string, string>; at?: Date } = {}): Promise<Metric> {
     return this.#store.create({ name, value, timestamp: options.at ?? new Date(), ...(options.tags && { tags: options.tags }) });
   }
 
   /** Records many measurements; one invalid measurement records none. */
-  recordMany(measurements: readonly { name: string; value: number; tags?: Record<string, string>; at?: Date }[]): Promise<Metric[]> {
+  async recordMany(measurements: readonly { name: string; value: number; tags?: Record<string, string>; at?: Date }[]): Promise<Metric[]> {
     return this.#store.createMany(
       measurements.map(({ at, ...measurement }) => ({ ...measurement, timestamp: at ?? new Date() })),
       { ordered: false },
@@ -90,7 +90,7 @@ export class MetricRepository {
   }
 
   /** One metric in `[from, to)`, newest first. */
-  query(name: string, range: { from: Date; to: Date }, options: PageOptions = {}): Promise<Page<Metric>> {
+  async query(name: string, range: { from: Date; to: Date }, options: PageOptions = {}): Promise<Page<Metric>> {
     const { from, to } = this.#store.check(z.strictObject({ from: dateSchema, to: dateSchema }), range, 'range');
     const filter = {
       tenant_id: this.#store.tenantFor('query'),

@@ -126,13 +126,13 @@ export class UserRepository extends Repository<typeof userSchema> {
   }
 
   /** The user with this external id in the bound tenant, or null. */
-  findByExternalId(externalId: string): Promise<User | null> {
+  async findByExternalId(externalId: string): Promise<User | null> {
     const tenant = this.requireTenant('findByExternalId');
     return this.findOne({ tenant_id: tenant, external_id: this.parse(externalIdSchema, externalId, 'externalId') });
   }
 
   /** Sets the presence status. */
-  setStatus(id: IdInput, status: (typeof userStatuses)[number]): Promise<User> {
+  async setStatus(id: IdInput, status: (typeof userStatuses)[number]): Promise<User> {
     return this.update(id, { profile: { status: this.parse(z.enum(userStatuses), status, 'status') } });
   }
 
@@ -149,15 +149,21 @@ export class UserRepository extends Repository<typeof userSchema> {
     const key = objectId.toHexString();
     const written = this.#lastSeenWritten.get(key);
     if (written !== undefined && when.getTime() - written < this.#lastSeenResolutionMS) return false;
-    const threshold = new Date(when.getTime() - this.#lastSeenResolutionMS);
-    const result = await this.collection.updateOne(
-      'touchLastSeen',
-      { _id: objectId, deleted_at: null, $or: [{ last_seen: { $lt: threshold } }, { last_seen: { $exists: false } }] },
-      { $max: { last_seen: when } },
-    );
+    // Claimed before the round trip, so concurrent heartbeats of this process send one write.
     if (this.#lastSeenWritten.size > 100_000) this.#lastSeenWritten.clear();
     this.#lastSeenWritten.set(key, when.getTime());
-    return result.modifiedCount === 1;
+    const threshold = new Date(when.getTime() - this.#lastSeenResolutionMS);
+    try {
+      const result = await this.collection.updateOne(
+        'touchLastSeen',
+        { _id: objectId, deleted_at: null, $or: [{ last_seen: { $lt: threshold } }, { last_seen: { $exists: false } }] },
+        { $max: { last_seen: when } },
+      );
+      return result.modifiedCount === 1;
+    } catch (error) {
+      if (this.#lastSeenWritten.get(key) === when.getTime()) this.#lastSeenWritten.delete(key);
+      throw error;
+    }
   }
 
   /** Replaces the public key and increments `key_version`. */
@@ -209,7 +215,7 @@ export class UserRepository extends Repository<typeof userSchema> {
   }
 
   /** The bound tenant's users, most recently seen first (users never seen are not listed). */
-  listRecentlyActive(options: PageOptions = {}): Promise<Page<User>> {
+  async listRecentlyActive(options: PageOptions = {}): Promise<Page<User>> {
     const tenant = this.requireTenant('listRecentlyActive');
     return this.page(
       'listRecentlyActive',

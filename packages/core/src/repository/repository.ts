@@ -45,6 +45,11 @@ export interface RepositoryDefinition<S extends z.ZodObject> {
   versioned?: boolean;
   /** Fields lists may be sorted by (besides `_id`). Each must be required, so every document has a value. */
   sortable?: readonly string[];
+  /**
+   * The fields a caller may give to `create`; the others (counters, states) take their defaults.
+   * All schema fields when omitted.
+   */
+  creatable?: readonly string[];
 }
 
 /** What the data layer gives each repository. */
@@ -183,6 +188,16 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   protected prepareInsert(input: unknown, subject = `${this.name} document`): Document {
     if (!isPlainObject(input)) throw new ValidationError(subject, [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);
     assertSafeDocument(input, subject);
+    const { creatable } = this.definition;
+    if (creatable) {
+      const refused = Object.keys(input).filter((field) => field !== '_id' && !creatable.includes(field));
+      if (refused.length > 0) {
+        throw new ValidationError(
+          subject,
+          refused.map((field) => ({ path: field, message: 'is set by the repository, not by callers', code: 'unrecognized_keys' })),
+        );
+      }
+    }
     const tenant = this.collection.tenant;
     const stamped = this.definition.tenantOwned && tenant !== undefined ? stampDocument(input, tenant, subject) : input;
     const parsed = this.validates ? (this.parse(this.#createSchema, stamped, subject) as Document) : { ...stamped };
@@ -598,7 +613,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   // ---------------------------------------------------------------- indexes
 
   /** Creates missing declared indexes and reports drift; drops nothing unless asked. */
-  syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport> {
+  async syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport> {
     return syncIndexes(this.collection, this.definition.indexes, options);
   }
 }

@@ -1,5 +1,5 @@
 import { startMongo, startTcpProxy, type TcpProxy } from '@caas-db/testing';
-import { testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
+import { skipTest, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -152,7 +152,7 @@ describe('reconnection after a server restart', () => {
     const shared = testEnvironment().mongo;
     const backend = shared.backend;
     if (backend === 'external') {
-      return context.skip('an external MONGODB_URI server cannot be restarted by the test; the proxy tests cover reconnection');
+      return skipTest(context, 'an external MONGODB_URI server cannot be restarted by the test; the proxy tests cover reconnection');
     }
     const own = await startMongo({ backend });
     const client = createDataClient({

@@ -1,11 +1,11 @@
-import { createTestClient, testEnvironment } from '@caas-db/testing/vitest';
+import { createTestClient, skipTest, testEnvironment } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 
 describe('capability detection', () => {
   it('reports what the fallback server can and cannot do', async (context) => {
     const environment = testEnvironment();
     if (environment.mongo.backend !== 'mongo-java-server') {
-      context.skip('only meaningful on mongo-java-server, whose capabilities are known');
+      return skipTest(context, 'only meaningful on mongo-java-server, whose capabilities are known');
     }
     const capabilities = await createTestClient().capabilities();
     expect(capabilities).toMatchObject({

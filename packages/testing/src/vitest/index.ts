@@ -63,8 +63,16 @@ export function requireCapability(context: TestContext, ...capabilities: Capabil
   if (missing.length === 0) return;
   const reason = `requires ${missing.join(', ')}, which ${environment.mongo.backend} lacks`;
   context.task.meta.missingCapabilities = missing;
+  skipTest(context, reason);
+}
+
+/**
+ * Skips the running test with `reason`, which the run's summary prints. Use it for skips that
+ * are not about a missing capability (those use {@link requireCapability}).
+ */
+export function skipTest(context: TestContext, reason: string): never {
   context.task.meta.skipReason = reason;
-  context.skip(reason);
+  return context.skip(reason);
 }
 
 /**

@@ -140,11 +140,12 @@ export class FileRepository extends Repository<typeof fileSchema> {
    * that conversation and unexpired.
    */
   async isVisibleIn(fileId: IdInput, conversationId: IdInput, at: Date = this.now()): Promise<boolean> {
+    const conversation = this.parseId(conversationId, 'conversationId');
+    const when = this.parse(dateSchema, at, 'at');
     const file = await this.findById(fileId, { projection: { sharing: 1 } });
     if (!file) throw new NotFoundError(this.name, String(fileId));
-    const conversation = this.parseId(conversationId, 'conversationId');
     const { sharing } = file;
-    if (sharing.expiry && sharing.expiry <= at) return false;
+    if (sharing.expiry && sharing.expiry <= when) return false;
     return sharing.type === 'public' || (sharing.type === 'chat' && sharing.conversation_id?.equals(conversation) === true);
   }
 }

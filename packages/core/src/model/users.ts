@@ -209,8 +209,8 @@ export class UserRepository extends Repository<typeof userSchema> {
 
   /** The ids of users `userId` has a relationship of `type` with. */
   async relationshipsOf(userId: IdInput, type: (typeof relationshipTypes)[number]): Promise<ObjectId[]> {
-    const user = await this.getById(userId, { projection: { relationships: 1 } });
     const wanted = this.parse(z.enum(relationshipTypes), type, 'type');
+    const user = await this.getById(userId, { projection: { relationships: 1 } });
     return (user.relationships ?? []).filter((relationship) => relationship.type === wanted).map((relationship) => relationship.user_id);
   }
 

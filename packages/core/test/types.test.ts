@@ -20,8 +20,11 @@ describe('types flow from the schemas', () => {
     expectTypeOf<Narrow>().toHaveProperty('_id').toEqualTypeOf<ObjectId>();
     expectTypeOf<Narrow>().not.toHaveProperty('profile');
     expectTypeOf<Projected<User, Record<never, never>>>().toEqualTypeOf<User>();
-    type FindById = Awaited<ReturnType<DataLayer['users']['findById']>>;
-    expectTypeOf<FindById>().toEqualTypeOf<User | null>();
+    const findWhole = (data: DataLayer) => data.users.findById('64f0c0ffee0000000000c0de');
+    const findNarrow = (data: DataLayer) => data.users.findById('64f0c0ffee0000000000c0de', { projection: { last_seen: 1 } });
+    expectTypeOf<Awaited<ReturnType<typeof findWhole>>>().toEqualTypeOf<User | null>();
+    expectTypeOf<NonNullable<Awaited<ReturnType<typeof findNarrow>>>>().toHaveProperty('last_seen');
+    expectTypeOf<NonNullable<Awaited<ReturnType<typeof findNarrow>>>>().not.toHaveProperty('external_id');
   });
 
   it('lists return keyset pages of typed documents', () => {

@@ -18,6 +18,23 @@ import { tenantIdSchema } from './schema/primitives.js';
 import { runInTransaction, type TransactionMode } from './transactions/transaction-context.js';
 import { toValidationIssues } from './validation-issues.js';
 
+/**
+ * Extends a data layer at its seams: command interceptors and observers, the ambient tenant, and a
+ * hook that receives the finished data layer. `@caas-db/tenancy` is one.
+ */
+export interface DataLayerPlugin {
+  /** For error messages. */
+  readonly name: string;
+  /** Run on every command, after core's tenant binding, before the command is sent. */
+  readonly interceptors?: readonly CommandInterceptor[];
+  /** See every command and its outcome. */
+  readonly observers?: readonly CommandObserver[];
+  /** The ambient tenant of the current call, used by repositories not bound with `forTenant`. */
+  readonly resolveTenant?: () => string | undefined;
+  /** Called once with the finished data layer (e.g. to look tenants up in `clients`). */
+  attach?(layer: DataLayer): void;
+}
+
 /** Events of a data layer. */
 export interface DataLayerEvents {
   /** `withTransaction` ran without a transaction because the deployment has none (`transactions: 'best-effort'`). */
@@ -33,6 +50,11 @@ const dataLayerOptionsSchema = z.strictObject({
     .array(z.custom<CommandInterceptor>((value) => typeof value === 'object' && value !== null && 'intercept' in value))
     .optional(),
   observers: z.array(z.custom<CommandObserver>((value) => typeof value === 'object' && value !== null && 'observe' in value)).optional(),
+  plugins: z
+    .array(
+      z.custom<DataLayerPlugin>((value) => typeof value === 'object' && value !== null && 'name' in value, 'must be a DataLayerPlugin'),
+    )
+    .optional(),
   now: z.custom<() => Date>((value) => typeof value === 'function').optional(),
   users: z
     .strictObject({ lastSeenResolutionMS: z.number().int().min(0).optional(), inactiveTtlSeconds: z.number().int().min(60).optional() })
@@ -59,6 +81,8 @@ export interface DataLayerOptions {
   interceptors?: CommandInterceptor[];
   /** Command observers (auditing, metrics). */
   observers?: CommandObserver[];
+  /** Plugins such as `createTenancy(...)` from `@caas-db/tenancy`. */
+  plugins?: DataLayerPlugin[];
   /** The clock for timestamps. @default () => new Date() */
   now?: () => Date;
   /** Options of the users repository (heartbeat resolution, inactive-user TTL). */
@@ -115,7 +139,13 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const parsed = dataLayerOptionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigError(toValidationIssues(parsed.error.issues));
   const { client } = options;
-  const pipeline: CommandPipeline = { interceptors: options.interceptors ?? [], observers: options.observers ?? [] };
+  const plugins = options.plugins ?? [];
+  const resolveTenant = plugins.find((plugin) => plugin.resolveTenant)?.resolveTenant;
+  const pipeline: CommandPipeline = {
+    interceptors: [...plugins.flatMap((plugin) => plugin.interceptors ?? []), ...(options.interceptors ?? [])],
+    observers: [...plugins.flatMap((plugin) => plugin.observers ?? []), ...(options.observers ?? [])],
+    ...(resolveTenant && { resolveTenant }),
+  };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();
   const modelOptions: ModelOptions = options.users ? { users: options.users } : {};
@@ -153,7 +183,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     return repositoriesOfTenant;
   };
 
-  return {
+  const layer: DataLayer = {
     ...repositories,
     client,
     withTransaction: (fn) =>
@@ -170,4 +200,6 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     repository,
     on: (event, listener) => events.on(event, listener),
   };
+  for (const plugin of plugins) plugin.attach?.(layer);
+  return layer;
 }

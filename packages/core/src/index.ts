@@ -1,5 +1,5 @@
-export type { Document, Filter } from 'mongodb';
-export { ObjectId } from 'mongodb';
+export type { AnyBulkWriteOperation, CommandStartedEvent, Document, Filter, InsertManyResult, UpdateResult } from 'mongodb';
+export { BSON, ObjectId } from 'mongodb';
 export type {
   CollectionCommand,
   CollectionTarget,
@@ -38,7 +38,7 @@ export type {
   TopologySummary,
 } from './connection/monitoring.js';
 export { isRetryable, type RetryableOperation, type RetryEvent, runWithRetry } from './connection/retry-policy.js';
-export { createDataLayer, type DataLayer, type DataLayerEvents, type DataLayerOptions } from './data-layer.js';
+export { createDataLayer, type DataLayer, type DataLayerEvents, type DataLayerOptions, type DataLayerPlugin } from './data-layer.js';
 export type { CaasDbErrorOptions, ErrorCode, ValidationIssue } from './errors.js';
 export {
   CaasDbError,

@@ -111,7 +111,7 @@ describe('query-shape checker', () => {
     const checker = createQueryShapeChecker(
       new Map([['messages', [{ name: 'history', equality: ['tenant_id', 'conversation_id'], sort: [['_id', -1]] }] as QueryShape[]]]),
     );
-    const target = { name: 'messages', tenantOwned: true, operation: 'messages.x' };
+    const target = { name: 'messages', tenantOwned: true, operation: 'messages.x', tenant: 'a' };
     checker.observe({
       command: {
         kind: 'find',

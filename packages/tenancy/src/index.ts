@@ -1,4 +1,32 @@
 /**
- * @caas-db/tenancy: a shell until its release; see README.md for what it will do.
+ * @caas-db/tenancy: tenant isolation at the one place every command passes.
+ * See docs/multi-tenancy.md.
  */
-export {};
+export {
+  IsolationAuditError,
+  QuotaExceededError,
+  type QuotaKind,
+  TenancyErrorCodes,
+  TenancyViolationError,
+  TenantContextError,
+  TenantMismatchError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+} from './errors.js';
+export {
+  type AuditMode,
+  type AuditorEvents,
+  auditCommand,
+  IsolationAuditor,
+  type IsolationAuditorOptions,
+  type IsolationViolation,
+  tenantPredicatesOf,
+} from './isolation-auditor.js';
+export { QuotaEnforcer, type QuotaLimits, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
+export { InProcessRateLimitStore, type RateLimitStore, type RedisEvaluator, RedisRateLimitStore, type TakeResult } from './rate-limit.js';
+export { scopeCommand, scopeUpdate } from './scope-command.js';
+export { assertNoServerSideJavaScript, type PipelineScopeOptions, scopePipeline, withTenant } from './scope-pipeline.js';
+export { type Plan, type StrategyOptions, strategyFor, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
+export { createTenancy, type Tenancy, type TenancyOptions } from './tenancy.js';
+export { currentTenant, requireCurrentTenant, runWithTenant } from './tenant-context.js';
+export { TenantDirectory, type TenantDirectoryOptions, type TenantRecord } from './tenant-directory.js';

@@ -28,7 +28,7 @@ export type CollectionCommand =
 /** The kinds of {@link CollectionCommand}. */
 export type CommandKind = CollectionCommand['kind'];
 
-/** What a scoped collection is: its name and whether its documents belong to a tenant. */
+/** What a scoped collection is, and who sends a command to it. */
 export interface CollectionTarget {
   /** The collection name. */
   readonly name: string;
@@ -36,6 +36,8 @@ export interface CollectionTarget {
   readonly tenantOwned: boolean;
   /** The repository operation that sent the command, e.g. `messages.markAsRead`. */
   readonly operation: string;
+  /** The tenant the command runs for: the repository's binding, else the ambient one (`runWithTenant`). */
+  readonly tenant: string | undefined;
 }
 
 /**
@@ -43,9 +45,13 @@ export interface CollectionTarget {
  * sent then. Interceptors run in order, each on the previous one's output.
  */
 export interface CommandInterceptor {
-  intercept(command: CollectionCommand, target: CollectionTarget): CollectionCommand;
+  intercept(command: CollectionCommand, target: CollectionTarget): CollectionCommand | Promise<CollectionCommand>;
   /** The database for this command, when the interceptor chooses it (database-per-tenant). */
-  databaseFor?(target: CollectionTarget): string | undefined;
+  databaseFor?(target: CollectionTarget): string | undefined | Promise<string | undefined>;
+  /** Called after the server accepted the command, with its result (quota accounting). */
+  afterSuccess?(command: CollectionCommand, target: CollectionTarget, result: unknown): void | Promise<void>;
+  /** Called after the command failed (to release what `intercept` reserved). */
+  afterFailure?(command: CollectionCommand, target: CollectionTarget, error: unknown): void | Promise<void>;
 }
 
 /** Sees every command after interception, with its outcome. */

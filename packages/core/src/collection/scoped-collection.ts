@@ -30,6 +30,8 @@ import { bindCommandToTenant } from './tenant-binding.js';
 export interface CommandPipeline {
   readonly interceptors: readonly CommandInterceptor[];
   readonly observers: readonly CommandObserver[];
+  /** The ambient tenant of the current call (e.g. from `runWithTenant`), for unbound repositories. */
+  readonly resolveTenant?: () => string | undefined;
 }
 
 /** Options of a write that may be inside a transaction or carry array filters. */
@@ -63,9 +65,9 @@ export class ScopedCollection {
     this.#tenant = tenant;
   }
 
-  /** The bound tenant, if any. */
+  /** The tenant commands run for: the bound one, else the ambient one, if any. */
   get tenant(): string | undefined {
-    return this.#tenant;
+    return this.#tenant ?? this.#pipeline.resolveTenant?.();
   }
 
   /** The collection name. */
@@ -157,18 +159,20 @@ export class ScopedCollection {
    */
   administer<T>(operation: string, action: (collection: Collection) => Promise<T>): Promise<T> {
     const target = this.#target(operation);
-    return this.#client.execute({ name: target.operation, idempotent: true, collection: this.#name }, (db) =>
-      action(db.client.db(this.#databaseFor(target) ?? db.databaseName).collection(this.#name)),
+    return this.#databaseFor(target).then((database) =>
+      this.#client.execute({ name: target.operation, idempotent: true, collection: this.#name }, (db) =>
+        action(db.client.db(database ?? db.databaseName).collection(this.#name)),
+      ),
     );
   }
 
   #target(operation: string): CollectionTarget {
-    return { name: this.#name, tenantOwned: this.#tenantOwned, operation: `${this.#name}.${operation}` };
+    return { name: this.#name, tenantOwned: this.#tenantOwned, operation: `${this.#name}.${operation}`, tenant: this.tenant };
   }
 
-  #databaseFor(target: CollectionTarget): string | undefined {
+  async #databaseFor(target: CollectionTarget): Promise<string | undefined> {
     for (const interceptor of this.#pipeline.interceptors) {
-      const database = interceptor.databaseFor?.(target);
+      const database = await interceptor.databaseFor?.(target);
       if (database !== undefined) return database;
     }
     return undefined;
@@ -176,9 +180,10 @@ export class ScopedCollection {
 
   async #send(operation: string, original: CollectionCommand): Promise<unknown> {
     const target = this.#target(operation);
-    let command = this.#tenant === undefined ? original : bindCommandToTenant(original, target, this.#tenant);
-    for (const interceptor of this.#pipeline.interceptors) command = interceptor.intercept(command, target);
-    const database = this.#databaseFor(target);
+    const { interceptors } = this.#pipeline;
+    let command = target.tenant === undefined ? original : bindCommandToTenant(original, target, target.tenant);
+    for (const interceptor of interceptors) command = await interceptor.intercept(command, target);
+    const database = await this.#databaseFor(target);
     const session = currentSession();
     const started = performance.now();
     let result: unknown;
@@ -195,9 +200,11 @@ export class ScopedCollection {
       );
     } catch (error) {
       this.#notify(command, target, started, error);
+      for (const interceptor of interceptors) await interceptor.afterFailure?.(command, target, error);
       throw error;
     }
     this.#notify(command, target, started);
+    for (const interceptor of interceptors) await interceptor.afterSuccess?.(command, target, result);
     return result;
   }
 

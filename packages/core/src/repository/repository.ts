@@ -199,6 +199,9 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       }
     }
     const tenant = this.collection.tenant;
+    if (this.definition.tenantOwned && tenant === undefined && input.tenant_id === undefined) {
+      throw new TenantContextError(`${subject} names no tenant and none is bound: use dataLayer.forTenant(tenantId).${this.name}`);
+    }
     const stamped = this.definition.tenantOwned && tenant !== undefined ? stampDocument(input, tenant, subject) : input;
     const parsed = this.validates ? (this.parse(this.#createSchema, stamped, subject) as Document) : { ...stamped };
     const now = this.now();

@@ -1,0 +1,170 @@
+import { type CommandStartedEvent, type DataClient, type Document, type Listener, TENANT_FIELD, TypedEmitter } from '@caas-db/core';
+import { IsolationAuditError } from './errors.js';
+
+/** `enforce`: a command without its tenant predicate is not sent. `warn`: it is sent and reported. */
+export type AuditMode = 'enforce' | 'warn';
+
+/** A command the auditor found unscoped. */
+export interface IsolationViolation {
+  commandName: string;
+  databaseName: string;
+  collection: string;
+  problems: string[];
+  mode: AuditMode;
+}
+
+/** Events of the auditor. */
+export interface AuditorEvents {
+  'isolation:violation': IsolationViolation;
+}
+
+/** Commands that read or write documents, with where their filters are. */
+const DATA_COMMANDS = new Set(['find', 'aggregate', 'count', 'distinct', 'insert', 'update', 'delete', 'findAndModify']);
+
+function tenantOf(filter: unknown): unknown {
+  return typeof filter === 'object' && filter !== null ? (filter as Document)[TENANT_FIELD] : undefined;
+}
+
+/** The tenant predicate a (sub-)pipeline leads with: a `$match`, `$geoNear.query`, or a `$match` after `$search`. */
+function pipelineTenant(pipeline: unknown): unknown {
+  if (!Array.isArray(pipeline) || pipeline.length === 0) return undefined;
+  const [first, second] = pipeline as Document[];
+  if (first?.$match) return tenantOf(first.$match);
+  if (first?.$geoNear) return tenantOf(first.$geoNear.query);
+  if ((first?.$search || first?.$searchMeta || first?.$vectorSearch) && second?.$match) return tenantOf(second.$match);
+  return undefined;
+}
+
+/** Collects the tenant predicates of every level of a pipeline; an unscoped level records `undefined`. */
+function collectPipeline(pipeline: unknown, path: string, found: Array<[string, unknown]>, leads: boolean): void {
+  if (!Array.isArray(pipeline)) return;
+  if (leads) found.push([path, pipelineTenant(pipeline)]);
+  (pipeline as Document[]).forEach((stage, index) => {
+    const where = `${path}.${index}`;
+    if (stage.$lookup) collectPipeline(stage.$lookup.pipeline ?? [], `${where}.$lookup.pipeline`, found, true);
+    if (stage.$unionWith)
+      collectPipeline(
+        typeof stage.$unionWith === 'string' ? [] : (stage.$unionWith.pipeline ?? []),
+        `${where}.$unionWith.pipeline`,
+        found,
+        true,
+      );
+    if (stage.$graphLookup)
+      found.push([`${where}.$graphLookup.restrictSearchWithMatch`, tenantOf(stage.$graphLookup.restrictSearchWithMatch)]);
+    if (stage.$facet)
+      for (const [facet, sub] of Object.entries(stage.$facet as Document)) collectPipeline(sub, `${where}.$facet.${facet}`, found, false);
+    if (stage.$out || stage.$merge) found.push([where, undefined]);
+  });
+}
+
+/** Every place of a wire command that must carry the tenant predicate, with what it carries. */
+export function tenantPredicatesOf(commandName: string, command: Document): Array<[string, unknown]> {
+  const found: Array<[string, unknown]> = [];
+  switch (commandName) {
+    case 'find':
+      found.push(['filter', tenantOf(command.filter)]);
+      break;
+    case 'count':
+    case 'distinct':
+      found.push(['query', tenantOf(command.query)]);
+      break;
+    case 'findAndModify':
+      found.push(['query', tenantOf(command.query)]);
+      break;
+    case 'insert':
+      (command.documents as Document[] | undefined)?.forEach((document, index) => {
+        found.push([`documents.${index}`, tenantOf(document)]);
+      });
+      break;
+    case 'update':
+      (command.updates as Document[] | undefined)?.forEach((statement, index) => {
+        found.push([`updates.${index}.q`, tenantOf(statement.q)]);
+      });
+      break;
+    case 'delete':
+      (command.deletes as Document[] | undefined)?.forEach((statement, index) => {
+        found.push([`deletes.${index}.q`, tenantOf(statement.q)]);
+      });
+      break;
+    case 'aggregate':
+      collectPipeline(command.pipeline, 'pipeline', found, true);
+      break;
+  }
+  return found;
+}
+
+/** The problems of a command on a tenant-owned collection: places without a tenant, or several tenants in one command. */
+export function auditCommand(commandName: string, command: Document): string[] {
+  const predicates = tenantPredicatesOf(commandName, command);
+  if (predicates.length === 0) return [`${commandName} carries no filter or documents to scope`];
+  const problems = predicates.filter(([, tenant]) => typeof tenant !== 'string').map(([path]) => `${path} has no tenant_id equality`);
+  const tenants = new Set(predicates.map(([, tenant]) => tenant).filter((tenant) => typeof tenant === 'string'));
+  if (tenants.size > 1) problems.push(`names several tenants: ${[...tenants].join(', ')}`);
+  return problems;
+}
+
+/** Options of the auditor. */
+export interface IsolationAuditorOptions {
+  mode: AuditMode;
+  /** The names of tenant-owned collections (read at each command, so later registrations count). */
+  tenantOwned: () => ReadonlySet<string>;
+}
+
+/**
+ * Watches every command the driver sends (its `commandStarted` event, emitted before the command is
+ * written to the socket) and checks that each one on a tenant-owned collection carries a `tenant_id`
+ * equality at every level: filters, every update and delete statement, every inserted document,
+ * and every sub-pipeline. It sees what the choke point sent and anything sent around it through the
+ * raw driver. In `enforce` mode it throws from the listener, which makes the driver fail the
+ * operation before sending it; in `warn` mode the command goes and an event is emitted.
+ *
+ * The top-level tenant equality is also the shard-key prefix of every tenant collection, so an
+ * accepted command is one a sharded cluster routes to a single shard.
+ */
+export class IsolationAuditor {
+  readonly #client: DataClient;
+  readonly #options: IsolationAuditorOptions;
+  readonly #events = new TypedEmitter<AuditorEvents>();
+  readonly #listener: (event: CommandStartedEvent) => void;
+  #checked = 0;
+
+  constructor(client: DataClient, options: IsolationAuditorOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.#listener = (event) => this.#inspect(event);
+    client.driver.on('commandStarted', this.#listener);
+  }
+
+  /** Commands on tenant-owned collections checked so far. */
+  get checked(): number {
+    return this.#checked;
+  }
+
+  #inspect(event: CommandStartedEvent): void {
+    if (!DATA_COMMANDS.has(event.commandName)) return;
+    const collection = event.command[event.commandName];
+    if (typeof collection !== 'string' || !this.#options.tenantOwned().has(collection)) return;
+    this.#checked += 1;
+    const problems = auditCommand(event.commandName, event.command);
+    if (problems.length === 0) return;
+    const violation: IsolationViolation = {
+      commandName: event.commandName,
+      databaseName: event.databaseName,
+      collection,
+      problems,
+      mode: this.#options.mode,
+    };
+    this.#events.emit('isolation:violation', violation);
+    if (this.#options.mode === 'enforce') throw new IsolationAuditError(event.commandName, collection, problems);
+  }
+
+  /** Subscribes to violations. */
+  on<Name extends keyof AuditorEvents>(event: Name, listener: Listener<AuditorEvents[Name]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Stops watching. */
+  detach(): void {
+    this.#client.driver.off('commandStarted', this.#listener);
+  }
+}

@@ -1,0 +1,197 @@
+import {
+  type CollectionCommand,
+  type CollectionTarget,
+  type CommandInterceptor,
+  ConfigError,
+  type DataLayer,
+  type DataLayerPlugin,
+  type IndexSyncReport,
+  type Syncable,
+  TenantContextError,
+  tenantIdSchema,
+  ValidationError,
+} from '@caas-db/core';
+import { z } from 'zod';
+import { type AuditMode, IsolationAuditor } from './isolation-auditor.js';
+import { QuotaEnforcer, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
+import { scopeCommand } from './scope-command.js';
+import { type StrategyOptions, strategyFor, strategyOptionsSchema, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
+import { currentTenant, runWithTenant } from './tenant-context.js';
+import { TenantDirectory, type TenantDirectoryOptions, type TenantRecord } from './tenant-directory.js';
+
+/** Options of {@link createTenancy}. */
+export interface TenancyOptions {
+  /** Shared collections (default) or a database per tenant, per deployment and per plan. */
+  strategy?: StrategyOptions;
+  /** Require every tenant to be an active client in `clients` (cached). @default true */
+  requireActiveTenant?: boolean;
+  /** Caching of tenant status. */
+  directory?: TenantDirectoryOptions;
+  /** Per-tenant quotas; none when omitted. */
+  quotas?: QuotaOptions;
+  /** The isolation auditor on the driver's command monitoring. @default 'enforce' */
+  audit?: AuditMode | 'off';
+}
+
+const tenancyOptionsSchema = z.strictObject({
+  strategy: strategyOptionsSchema.optional(),
+  requireActiveTenant: z.boolean().optional(),
+  directory: z
+    .strictObject({
+      ttlMS: z.number().int().min(0).optional(),
+      negativeTtlMS: z.number().int().min(0).optional(),
+      maxEntries: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  quotas: z
+    .strictObject({
+      limits: z.union([z.custom<(record: unknown) => unknown>((value) => typeof value === 'function'), z.record(z.string(), z.unknown())]),
+      rateLimitStore: z.unknown().optional(),
+    })
+    .optional(),
+  audit: z.enum(['enforce', 'warn', 'off']).optional(),
+});
+
+/** The tenancy plugin: pass it to `createDataLayer({ plugins: [tenancy] })`. */
+export interface Tenancy extends DataLayerPlugin {
+  /** Runs `fn` with an ambient tenant (see `runWithTenant`). */
+  runWithTenant<T>(tenantId: string, fn: () => T): T;
+  /** Cached tenant status from `clients`. */
+  readonly directory: TenantDirectory;
+  /** The isolation auditor, once attached (undefined with `audit: 'off'`). */
+  readonly auditor: IsolationAuditor | undefined;
+  /** The usage counters behind quotas, once attached. */
+  readonly usage: TenantUsageRepository | undefined;
+  /** The strategy of one tenant (it depends on its plan). */
+  strategyOf(tenantId: string): Promise<TenancyStrategy>;
+  /** The database a tenant's documents live in: the shared one, or its own. */
+  databaseOf(tenantId: string): Promise<string>;
+  /** Creates a tenant's indexes where its documents live (its own database under the database strategy). */
+  provisionTenant(tenantId: string): Promise<IndexSyncReport[]>;
+}
+
+/**
+ * Tenant isolation for a data layer: a fail-closed tenant context (`forTenant` or `runWithTenant`;
+ * a tenant-owned collection touched without one fails with `TenantContextError` before anything
+ * is sent), active-tenant checks against `clients`, complete command scoping (every filter, insert,
+ * upsert, update and pipeline level), the shared and database-per-tenant strategies, per-tenant
+ * quotas, and an auditor that checks every command on the wire.
+ *
+ * @example
+ * ```ts
+ * import { createDataLayer } from '@caas-db/core';
+ * import { createTenancy, runWithTenant } from '@caas-db/tenancy';
+ *
+ * const tenancy = createTenancy({ strategy: { databasePerTenantPlans: ['enterprise'] }, quotas: { limits: { documents: { messages: 1_000_000 } } } });
+ * const data = createDataLayer({ client, plugins: [tenancy] });
+ * await runWithTenant('acme', () => data.messages.findByConversation(conversationId, { limit: 50 }));
+ * ```
+ */
+export function createTenancy(options: TenancyOptions = {}): Tenancy {
+  const parsed = tenancyOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })));
+  }
+  const strategy = options.strategy ?? {};
+  const requireActive = options.requireActiveTenant ?? true;
+  let layer: DataLayer | undefined;
+  let usage: TenantUsageRepository | undefined;
+  let auditor: IsolationAuditor | undefined;
+  const tenantOwned = new Set<string>();
+  const attached = (): DataLayer => {
+    if (!layer)
+      throw new ConfigError([{ path: 'plugins', message: 'the tenancy plugin is not attached to a data layer yet', code: 'custom' }]);
+    return layer;
+  };
+  const directory = new TenantDirectory(() => attached().clients, options.directory);
+  const quotas = options.quotas ? new QuotaEnforcer(options.quotas, () => usage as TenantUsageRepository) : undefined;
+
+  const recordOf = async (tenant: string): Promise<TenantRecord | undefined> =>
+    requireActive ? directory.requireActive(tenant) : ((await directory.lookup(tenant).catch(() => null)) ?? undefined);
+
+  const databaseFor = async (tenant: string): Promise<string | undefined> => {
+    if (strategy.default !== 'database' && !strategy.databasePerTenantPlans?.length) return undefined;
+    const record = await recordOf(tenant);
+    return strategyFor(record?.plan, strategy) === 'database' ? tenantDatabaseName(tenant, strategy.databasePrefix) : undefined;
+  };
+
+  const interceptor: CommandInterceptor = {
+    async intercept(command: CollectionCommand, target: CollectionTarget): Promise<CollectionCommand> {
+      if (!target.tenantOwned) return command;
+      tenantOwned.add(target.name);
+      const tenant = target.tenant;
+      if (tenant === undefined) {
+        throw new TenantContextError(
+          `${target.operation} touches the tenant-owned collection ${target.name} with no tenant bound: use dataLayer.forTenant(tenantId) or runWithTenant(tenantId, fn)`,
+        );
+      }
+      const record = await recordOf(tenant);
+      const capabilities = await attached().client.capabilities();
+      const scoped = scopeCommand(command, tenant, { lookupLocalFieldWithPipeline: capabilities.lookupLocalFieldWithPipeline });
+      await quotas?.admit(target, scoped, target.name, tenant, record);
+      return scoped;
+    },
+    databaseFor: (target) => (target.tenantOwned && target.tenant !== undefined ? databaseFor(target.tenant) : undefined),
+    async afterSuccess(command, target, result) {
+      if (!quotas || !target.tenantOwned || target.tenant === undefined) return;
+      await quotas.settle(
+        target,
+        command,
+        target.name,
+        target.tenant,
+        requireActive ? await directory.lookup(target.tenant).then((record) => record ?? undefined) : undefined,
+        result,
+      );
+    },
+    async afterFailure(_command, target, error) {
+      await quotas?.cancel(target, error);
+    },
+  };
+
+  const tenancy: Tenancy = {
+    name: '@caas-db/tenancy',
+    interceptors: [interceptor],
+    resolveTenant: currentTenant,
+    attach(dataLayer) {
+      layer = dataLayer;
+      for (const repository of Object.values(dataLayer)) {
+        const definition = (repository as { definition?: { collection: string; tenantOwned: boolean } }).definition;
+        if (definition?.tenantOwned) tenantOwned.add(definition.collection);
+      }
+      usage = dataLayer.repository(tenantUsageDefinition, TenantUsageRepository);
+      const mode = options.audit ?? 'enforce';
+      if (mode !== 'off') auditor = new IsolationAuditor(dataLayer.client, { mode, tenantOwned: () => tenantOwned });
+    },
+    runWithTenant,
+    directory,
+    get auditor() {
+      return auditor;
+    },
+    get usage() {
+      return usage;
+    },
+    async strategyOf(tenantId) {
+      const tenant = parseTenant(tenantId);
+      return strategyFor((await recordOf(tenant))?.plan, strategy);
+    },
+    async databaseOf(tenantId) {
+      return (await databaseFor(parseTenant(tenantId))) ?? attached().client.databaseName;
+    },
+    async provisionTenant(tenantId) {
+      const repositories = attached().forTenant(parseTenant(tenantId));
+      const reports: IndexSyncReport[] = [];
+      for (const repository of Object.values(repositories) as Syncable[]) {
+        if ((repository as { definition?: { tenantOwned: boolean } }).definition?.tenantOwned) reports.push(await repository.syncIndexes());
+      }
+      return reports;
+    },
+  };
+  return tenancy;
+}
+
+function parseTenant(tenantId: string): string {
+  const parsed = tenantIdSchema.safeParse(tenantId);
+  if (!parsed.success)
+    throw new ValidationError('tenantId', [{ path: '', message: parsed.error.issues[0]?.message ?? 'invalid', code: 'invalid_format' }]);
+  return parsed.data;
+}

@@ -79,7 +79,12 @@ function scopeLookup(spec: Document, tenant: string, path: string, options: Pipe
     let: { ...(spec.let as Document | undefined), caas_local: `$${localField}` },
     pipeline: [
       lead,
-      { $match: { $expr: { $cond: [{ $isArray: local }, { $in: [`$${foreignField}`, local] }, { $eq: [`$${foreignField}`, local] }] } } },
+      {
+        $match: {
+          // localField semantics: a scalar matches by equality, an array by any of its elements.
+          $expr: { $in: [`$${foreignField}`, { $cond: { if: { $isArray: local }, then: local, else: [local] } }] },
+        },
+      },
       ...stages,
     ],
   };

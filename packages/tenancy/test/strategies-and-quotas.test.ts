@@ -1,0 +1,191 @@
+import { createDataLayer, ObjectId } from '@caas-db/core';
+import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTenancy, InProcessRateLimitStore, QuotaExceededError, RedisRateLimitStore, tenantDatabaseName } from '../src/index.js';
+
+describe('tenantDatabaseName', () => {
+  it('derives a legal database name, hashing ids that would be too long', () => {
+    expect(tenantDatabaseName('acme')).toBe('caas_t_acme');
+    const long = 'a'.repeat(64);
+    const hashed = tenantDatabaseName(long);
+    expect(hashed).toMatch(/^caas_t_h[0-9a-f]{32}$/);
+    expect(hashed.length).toBeLessThan(64);
+    expect(tenantDatabaseName('a'.repeat(63))).not.toBe(hashed);
+  });
+});
+
+describe('database-per-tenant strategy, chosen per plan', () => {
+  const client = createTestClient();
+  const prefix = `s${testDatabaseName().slice(-6)}`;
+  const tenancy = createTenancy({ strategy: { databasePerTenantPlans: ['enterprise'], databasePrefix: prefix } });
+  const data = createDataLayer({ client, plugins: [tenancy] });
+
+  beforeAll(async () => {
+    await data.clients.create({ tenant_id: 'big', name: 'Big Co', region: 'eu-west-1', plan: 'enterprise' });
+    await data.clients.create({ tenant_id: 'small', name: 'Small Co', region: 'eu-west-1', plan: 'starter' });
+    await tenancy.provisionTenant('big');
+  });
+
+  afterAll(async () => {
+    await client.execute({ name: 'drop', idempotent: true }, (db) => db.client.db(tenantDatabaseName('big', prefix)).dropDatabase());
+  });
+
+  it('keeps an enterprise tenant’s documents in its own database and the others shared', async () => {
+    expect(await tenancy.strategyOf('big')).toBe('database');
+    expect(await tenancy.strategyOf('small')).toBe('shared');
+    expect(await tenancy.databaseOf('big')).toBe(`${prefix}_big`);
+    expect(await tenancy.databaseOf('small')).toBe(testDatabaseName());
+    const bigUser = await data.forTenant('big').users.create({ external_id: 'u', profile: { display_name: 'Big' } });
+    const smallUser = await data.forTenant('small').users.create({ external_id: 'u', profile: { display_name: 'Small' } });
+    const [inOwn, inShared] = await Promise.all([
+      client.driver.db(`${prefix}_big`).collection('users').countDocuments({ tenant_id: 'big' }),
+      client.driver.db(testDatabaseName()).collection('users').countDocuments({ tenant_id: 'small' }),
+    ]);
+    expect([inOwn, inShared]).toEqual([1, 1]);
+    expect(await client.driver.db(testDatabaseName()).collection('users').countDocuments({ tenant_id: 'big' })).toBe(0);
+    expect((await data.forTenant('big').users.getById(bigUser._id)).profile.display_name).toBe('Big');
+    expect(await data.forTenant('big').users.findById(smallUser._id)).toBeNull();
+  });
+
+  it('provisions a tenant database with every tenant-owned index', async () => {
+    const indexes = await client.driver.db(`${prefix}_big`).collection('messages').listIndexes().toArray();
+    expect(indexes.map((index) => index.name)).toContain('tenant_conversation_id');
+  });
+});
+
+describe('quotas', () => {
+  const client = createTestClient();
+  const tenancy = createTenancy({
+    requireActiveTenant: false,
+    quotas: {
+      limits: (tenant) => ({ documents: { groups: tenant?.plan === 'pro' ? 100 : 5, messages: 1000 }, bytes: { files: 3000 } }),
+    },
+  });
+  const data = createDataLayer({ client, plugins: [tenancy] });
+  const owner = new ObjectId();
+
+  beforeAll(async () => {
+    await data.syncIndexes();
+  });
+
+  it('allows writes up to the limit and refuses the next one, writing nothing', async () => {
+    const tenant = data.forTenant('quota-a');
+    for (let index = 0; index < 5; index += 1) await tenant.groups.create({ name: `g${index}`, owner_id: owner });
+    const error = await tenant.groups.create({ name: 'one too many', owner_id: owner }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect(error).toMatchObject({
+      code: 'E_QUOTA_EXCEEDED',
+      quota: 'documents',
+      collection: 'groups',
+      limit: 5,
+      current: 5,
+      tenant: 'quota-a',
+    });
+    expect(await tenant.groups.count()).toBe(5);
+  });
+
+  it('frees quota when documents are deleted', async () => {
+    const tenant = data.forTenant('quota-b');
+    const groups = await tenant.groups.createMany(Array.from({ length: 5 }, (_, index) => ({ name: `g${index}`, owner_id: owner })));
+    await expect(tenant.groups.create({ name: 'x', owner_id: owner })).rejects.toBeInstanceOf(QuotaExceededError);
+    await tenant.groups.delete(groups[0]?._id ?? '');
+    await expect(tenant.groups.create({ name: 'fits again', owner_id: owner })).resolves.toMatchObject({ name: 'fits again' });
+    expect((await tenancy.usage?.usageOf('quota-b'))?.groups?.documents).toBe(5);
+  });
+
+  it('refuses a batch that would cross the limit as a whole', async () => {
+    const tenant = data.forTenant('quota-c');
+    await tenant.groups.createMany(Array.from({ length: 3 }, (_, index) => ({ name: `g${index}`, owner_id: owner })));
+    await expect(
+      tenant.groups.createMany(Array.from({ length: 3 }, (_, index) => ({ name: `h${index}`, owner_id: owner }))),
+    ).rejects.toBeInstanceOf(QuotaExceededError);
+    expect(await tenant.groups.count()).toBe(3);
+  });
+
+  it('lets 40 concurrent writers store exactly the limit, never more (zero slack)', async () => {
+    const tenant = data.forTenant('quota-d');
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, index) => tenant.groups.create({ name: `c${index}`, owner_id: owner })),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(5);
+    const refused = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    expect(refused.every((outcome) => outcome.reason instanceof QuotaExceededError)).toBe(true);
+    expect(await tenant.groups.count()).toBe(5);
+    expect((await tenancy.usage?.usageOf('quota-d'))?.groups?.documents).toBe(5);
+  });
+
+  it('gives a reservation back when the write fails', async () => {
+    const tenant = data.forTenant('quota-e');
+    await tenant.users.create({ external_id: 'dup', profile: { display_name: 'D' } });
+    await tenant.groups.create({ name: 'g', owner_id: owner });
+    const first = await tenant.groups.findOne({ name: 'g' });
+    if (!first) throw new Error('the group was not stored');
+    await expect(tenant.groups.create({ _id: first._id, name: 'g again', owner_id: owner })).rejects.toMatchObject({
+      code: 'E_DUPLICATE_KEY',
+    });
+    expect((await tenancy.usage?.usageOf('quota-e'))?.groups?.documents).toBe(1);
+  });
+
+  it('limits stored bytes approximately (BSON size of inserted documents)', async () => {
+    const tenant = data.forTenant('quota-f');
+    const file = (key: string) => ({
+      uploader_id: owner,
+      storage: { provider: 's3' as const, bucket: 'b', key },
+      metadata: { filename: 'f'.repeat(400), mime_type: 'text/plain', size: 1, checksum: 'sha256:0123456789' },
+    });
+    let stored = 0;
+    let error: unknown;
+    for (let index = 0; index < 20 && !error; index += 1) {
+      await tenant.files.create(file(`k${index}`)).then(
+        () => {
+          stored += 1;
+        },
+        (caught: unknown) => {
+          error = caught;
+        },
+      );
+    }
+    expect(error).toMatchObject({ quota: 'bytes', collection: 'files', limit: 3000 });
+    expect(stored).toBeGreaterThan(2);
+    expect((await tenancy.usage?.usageOf('quota-f'))?.files?.bytes).toBeLessThanOrEqual(3000);
+  });
+});
+
+describe('write rate', () => {
+  it('refuses writes beyond the burst in process', async () => {
+    const client = createTestClient();
+    const tenancy = createTenancy({ requireActiveTenant: false, quotas: { limits: { writes: { perSecond: 1, burst: 5 } } } });
+    const data = createDataLayer({ client, plugins: [tenancy] });
+    const tenant = data.forTenant('rate-a');
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, index) => tenant.events.create({ type: 'x.y', occurred_at: new Date(), properties: { index } })),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled').length).toBeGreaterThanOrEqual(5);
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled').length).toBeLessThanOrEqual(6);
+    const refused = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    expect(refused?.reason).toMatchObject({ quota: 'writeRate', limit: 1 });
+  });
+
+  it('refills over time', async () => {
+    let now = 0;
+    const store = new InProcessRateLimitStore(() => now);
+    expect((await store.take('k', 2, 1, 2)).allowed).toBe(true);
+    expect((await store.take('k', 1, 1, 2)).allowed).toBe(false);
+    now = 1500;
+    expect((await store.take('k', 1, 1, 2)).allowed).toBe(true);
+  });
+
+  it('shares one bucket across instances through Redis', async () => {
+    const redis = new Redis(testEnvironment().redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    try {
+      const key = `bucket-${new ObjectId().toHexString()}`;
+      const [first, second] = [new RedisRateLimitStore(redis), new RedisRateLimitStore(redis)];
+      const results = await Promise.all(Array.from({ length: 20 }, (_, index) => (index % 2 ? first : second).take(key, 1, 0.001, 7)));
+      expect(results.filter((result) => result.allowed)).toHaveLength(7);
+    } finally {
+      await redis.quit();
+    }
+  });
+});

@@ -49,7 +49,9 @@ export abstract class CaasDbError extends Error {
 
   constructor(message: string, options: CaasDbErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
+    // Not enumerable, like Error's own `name`: the driver copies enumerable fields of an error
+    // thrown inside a command into its own error types, whose `name` is a getter.
+    Object.defineProperty(this, 'name', { value: new.target.name, enumerable: false, writable: true, configurable: true });
   }
 }
 

@@ -90,30 +90,40 @@ export async function detectCapabilities(db: Db, isolatedConnection: { uri: stri
   // A random suffix keeps concurrent probes of one server apart.
   const scratch = db.client.db(`${db.databaseName.slice(0, 30)}_caps_${randomBytes(4).toString('hex')}`);
   try {
-    const items = scratch.collection<ProbeDocument>('items');
+    const items = scratch.collection<ProbeDocument>('__caas_probe_items');
     await items.insertMany([
       { _id: 1, s: 'abc', tags: [{ k: 1 }, { k: 2 }], text: 'quick brown fox', parent: null },
       { _id: 2, s: 'ABC', tags: [], text: 'lazy dog', parent: 1 },
     ]);
-    const joined = scratch.collection<ProbeDocument>('joined');
+    const joined = scratch.collection<ProbeDocument>('__caas_probe_joined');
     await joined.insertOne({ _id: 1, ref: 1 });
 
     const lookup = await succeeds(async () => {
       const [row] = await items
         .aggregate([
           { $match: { _id: 1 } },
-          { $lookup: { from: 'joined', let: { id: '$_id' }, pipeline: [{ $match: { $expr: { $eq: ['$ref', '$$id'] } } }], as: 'j' } },
+          {
+            $lookup: {
+              from: '__caas_probe_joined',
+              let: { id: '$_id' },
+              pipeline: [{ $match: { $expr: { $eq: ['$ref', '$$id'] } } }],
+              as: 'j',
+            },
+          },
         ])
         .toArray();
       return Array.isArray(row?.j) && row.j.length === 1;
     });
     const lookupLocalFieldWithPipeline = await succeeds(async () => {
       const [row] = await items
-        .aggregate([{ $match: { _id: 1 } }, { $lookup: { from: 'joined', localField: '_id', foreignField: 'ref', pipeline: [], as: 'j' } }])
+        .aggregate([
+          { $match: { _id: 1 } },
+          { $lookup: { from: '__caas_probe_joined', localField: '_id', foreignField: 'ref', pipeline: [], as: 'j' } },
+        ])
         .toArray();
       return Array.isArray(row?.j) && row.j.length === 1;
     });
-    const unionWith = await succeeds(async () => (await items.aggregate([{ $unionWith: 'joined' }]).toArray()).length === 3);
+    const unionWith = await succeeds(async () => (await items.aggregate([{ $unionWith: '__caas_probe_joined' }]).toArray()).length === 3);
     const arrayFilters = await succeeds(async () => {
       await items.updateOne({ _id: 1 }, { $set: { 'tags.$[t].hit': true } }, { arrayFilters: [{ 't.k': 2 }] });
       const row = await items.findOne({ _id: 1 });
@@ -131,7 +141,7 @@ export async function detectCapabilities(db: Db, isolatedConnection: { uri: stri
       return (await items.countDocuments({ $text: { $search: 'fox' } })) === 1;
     });
     const partialIndexes = await succeeds(async () => {
-      const partial = scratch.collection('partial');
+      const partial = scratch.collection('__caas_probe_partial');
       await partial.createIndex({ k: 1 }, { unique: true, partialFilterExpression: { live: true } });
       await partial.insertMany([
         { k: 1, live: false },
@@ -140,17 +150,17 @@ export async function detectCapabilities(db: Db, isolatedConnection: { uri: stri
       return true;
     });
     const schemaValidation = await succeeds(async () => {
-      await scratch.createCollection('validated', { validator: { $jsonSchema: { required: ['a'] } } });
+      await scratch.createCollection('__caas_probe_validated', { validator: { $jsonSchema: { required: ['a'] } } });
       try {
-        await scratch.collection('validated').insertOne({ b: 1 });
+        await scratch.collection('__caas_probe_validated').insertOne({ b: 1 });
         return false;
       } catch {
         return true;
       }
     });
     const timeSeries = await succeeds(async () => {
-      await scratch.createCollection('series', { timeseries: { timeField: 't', metaField: 'm' } });
-      const [info] = await scratch.listCollections({ name: 'series' }).toArray();
+      await scratch.createCollection('__caas_probe_series', { timeseries: { timeField: 't', metaField: 'm' } });
+      const [info] = await scratch.listCollections({ name: '__caas_probe_series' }).toArray();
       return info?.type === 'timeseries';
     });
     const serverSideJavaScript = await succeeds(async () => (await items.countDocuments({ $where: 'this._id === 1' })) === 1);
@@ -180,12 +190,12 @@ export async function detectCapabilities(db: Db, isolatedConnection: { uri: stri
       try {
         const rows = await throwaway
           .db(scratch.databaseName)
-          .collection('items')
+          .collection('__caas_probe_items')
           .aggregate([
             { $match: { _id: 2 } },
             {
               $graphLookup: {
-                from: 'items',
+                from: '__caas_probe_items',
                 startWith: '$parent',
                 connectFromField: 'parent',
                 connectToField: '_id',

@@ -1,0 +1,241 @@
+import {
+  createDataLayer,
+  type Document,
+  isCaasDbError,
+  ObjectId,
+  Repository,
+  type RepositoryDefinition,
+  tenantIdSchema,
+} from '@caas-db/core';
+import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
+import fc from 'fast-check';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createTenancy, type IsolationViolation } from '../src/index.js';
+
+/**
+ * Random filters, updates and pipelines, sent through the choke point by three tenants over
+ * overlapping data: no run may read, change or delete another tenant's document, and every
+ * refused operation must raise a typed caas-db error. The seed is printed so a failure replays.
+ */
+const TENANTS = ['t-one', 't-two', 't-three'] as const;
+type Tenant = (typeof TENANTS)[number];
+
+const itemSchema = z.strictObject({
+  tenant_id: tenantIdSchema,
+  k: z.number().int(),
+  tag: z.string(),
+  n: z.number(),
+  ref: z.number().int(),
+});
+const definition = (collection: string): RepositoryDefinition<typeof itemSchema> => ({
+  collection,
+  schema: itemSchema,
+  tenantOwned: true,
+  schemaVersion: 1,
+  indexes: [{ name: 'tenant_k', key: { tenant_id: 1, k: 1 }, purpose: 'test' }],
+  queries: [],
+});
+
+/** Exposes the scoped collection so the test can send arbitrary commands through the choke point. */
+class Items extends Repository<typeof itemSchema> {
+  get raw() {
+    return this.collection;
+  }
+}
+
+const client = createTestClient();
+const tenancy = createTenancy({ requireActiveTenant: false, audit: 'enforce' });
+const data = createDataLayer({ client, plugins: [tenancy] });
+const items = Object.fromEntries(TENANTS.map((tenant) => [tenant, data.repository(definition('items'), Items, tenant)])) as Record<
+  Tenant,
+  Items
+>;
+const links = Object.fromEntries(TENANTS.map((tenant) => [tenant, data.repository(definition('links'), Items, tenant)])) as Record<
+  Tenant,
+  Items
+>;
+const observer = new MongoClient(testEnvironment().mongo.uri);
+const auditViolations: IsolationViolation[] = [];
+
+/** The same documents for every tenant: overlapping keys and tags, so a leak would match. */
+function seedFor(tenant: Tenant): Document[] {
+  return Array.from({ length: 6 }, (_, index) => ({
+    tenant_id: tenant,
+    k: index % 3,
+    tag: ['red', 'blue'][index % 2] ?? 'red',
+    n: index,
+    ref: index % 3,
+  }));
+}
+
+async function seed(tenant: Tenant): Promise<void> {
+  await items[tenant].createMany(seedFor(tenant) as never);
+  await links[tenant].createMany(seedFor(tenant) as never);
+}
+
+async function snapshotOthers(acting: Tenant): Promise<Document[]> {
+  const db = observer.db(testDatabaseName());
+  const others = TENANTS.filter((tenant) => tenant !== acting);
+  const [a, b] = await Promise.all([
+    db
+      .collection('items')
+      .find({ tenant_id: { $in: others } })
+      .sort({ _id: 1 })
+      .toArray(),
+    db
+      .collection('links')
+      .find({ tenant_id: { $in: others } })
+      .sort({ _id: 1 })
+      .toArray(),
+  ]);
+  return [...a, ...b];
+}
+
+/** Every `tenant_id` anywhere in a result. */
+function tenantsIn(value: unknown, found: Set<unknown> = new Set()): Set<unknown> {
+  if (Array.isArray(value)) for (const item of value) tenantsIn(item, found);
+  else if (value && typeof value === 'object' && !(value instanceof ObjectId) && !(value instanceof Date)) {
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'tenant_id') found.add(child);
+      else tenantsIn(child, found);
+    }
+  }
+  return found;
+}
+
+// ---- generators ----------------------------------------------------------------------------------
+const tenantArbitrary = fc.constantFrom<Tenant>(...TENANTS);
+const anyTenantId = fc.constantFrom<string>(...TENANTS, 'nobody');
+const leaf: fc.Arbitrary<Document> = fc.oneof(
+  fc.integer({ min: 0, max: 3 }).map((k) => ({ k })),
+  fc.integer({ min: 0, max: 3 }).map((k) => ({ k: { $gt: k } })),
+  fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 3 }).map((ks) => ({ k: { $in: ks } })),
+  fc.constantFrom('red', 'blue', 'green').map((tag) => ({ tag })),
+  fc.constantFrom('red', 'blue').map((tag) => ({ tag: { $ne: tag } })),
+  anyTenantId.map((tenant) => ({ tenant_id: tenant })),
+  anyTenantId.map((tenant) => ({ tenant_id: { $ne: tenant } })),
+  fc.array(anyTenantId, { maxLength: 3 }).map((tenants) => ({ tenant_id: { $in: tenants } })),
+  anyTenantId.map((tenant) => ({ $expr: { $eq: ['$tenant_id', tenant] } })),
+  fc.constant({ $expr: { $gt: ['$n', 2] } }),
+  fc.constant({ tenant_id: { $exists: true } }),
+);
+const { filter: filterArbitrary } = fc.letrec<{ filter: Document }>((tie) => ({
+  filter: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    leaf,
+    fc.array(tie('filter'), { minLength: 1, maxLength: 3 }).map((branches) => ({ $or: branches })),
+    fc.array(tie('filter'), { minLength: 1, maxLength: 3 }).map((branches) => ({ $nor: branches })),
+    fc.array(tie('filter'), { minLength: 1, maxLength: 3 }).map((branches) => ({ $and: branches })),
+    fc.tuple(leaf, leaf).map(([a, b]) => ({ ...a, ...b })),
+  ),
+}));
+const updateArbitrary: fc.Arbitrary<Document> = fc.oneof(
+  fc.integer({ min: 0, max: 100 }).map((n) => ({ $set: { n } })),
+  fc.constant({ $inc: { n: 1 } }),
+  fc.constant({ $set: { tag: 'changed' } }),
+  anyTenantId.map((tenant) => ({ $set: { tenant_id: tenant } })),
+  fc.constant({ $unset: { tenant_id: '' } }),
+  fc.constant({ $rename: { tenant_id: 'owner' } }),
+  fc.constant({ $rename: { tag: 'tenant_id' } }),
+  anyTenantId.map((tenant) => ({ $setOnInsert: { tenant_id: tenant }, $set: { n: 7 } })),
+);
+const { pipeline: pipelineArbitrary } = fc.letrec<{ stage: Document; pipeline: Document[] }>((tie) => ({
+  stage: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    filterArbitrary.map((filter) => ({ $match: filter })),
+    fc.constant({ $project: { tenant_id: 1, k: 1, n: 1 } }),
+    fc.constant({ $group: { _id: '$k', tenants: { $addToSet: '$tenant_id' } } }),
+    tie('pipeline').map((pipeline) => ({ $lookup: { from: 'links', let: { k: '$k' }, pipeline, as: 'joined' } })),
+    fc.constant({ $lookup: { from: 'links', localField: 'ref', foreignField: 'ref', as: 'joined' } }),
+    fc.constantFrom<Document>({ $unionWith: 'links' }, { $unionWith: { coll: 'links', pipeline: [{ $match: { k: 1 } }] } }),
+    fc.tuple(tie('pipeline'), tie('pipeline')).map(([a, b]) => ({ $facet: { a, b } })),
+    fc.constant({
+      $graphLookup: { from: 'links', startWith: '$ref', connectFromField: 'ref', connectToField: 'k', as: 'graph', maxDepth: 1 },
+    }),
+    fc.constantFrom<Document>(
+      { $out: 'stolen' },
+      { $merge: { into: 'stolen' } },
+      { $match: { $where: 'true' } },
+      { $collStats: { count: {} } },
+    ),
+  ),
+  pipeline: fc.array(tie('stage'), { maxLength: 3 }),
+}));
+
+type Operation =
+  | { kind: 'find' | 'count' | 'deleteMany'; filter: Document }
+  | { kind: 'updateMany' | 'upsert'; filter: Document; update: Document }
+  | { kind: 'aggregate'; pipeline: Document[] }
+  | { kind: 'insert'; tenantId: string }
+  | { kind: 'repositoryFind'; filter: Document };
+const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
+  fc.record({ kind: fc.constantFrom('find' as const, 'count' as const, 'deleteMany' as const), filter: filterArbitrary }),
+  fc.record({ kind: fc.constantFrom('updateMany' as const, 'upsert' as const), filter: filterArbitrary, update: updateArbitrary }),
+  fc.record({ kind: fc.constant('aggregate' as const), pipeline: pipelineArbitrary }),
+  fc.record({ kind: fc.constant('insert' as const), tenantId: anyTenantId }),
+  fc.record({ kind: fc.constant('repositoryFind' as const), filter: filterArbitrary }),
+);
+
+async function run(acting: Tenant, operation: Operation): Promise<unknown> {
+  const raw = items[acting].raw;
+  switch (operation.kind) {
+    case 'find':
+      return raw.find('property', operation.filter, { limit: 100 });
+    case 'count':
+      return raw.count('property', operation.filter);
+    case 'deleteMany':
+      return raw.deleteMany('property', operation.filter);
+    case 'updateMany':
+      return raw.updateMany('property', operation.filter, operation.update);
+    case 'upsert':
+      return raw.updateOne('property', operation.filter, operation.update, { upsert: true });
+    case 'aggregate':
+      return raw.aggregate('property', operation.pipeline);
+    case 'insert':
+      return raw.insertOne('property', { tenant_id: operation.tenantId, k: 9, tag: 'new', n: 0, ref: 0 });
+    case 'repositoryFind':
+      return items[acting].findMany(operation.filter as never, { limit: 100 });
+  }
+}
+
+beforeAll(async () => {
+  await observer.connect();
+  tenancy.auditor?.on('isolation:violation', (violation) => auditViolations.push(violation));
+  for (const tenant of TENANTS) await seed(tenant);
+});
+
+afterAll(async () => {
+  await observer.close();
+});
+
+describe('tenant isolation (property, 1,000 random operations)', () => {
+  it('never reads, changes or deletes another tenant’s documents; every refusal is a typed error', async () => {
+    const seedValue = Number(process.env.CAAS_DB_PROPERTY_SEED ?? Date.now() % 2 ** 31);
+    process.stdout.write(`isolation property seed: ${seedValue} (replay with CAAS_DB_PROPERTY_SEED=${seedValue})\n`);
+    let refused = 0;
+    let succeeded = 0;
+    await fc.assert(
+      fc.asyncProperty(tenantArbitrary, operationArbitrary, async (acting, operation) => {
+        const before = await snapshotOthers(acting);
+        let result: unknown;
+        try {
+          result = await run(acting, operation);
+          succeeded += 1;
+        } catch (error) {
+          refused += 1;
+          expect(isCaasDbError(error), `untyped error: ${String(error)}`).toBe(true);
+        }
+        const leaked = [...tenantsIn(result)].filter((tenant) => tenant !== acting);
+        expect(leaked, 'documents of another tenant were returned').toEqual([]);
+        expect(await snapshotOthers(acting), 'another tenant’s documents changed').toEqual(before);
+        if ((await items[acting].count()) < 3) await seed(acting);
+      }),
+      { numRuns: 1000, seed: seedValue, endOnFailure: true },
+    );
+    expect(auditViolations, 'the auditor saw an unscoped command: the choke point let one through').toEqual([]);
+    expect(succeeded).toBeGreaterThan(200);
+    expect(refused).toBeGreaterThan(50);
+  });
+});

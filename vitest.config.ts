@@ -12,12 +12,24 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: ['./packages/testing/src/vitest/global-setup.ts'],
     reporters: ['default', './packages/testing/src/vitest/reporter.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    projects: [
+      { extends: true, test: { name: 'caas-db', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'] } },
+      // The repository suites again, with tenancy on and the auditor enforcing, under each strategy.
+      ...(['shared', 'database'] as const).map((strategy) => ({
+        extends: true as const,
+        test: {
+          name: `tenancy-${strategy}`,
+          include: ['packages/core/test/model/**/*.test.ts'],
+          env: { CAAS_DB_TEST_TENANCY: strategy },
+          setupFiles: ['./test/support/tenancy-strategy.ts'],
+        },
+      })),
+    ],
   },
 });

@@ -101,10 +101,7 @@ describe('settings', () => {
     const user = new ObjectId();
     await Promise.all(Array.from({ length: 10 }, (_, index) => acme.settings.set(`k${index}`, index, user)));
     expect(Object.keys(await acme.settings.get(user))).toHaveLength(10);
-    const count = await data.client.execute({ name: 'count', idempotent: true }, (db) =>
-      db.collection('settings').countDocuments({ owner_key: `user:${user.toHexString()}` }),
-    );
-    expect(count).toBe(1);
+    expect(await acme.settings.count({ owner_key: `user:${user.toHexString()}` })).toBe(1);
   });
 
   it.each([

@@ -198,9 +198,7 @@ describe('messages threads', () => {
       content: text('eQ'),
       thread: { parent_id: parent._id },
     });
-    await data.client.execute({ name: 'corrupt', idempotent: true }, (db) =>
-      db.collection('messages').updateOne({ _id: parent._id }, { $set: { 'thread.reply_count': 9 } }),
-    );
+    await acme.messages.updateWith(parent._id, { $set: { 'thread.reply_count': 9 } });
     expect(await acme.messages.recountReplies(parent._id)).toEqual({ stored: 9, actual: 1 });
     expect((await acme.messages.getById(parent._id)).thread?.reply_count).toBe(1);
   });

@@ -8,9 +8,11 @@ import {
   type DataClientConfig,
   type DataLayer,
   type DataLayerOptions,
+  type DataLayerPlugin,
   type Document,
   type QueryShape,
 } from '@caas-db/core';
+import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, expect, inject, type TestContext } from 'vitest';
 import type { TestEnvironment } from './test-environment.js';
 
@@ -90,38 +92,88 @@ export function createTestClient(overrides: Partial<DataClientConfig> = {}): Dat
   return client;
 }
 
+/** What a test-plugin factory gives {@link createTestDataLayer}. */
+export interface TestPluginSetup {
+  /** Plugins every test data layer of the file gets (e.g. `createTenancy(...)`). */
+  plugins: DataLayerPlugin[];
+  /** Runs once per data layer after its indexes are synced (e.g. to provision tenant databases). */
+  provision?: (layer: DataLayer) => Promise<void>;
+  /** Other databases the plugins write to for this file, snapshotted and dropped with it. */
+  ownsDatabase?: (name: string) => boolean;
+}
+
+let testPlugins: ((databaseName: string) => TestPluginSetup) | undefined;
+
+/**
+ * Makes every {@link createTestDataLayer} of the test files that follow use these plugins. Call it
+ * from a vitest setup file: the repository suites run once more per configuration this way
+ * (caas-db runs them under both tenancy strategies).
+ */
+export function useTestPlugins(factory: (databaseName: string) => TestPluginSetup): void {
+  testPlugins = factory;
+}
+
+const ownedDatabases: Array<(name: string) => boolean> = [];
+
 /**
  * A data layer with every repository on this file's database, its indexes synced before the first
  * test. Every query it sends is checked against the repositories' declared query shapes: a query
- * no declared index serves fails the file.
+ * no declared index serves fails the file. Plugins registered with {@link useTestPlugins} are added.
  */
 export function createTestDataLayer(options: Omit<DataLayerOptions, 'client'> & { client?: DataClient } = {}): DataLayer {
   const client = options.client ?? createTestClient();
   const shapes = new Map<string, QueryShape[]>();
   const checker = createQueryShapeChecker(shapes);
-  const data = createDataLayer({ ...options, client, observers: [...(options.observers ?? []), checker] });
+  const setup = testPlugins?.(client.databaseName);
+  if (setup?.ownsDatabase) ownedDatabases.push(setup.ownsDatabase);
+  const data = createDataLayer({
+    ...options,
+    client,
+    observers: [...(options.observers ?? []), checker],
+    plugins: [...(setup?.plugins ?? []), ...(options.plugins ?? [])],
+  });
   for (const repository of Object.values(data)) {
     const definition = (repository as { definition?: { collection: string; queries: QueryShape[] } }).definition;
     if (definition) shapes.set(definition.collection, definition.queries);
   }
   beforeAll(async () => {
     await data.syncIndexes();
+    await setup?.provision?.(data);
   });
-  afterAll(() => {
+  afterAll(async () => {
     expect(checker.undeclared(), 'queries served by no declared query shape').toEqual([]);
+    if (setup?.ownsDatabase) {
+      const names = await client.execute({ name: 'listDatabases', idempotent: true }, (db) => db.admin().listDatabases({ nameOnly: true }));
+      for (const { name } of names.databases) {
+        if (setup.ownsDatabase(name))
+          await client.execute({ name: 'dropDatabase', idempotent: true }, (db) => db.client.db(name).dropDatabase());
+      }
+    }
   });
   return data;
 }
 
 /**
- * Every document of every collection of the client's database, sorted by collection and `_id`:
- * compare a snapshot taken before a call with one taken after to prove the call wrote nothing.
+ * Every document of every collection of the client's database (and of the databases plugins own
+ * for this file), sorted by database, collection and `_id`: compare a snapshot taken before a call
+ * with one taken after to prove the call wrote nothing. It reads over a connection of its own, so
+ * an isolation auditor on the client never sees it.
  */
 export async function snapshotDatabase(client: DataClient): Promise<Record<string, Document[]>> {
-  return client.execute({ name: 'snapshotDatabase', idempotent: true }, async (db) => {
-    const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((collection) => collection.name).sort();
+  const reader = new MongoClient(client.config.uri, { serverSelectionTimeoutMS: 10_000 });
+  try {
+    const { databases } = await reader.db('admin').admin().listDatabases({ nameOnly: true });
+    const names = databases
+      .map((database) => database.name)
+      .filter((name) => name === client.databaseName || ownedDatabases.some((owns) => owns(name)));
     const snapshot: Record<string, Document[]> = {};
-    for (const name of names) snapshot[name] = await db.collection(name).find({}).sort({ _id: 1 }).toArray();
+    for (const databaseName of names.sort()) {
+      const db = reader.db(databaseName);
+      const collections = (await db.listCollections({}, { nameOnly: true }).toArray()).map((collection) => collection.name).sort();
+      for (const name of collections) snapshot[`${databaseName}.${name}`] = await db.collection(name).find({}).sort({ _id: 1 }).toArray();
+    }
     return snapshot;
-  });
+  } finally {
+    await reader.close();
+  }
 }

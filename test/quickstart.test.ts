@@ -16,5 +16,9 @@ describe('examples/quickstart', () => {
     expect(stdout).toContain('first message: 1 reaction, 1 reply, status read');
     expect(stdout).toContain('newest page of history: "Hi Alice!", "See you then.", "I will bring the slides."');
     expect(stdout).toContain('after a soft delete: 4 visible messages, reply count 0');
+    expect(stdout).toContain('acme: alice is "Alice", 2 conversations, 5 messages');
+    expect(stdout).toContain('globex: alice is "Alice of Globex", 1 conversations, 1 messages');
+    expect(stdout).toContain("globex reading acme's first message by id: not found");
+    expect(stdout).toContain('a query with no tenant: refused (TenantContextError)');
   });
 });

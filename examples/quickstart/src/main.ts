@@ -1,16 +1,20 @@
 /**
  * caas-db quick start: a tenant, two users, a direct and a group conversation, messages with a
- * reaction, a thread reply and a read receipt, a page of history, and a soft delete.
+ * reaction, a thread reply and a read receipt, a page of history, and a soft delete; then a second
+ * tenant side by side, each seeing only its own data.
  *
  * Uses MONGODB_URI when set, otherwise starts an embedded test server through @caas-db/testing.
  */
 import { createDataClient, createDataLayer } from '@caas-db/core';
+import { createTenancy, runWithTenant, TenantContextError } from '@caas-db/tenancy';
 import { startMongo } from '@caas-db/testing';
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const mongo = await startMongo();
 const client = createDataClient({ uri: mongo.uri, database: `caas_quickstart_${Date.now()}` });
-const data = createDataLayer({ client, cursorSecret: 'quickstart-secret-of-at-least-32-chars' });
+// Tenancy: every command scoped to one tenant, and an auditor that refuses anything unscoped.
+const tenancy = createTenancy({ audit: 'enforce' });
+const data = createDataLayer({ client, cursorSecret: 'quickstart-secret-of-at-least-32-chars', plugins: [tenancy] });
 
 try {
   log(`MongoDB: ${mongo.description}`);
@@ -81,6 +85,33 @@ try {
   log(
     `Alice's conversations by activity: ${conversations.items.map((conversation) => conversation.metadata.name ?? conversation.type).join(', ')}`,
   );
+
+  // A second tenant, with users of the same external ids and a conversation of its own.
+  await data.clients.create({ tenant_id: 'globex', name: 'Globex Corp.', region: 'us-east-1' });
+  await runWithTenant('globex', async () => {
+    const [gAlice, gBob] = await Promise.all([
+      data.users.create({ external_id: 'alice', profile: { display_name: 'Alice of Globex' } }),
+      data.users.create({ external_id: 'bob', profile: { display_name: 'Bob of Globex' } }),
+    ]);
+    const { conversation } = await data.conversations.createDirect([gAlice._id, gBob._id]);
+    await data.messages.create({
+      conversation_id: conversation._id,
+      sender_id: gAlice._id,
+      content: { type: 'text', encrypted_data: ciphertext('Globex only') },
+    });
+  });
+  for (const tenantId of ['acme', 'globex']) {
+    const repositories = data.forTenant(tenantId);
+    const user = await repositories.users.findByExternalId('alice');
+    const own = user ? await repositories.conversations.listForUser(user._id, { limit: 50 }) : { items: [] };
+    log(
+      `${tenantId}: alice is "${user?.profile.display_name}", ${own.items.length} conversations, ${await repositories.messages.count()} messages`,
+    );
+  }
+  const crossTenant = await data.forTenant('globex').messages.findById(hello._id);
+  log(`globex reading acme's first message by id: ${crossTenant === null ? 'not found' : 'LEAKED'}`);
+  const unbound = await data.messages.count().catch((error: unknown) => error);
+  log(`a query with no tenant: ${unbound instanceof TenantContextError ? 'refused (TenantContextError)' : 'ran'}`);
 } finally {
   await client.execute({ name: 'dropQuickstart', idempotent: true }, (db) => db.dropDatabase()).catch(() => undefined);
   await client.close();

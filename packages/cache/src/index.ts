@@ -1,4 +1,12 @@
 /**
- * @caas-db/cache: a shell until its release; see README.md for what it will do.
+ * @caas-db/cache: two cache tiers (in process and Redis) in front of caas-db's repositories.
+ * See docs/caching.md.
  */
-export {};
+export { type CacheEntry, decodeEntry, encodeEntry } from './cache-entry.js';
+export { type CacheOptions, type CachePlugin, createCache } from './cache-plugin.js';
+export { InvalidationBus, type InvalidationMessage } from './invalidation-bus.js';
+export { MemoryTier, type MemoryTierOptions } from './memory-tier.js';
+export { type RedisRead, RedisTier, RedisTierTimeout } from './redis-tier.js';
+export { type CacheEvents, type CacheStats, type MethodPolicy, TwoTierCache, type TwoTierCacheOptions } from './two-tier-cache.js';
+export { type WarmOptions, type WarmReport, warmTenant } from './warming.js';
+export { defaultListRules, type ListRules, tagsOfWrite } from './write-invalidator.js';

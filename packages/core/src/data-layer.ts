@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ReadCache } from './cache/read-cache.js';
 import type { CommandInterceptor, CommandObserver } from './collection/collection-command.js';
 import { type CommandPipeline, ScopedCollection } from './collection/scoped-collection.js';
 import type { DataClient } from './connection/data-client.js';
@@ -31,6 +32,8 @@ export interface DataLayerPlugin {
   readonly observers?: readonly CommandObserver[];
   /** The ambient tenant of the current call, used by repositories not bound with `forTenant`. */
   readonly resolveTenant?: () => string | undefined;
+  /** A read-through cache the repositories use for the methods it caches (`@caas-db/cache`). */
+  readonly readCache?: ReadCache;
   /** Called once with the finished data layer (e.g. to look tenants up in `clients`). */
   attach?(layer: DataLayer): void;
 }
@@ -141,6 +144,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const { client } = options;
   const plugins = options.plugins ?? [];
   const resolveTenant = plugins.find((plugin) => plugin.resolveTenant)?.resolveTenant;
+  const readCache = plugins.find((plugin) => plugin.readCache)?.readCache;
   const pipeline: CommandPipeline = {
     interceptors: [...plugins.flatMap((plugin) => plugin.interceptors ?? []), ...(options.interceptors ?? [])],
     observers: [...plugins.flatMap((plugin) => plugin.observers ?? []), ...(options.observers ?? [])],
@@ -162,6 +166,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
       cursors,
       ...(validate !== undefined && { validate }),
       ...(options.now && { now: options.now }),
+      ...(readCache && { cache: readCache }),
     });
   };
 

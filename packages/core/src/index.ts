@@ -1,5 +1,6 @@
 export type { AnyBulkWriteOperation, CommandStartedEvent, Document, Filter, InsertManyResult, UpdateResult } from 'mongodb';
 export { BSON, ObjectId } from 'mongodb';
+export { type CachedRead, cacheTags, type ReadCache } from './cache/read-cache.js';
 export type {
   CollectionCommand,
   CollectionTarget,
@@ -164,4 +165,4 @@ export {
   text,
 } from './schema/primitives.js';
 export { patchToSetPaths, schemaAtPath, type UpdateValidationOptions, validateUpdate } from './schema/update-validator.js';
-export { currentSession, runInTransaction, type TransactionMode, type TransactionOptions } from './transactions/transaction-context.js';
+export { afterCommit, currentSession, runInTransaction, type TransactionMode, type TransactionOptions } from './transactions/transaction-context.js';

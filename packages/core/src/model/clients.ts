@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cacheTags } from '../cache/read-cache.js';
 import { NotFoundError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
@@ -48,7 +49,9 @@ export const clientsDefinition: RepositoryDefinition<typeof clientSchema> = {
 export class ClientRepository extends Repository<typeof clientSchema> {
   /** The client that owns `tenantId`, or null. */
   async findByTenantId(tenantId: string): Promise<Client | null> {
-    return this.findOne({ tenant_id: this.parse(tenantIdSchema, tenantId, 'tenantId') });
+    const tenant = this.parse(tenantIdSchema, tenantId, 'tenantId');
+    const tags = [cacheTags.list(undefined, this.name, 'tenant_id', tenant)];
+    return this.cachedRead('findByTenantId', tenant, tags, () => this.findOne({ tenant_id: tenant }));
   }
 
   /** Suspends a tenant (its data stays; tenancy refuses its requests). */

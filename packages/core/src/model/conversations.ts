@@ -1,5 +1,6 @@
 import { ObjectId } from 'mongodb';
 import { z } from 'zod';
+import { cacheTags } from '../cache/read-cache.js';
 import { DuplicateKeyError, NotFoundError, ValidationError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
@@ -233,12 +234,13 @@ export class ConversationRepository extends Repository<typeof conversationSchema
 
   /** A user's conversations, most recently active first. */
   async listForUser(userId: IdInput, options: PageOptions = {}): Promise<Page<Conversation>> {
-    const filter = {
-      tenant_id: this.requireTenant('listForUser'),
-      'participants.user_id': this.parseId(userId, 'userId'),
-      deleted_at: null,
-    };
-    return this.page('listForUser', filter, { ...options, sort: { field: 'updated_at', direction: 'desc' } });
+    const tenant = this.requireTenant('listForUser');
+    const user = this.parseId(userId, 'userId');
+    const filter = { tenant_id: tenant, 'participants.user_id': user, deleted_at: null };
+    const read = () => this.page<Conversation>('listForUser', filter, { ...options, sort: { field: 'updated_at', direction: 'desc' } });
+    // Ordered by activity, a list goes stale whenever any conversation of the tenant changes.
+    const tags = [cacheTags.list(tenant, this.name, 'participants.user_id', user), cacheTags.lists(tenant, this.name)];
+    return this.cachedRead('listForUser', { user: user.toHexString(), options }, tags, read);
   }
 
   /** The bound tenant's conversations of one type, most recently active first. */

@@ -1,5 +1,6 @@
 import type { ObjectId } from 'mongodb';
 import { z } from 'zod';
+import { cacheTags } from '../cache/read-cache.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
@@ -189,12 +190,12 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
 
   /** A conversation's history, newest first, one keyset page at a time. */
   async findByConversation(conversationId: IdInput, options: PaginationOptions = {}): Promise<Page<Message>> {
-    const filter = {
-      tenant_id: this.requireTenant('findByConversation'),
-      conversation_id: this.parseId(conversationId, 'conversationId'),
-      deleted_at: null,
-    };
-    return this.page('findByConversation', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
+    const tenant = this.requireTenant('findByConversation');
+    const conversation = this.parseId(conversationId, 'conversationId');
+    const filter = { tenant_id: tenant, conversation_id: conversation, deleted_at: null };
+    const read = () => this.page<Message>('findByConversation', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
+    const tags = [cacheTags.list(tenant, this.name, 'conversation_id', conversation)];
+    return this.cachedRead('findByConversation', { conversation: conversation.toHexString(), options }, tags, read);
   }
 
   /** A conversation's messages created in `[from, to)`, newest first. */

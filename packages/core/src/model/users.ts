@@ -1,5 +1,6 @@
 import type { ObjectId } from 'mongodb';
 import { z } from 'zod';
+import { cacheTags } from '../cache/read-cache.js';
 import { NotFoundError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import { Repository, type RepositoryContext, type RepositoryDefinition } from '../repository/repository.js';
@@ -128,7 +129,10 @@ export class UserRepository extends Repository<typeof userSchema> {
   /** The user with this external id in the bound tenant, or null. */
   async findByExternalId(externalId: string): Promise<User | null> {
     const tenant = this.requireTenant('findByExternalId');
-    return this.findOne({ tenant_id: tenant, external_id: this.parse(externalIdSchema, externalId, 'externalId') });
+    const external = this.parse(externalIdSchema, externalId, 'externalId');
+    return this.cachedRead('findByExternalId', external, [cacheTags.list(tenant, this.name, 'external_id', external)], () =>
+      this.findOne({ tenant_id: tenant, external_id: external }),
+    );
   }
 
   /** Sets the presence status. */

@@ -1,5 +1,6 @@
 import { type AnyBulkWriteOperation, type Document, MongoBulkWriteError, MongoServerError, ObjectId } from 'mongodb';
 import { z } from 'zod';
+import { cacheTags, type ReadCache } from '../cache/read-cache.js';
 import type { ScopedCollection } from '../collection/scoped-collection.js';
 import { stampDocument } from '../collection/tenant-binding.js';
 import { toCaasDbError } from '../connection/driver-errors.js';
@@ -62,6 +63,8 @@ export interface RepositoryContext {
   validate?: boolean;
   /** The clock. @default () => new Date() */
   now?: () => Date;
+  /** A read-through cache for the methods it is configured to cache (`@caas-db/cache`). */
+  cache?: ReadCache;
 }
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -95,6 +98,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   protected readonly cursors: KeysetCursorCodec;
   protected readonly validates: boolean;
   protected readonly now: () => Date;
+  readonly #cache: ReadCache | undefined;
   /** The schema of `create` input: the domain schema plus an optional `_id`. */
   readonly #createSchema: z.ZodObject;
   /** The schema of a whole stored document, for update-path validation. */
@@ -108,6 +112,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     this.cursors = context.cursors;
     this.validates = context.validate ?? true;
     this.now = context.now ?? (() => new Date());
+    this.#cache = context.cache;
     this.#createSchema = definition.schema.extend({ _id: objectIdSchema.optional() });
     this.#documentSchema = definition.schema.extend({
       _id: objectIdSchema,
@@ -182,6 +187,32 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       throw new TenantContextError(`${this.name}.${operation} needs a tenant: use dataLayer.forTenant(tenantId).${this.name}`);
     }
     return tenant;
+  }
+
+  /**
+   * Runs a read through the cache when one is configured for `method`, tagging the result with
+   * the documents it contains (so any write to one of them invalidates it) and the collection.
+   */
+  protected cachedRead<T>(method: string, args: unknown, listTags: string[], load: () => Promise<T>): Promise<T> {
+    if (!this.#cache) return load();
+    const tenant = this.collection.tenant;
+    const collection = this.name;
+    return this.#cache.read<T>(
+      {
+        method: `${collection}.${method}`,
+        collection,
+        tenant,
+        args,
+        tags: [...listTags, cacheTags.collection(tenant, collection), cacheTags.collection('*', collection)],
+      },
+      load,
+      (value) => {
+        if (value === null || value === undefined) return [];
+        const page = value as unknown as { items?: Document[] };
+        const items = Array.isArray(page.items) ? page.items : [value as unknown as Document];
+        return items.map((item) => cacheTags.document(collection, item._id));
+      },
+    );
   }
 
   /** Validates a full new document and adds the system fields (and the bound tenant). */
@@ -528,7 +559,10 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     id: IdInput,
     options: ReadOptions<P> = {},
   ): Promise<Projected<StoredDocument<S>, P> | null> {
-    return this.findOne({ _id: this.parseId(id) } as DocumentFilter<StoredDocument<S>>, options);
+    const objectId = this.parseId(id);
+    return this.cachedRead('findById', { id: objectId.toHexString(), options }, [cacheTags.document(this.name, objectId)], () =>
+      this.findOne({ _id: objectId } as DocumentFilter<StoredDocument<S>>, options),
+    );
   }
 
   /** Like {@link findById}, but throws `NotFoundError` instead of returning null. */

@@ -5,6 +5,19 @@ import { toCaasDbError } from '../connection/driver-errors.js';
 import { CaasDbError, TransactionsUnsupportedError } from '../errors.js';
 
 const storage = new AsyncLocalStorage<ClientSession>();
+const committedCallbacks = new WeakMap<ClientSession, Array<() => Promise<void> | void>>();
+
+/**
+ * Runs `callback` once the current transaction has committed, or now when there is none. Caches
+ * use it so that invalidations happen after the data they describe is visible to other readers.
+ */
+export async function afterCommit(callback: () => Promise<void> | void): Promise<void> {
+  const session = storage.getStore();
+  if (!session) return callback();
+  const callbacks = committedCallbacks.get(session) ?? [];
+  callbacks.push(callback);
+  committedCallbacks.set(session, callbacks);
+}
 
 /** The session of the transaction the current call runs in, if any. Scoped collections pass it to every command. */
 export function currentSession(): ClientSession | undefined {
@@ -45,7 +58,7 @@ export async function runInTransaction<T>(client: DataClient, fn: () => Promise<
   }
   const session = client.driver.startSession();
   try {
-    return await session.withTransaction(
+    const result = await session.withTransaction(
       async () => {
         try {
           return await storage.run(session, fn);
@@ -62,9 +75,12 @@ export async function runInTransaction<T>(client: DataClient, fn: () => Promise<
         maxCommitTimeMS: options.maxCommitTimeMS ?? 30_000,
       },
     );
+    for (const callback of committedCallbacks.get(session) ?? []) await callback();
+    return result;
   } catch (error) {
     throw toCaasDbError(error);
   } finally {
+    committedCallbacks.delete(session);
     await session.endSession();
   }
 }

@@ -1,0 +1,88 @@
+import { afterCommit, type CommandInterceptor, ConfigError, type DataLayerPlugin, type Listener, type ModelRepositories } from '@caas-db/core';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { type CacheEvents, type CacheStats, TwoTierCache, type TwoTierCacheOptions } from './two-tier-cache.js';
+import { warmTenant, type WarmOptions, type WarmReport } from './warming.js';
+import { defaultListRules, type ListRules, tagsOfWrite } from './write-invalidator.js';
+
+/** Options of {@link createCache}. */
+export interface CacheOptions extends TwoTierCacheOptions {
+  /** The cached lists of each collection; caas-db's own by default. */
+  lists?: ListRules;
+}
+
+const policySchema = z.strictObject({
+  ttlMS: z.number().int().min(1).max(86_400_000),
+  negativeTtlMS: z.number().int().min(0).max(86_400_000).optional(),
+  staleWhileRevalidateMS: z.number().int().min(0).max(86_400_000).optional(),
+  staleIfErrorMS: z.number().int().min(0).max(86_400_000).optional(),
+});
+
+const cacheOptionsSchema = z.strictObject({
+  methods: z.record(z.string().regex(/^[a-z_]+\.[A-Za-z]+$/, 'must be <collection>.<method>'), policySchema),
+  memory: z.union([z.literal(false), z.strictObject({ maxEntries: z.number().int().min(1).optional(), maxBytes: z.number().int().min(1024).optional() })]).optional(),
+  redis: z.custom<Redis>((value) => typeof value === 'object' && value !== null && 'defineCommand' in value, 'must be an ioredis client').optional(),
+  prefix: z.string().min(1).max(64).optional(),
+  redisTimeoutMS: z.number().int().min(1).max(10_000).optional(),
+  ttlJitter: z.number().min(0).max(1).optional(),
+  distributedLock: z.union([z.boolean(), z.strictObject({ ttlMS: z.number().int().min(1).optional(), waitMS: z.number().int().min(0).optional() })]).optional(),
+  lists: z.custom<ListRules>((value) => typeof value === 'object' && value !== null && 'listFields' in value).optional(),
+});
+
+/** The cache plugin: pass it to `createDataLayer({ plugins: [cache] })`. */
+export interface CachePlugin extends DataLayerPlugin {
+  /** The two tiers, for direct use (`invalidate`). */
+  readonly cache: TwoTierCache;
+  /** Counters: hits and misses per tier, hit rate, stale serves, loads, invalidations. */
+  stats(): CacheStats;
+  /** Subscribes to cache events. */
+  on<Name extends keyof CacheEvents>(event: Name, listener: Listener<CacheEvents[Name]>): () => void;
+  /** Loads a tenant's hot data into the cache, bounded in time and size. */
+  warm(repositories: ModelRepositories, options?: WarmOptions): Promise<WarmReport>;
+  /** Stops the invalidation bus (the Redis client is the caller's to close). */
+  close(): Promise<void>;
+}
+
+/**
+ * Cache-aside for caas-db's repositories in two tiers, in process and in Redis: the configured
+ * methods read through the cache, and every write that passes the data layer invalidates exactly
+ * the entries it makes stale (after commit, inside a transaction), on every instance.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * import { createCache } from '@caas-db/cache';
+ *
+ * const cache = createCache({
+ *   redis: new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }),
+ *   methods: {
+ *     'users.findById': { ttlMS: 60_000, staleWhileRevalidateMS: 30_000 },
+ *     'messages.findByConversation': { ttlMS: 10_000 },
+ *   },
+ * });
+ * const data = createDataLayer({ client, plugins: [tenancy, cache] });
+ * ```
+ */
+export function createCache(options: CacheOptions): CachePlugin {
+  const parsed = cacheOptionsSchema.safeParse(options);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })));
+  const cache = new TwoTierCache(options);
+  const rules = options.lists ?? defaultListRules;
+  const invalidator: CommandInterceptor = {
+    intercept: (command) => command,
+    async afterSuccess(command, target) {
+      const tags = tagsOfWrite(command, target, rules);
+      if (tags.length > 0) await afterCommit(() => cache.invalidate(tags));
+    },
+  };
+  return {
+    name: '@caas-db/cache',
+    readCache: cache,
+    interceptors: [invalidator],
+    cache,
+    stats: () => cache.stats(),
+    on: (event, listener) => cache.on(event, listener),
+    warm: (repositories, warmOptions) => warmTenant(repositories, warmOptions),
+    close: () => cache.close(),
+  };
+}

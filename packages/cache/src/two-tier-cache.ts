@@ -1,0 +1,375 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { BSON, type CachedRead, type Listener, type ReadCache, TypedEmitter } from '@caas-db/core';
+import type { Redis } from 'ioredis';
+import { type CacheEntry, decodeEntry, encodeEntry } from './cache-entry.js';
+import { InvalidationBus } from './invalidation-bus.js';
+import { MemoryTier, type MemoryTierOptions } from './memory-tier.js';
+import { RedisTier } from './redis-tier.js';
+
+/** How one repository method is cached. */
+export interface MethodPolicy {
+  /** How long an entry is fresh. */
+  ttlMS: number;
+  /** How long a not-found result is remembered. @default 2000 */
+  negativeTtlMS?: number;
+  /** After `ttlMS`, serve the old value this much longer while one refresh runs. @default 0 */
+  staleWhileRevalidateMS?: number;
+  /** When MongoDB fails, serve an entry up to this long past its freshness. @default 0 */
+  staleIfErrorMS?: number;
+}
+
+/** Options of the two-tier cache. */
+export interface TwoTierCacheOptions {
+  /** Which methods to cache (`'users.findById'`, `'messages.findByConversation'`, ...), and how. */
+  methods: Record<string, MethodPolicy>;
+  /** The in-process tier; `false` to have none. @default {} */
+  memory?: MemoryTierOptions | false;
+  /** The Redis tier and invalidation bus; none when omitted. */
+  redis?: Redis;
+  /** Prefix of every Redis key and of the bus channel. @default 'caas:cache:' */
+  prefix?: string;
+  /** Redis calls slower than this count as failures and fall through to MongoDB. @default 50 */
+  redisTimeoutMS?: number;
+  /** TTLs are stretched by a random factor up to this, so entries filled together do not expire together. @default 0.1 */
+  ttlJitter?: number;
+  /** Take a short Redis lock on a miss so one instance loads a key and the others wait for it. @default false */
+  distributedLock?: boolean | { ttlMS?: number; waitMS?: number };
+}
+
+/** Counters of a cache. */
+export interface CacheStats {
+  requests: number;
+  l1: { hits: number; misses: number; entries: number; bytes: number; evictions: number };
+  l2: { hits: number; misses: number; errors: number; skipped: number };
+  /** (L1 hits + L2 hits) / requests. */
+  hitRate: number;
+  staleServes: number;
+  loads: { count: number; totalMS: number; maxMS: number; errors: number };
+  invalidations: { local: number; remote: number; failed: number };
+}
+
+/** Events of a cache. */
+export interface CacheEvents {
+  'cache:hit': { method: string; tier: 'l1' | 'l2' };
+  'cache:miss': { method: string; loadMS: number };
+  'cache:stale': { method: string; reason: 'revalidate' | 'error' };
+  'cache:error': { operation: string; error: string };
+  'cache:invalidate': { tags: string[]; source: 'local' | 'remote' };
+  /** The Redis connection came back: in-process entries were dropped, since invalidations may have been missed. */
+  'cache:reconnect': { droppedEntries: number };
+}
+
+interface Flight {
+  promise: Promise<unknown>;
+  /** Invalidation sequence when the load started. */
+  startedAt: number;
+  tags: ReadonlySet<string>;
+}
+
+const RECENT_INVALIDATIONS = 4096;
+
+function stableArgs(args: unknown): string {
+  return createHash('sha1').update(BSON.EJSON.stringify({ a: args ?? null }, { relaxed: false })).digest('base64url');
+}
+
+/**
+ * A read-through cache in two tiers: in process (L1, an LRU) and Redis (L2). Reads go L1 → L2 →
+ * MongoDB and fill back; concurrent misses of a key load it once; invalidations drop L1 entries
+ * here and, through the bus, on every other instance, and delete L2 entries with a check that
+ * stops a slow load from putting back what a write replaced. Redis trouble never reaches callers:
+ * the read goes to MongoDB and the error is counted.
+ */
+export class TwoTierCache implements ReadCache {
+  readonly instance = randomBytes(8).toString('hex');
+  readonly #options: TwoTierCacheOptions;
+  readonly #memory: MemoryTier | undefined;
+  readonly #redis: RedisTier | undefined;
+  readonly #bus: InvalidationBus | undefined;
+  readonly #events = new TypedEmitter<CacheEvents>();
+  readonly #flights = new Map<string, Flight>();
+  /** Tags invalidated recently, by sequence number: a load that overlaps one of them does not fill. */
+  readonly #recent: Array<{ sequence: number; tags: ReadonlySet<string> }> = [];
+  #sequence = 0;
+  #pendingL2: Set<string> = new Set();
+  #pendingOverflow = false;
+  readonly #stats = {
+    requests: 0,
+    l1Hits: 0,
+    l1Misses: 0,
+    l2Hits: 0,
+    l2Misses: 0,
+    l2Errors: 0,
+    l2Skipped: 0,
+    staleServes: 0,
+    loads: 0,
+    loadMS: 0,
+    loadMaxMS: 0,
+    loadErrors: 0,
+    localInvalidations: 0,
+    remoteInvalidations: 0,
+    failedInvalidations: 0,
+  };
+
+  constructor(options: TwoTierCacheOptions) {
+    this.#options = options;
+    this.#memory = options.memory === false ? undefined : new MemoryTier(options.memory ?? {});
+    const prefix = options.prefix ?? 'caas:cache:';
+    if (options.redis) {
+      this.#redis = new RedisTier(options.redis, prefix, options.redisTimeoutMS ?? 50);
+      this.#bus = new InvalidationBus(
+        options.redis,
+        `${prefix}invalidations`,
+        this.instance,
+        (message) => this.#onRemoteInvalidation(message.tags),
+        (error) => this.#error('bus', error),
+      );
+      let wasReady = options.redis.status === 'ready';
+      const onReady = () => {
+        if (wasReady) void this.#recover();
+        wasReady = true;
+      };
+      options.redis.on('ready', onReady);
+      this.#bus.subscriber.on('ready', () => {
+        // The subscriber was down: messages may be lost, so in-process entries are distrusted.
+        if (this.#memory && this.#memory.size > 0) this.#dropMemory();
+      });
+    }
+  }
+
+  /** Subscribes to an event. */
+  on<Name extends keyof CacheEvents>(event: Name, listener: Listener<CacheEvents[Name]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  #error(operation: string, error: unknown): void {
+    if (operation !== 'bus') this.#stats.l2Errors += 1;
+    this.#events.emit('cache:error', { operation, error: error instanceof Error ? error.message : String(error) });
+  }
+
+  #dropMemory(): void {
+    const droppedEntries = this.#memory?.size ?? 0;
+    this.#memory?.clear();
+    this.#events.emit('cache:reconnect', { droppedEntries });
+  }
+
+  /** After Redis came back: drop in-process entries and replay the L2 invalidations that failed meanwhile. */
+  async #recover(): Promise<void> {
+    this.#dropMemory();
+    if (!this.#redis) return;
+    try {
+      if (this.#pendingOverflow) {
+        await this.#redis.flush();
+      } else if (this.#pendingL2.size > 0) {
+        await this.#redis.invalidate([...this.#pendingL2]);
+      }
+      this.#pendingL2 = new Set();
+      this.#pendingOverflow = false;
+    } catch (error) {
+      this.#error('recover', error);
+    }
+  }
+
+  #key(request: CachedRead): string {
+    return `k:${request.tenant ?? '_'}:${request.method}:${stableArgs(request.args)}`;
+  }
+
+  #ttl(base: number): number {
+    return base * (1 + Math.random() * (this.#options.ttlJitter ?? 0.1));
+  }
+
+  async read<T>(request: CachedRead, load: () => Promise<T>, tagsOf: (value: T) => string[]): Promise<T> {
+    const policy = this.#options.methods[request.method];
+    if (!policy) return load();
+    this.#stats.requests += 1;
+    const key = this.#key(request);
+    const now = Date.now();
+    const local = decodeEntry(this.#memory?.get(key));
+    if (local && now < local.freshUntil) {
+      this.#stats.l1Hits += 1;
+      if (this.#events.hasListeners('cache:hit')) this.#events.emit('cache:hit', { method: request.method, tier: 'l1' });
+      return local.value as T;
+    }
+    if (this.#memory) this.#stats.l1Misses += 1;
+    if (local && now < local.staleUntil && (policy.staleWhileRevalidateMS ?? 0) > 0) {
+      this.#stats.staleServes += 1;
+      this.#events.emit('cache:stale', { method: request.method, reason: 'revalidate' });
+      void this.#flight(key, request, policy, load, tagsOf, local).catch(() => undefined);
+      return local.value as T;
+    }
+    return (await this.#flight(key, request, policy, load, tagsOf, local)) as T;
+  }
+
+  /** One load per key at a time (single flight): concurrent misses share it. */
+  #flight<T>(key: string, request: CachedRead, policy: MethodPolicy, load: () => Promise<T>, tagsOf: (value: T) => string[], stale: CacheEntry | undefined): Promise<unknown> {
+    const existing = this.#flights.get(key);
+    if (existing) return existing.promise;
+    const flight: Flight = { promise: Promise.resolve(), startedAt: this.#sequence, tags: new Set(request.tags) };
+    flight.promise = this.#loadThrough(key, request, policy, load, tagsOf, stale, flight).finally(() => {
+      if (this.#flights.get(key) === flight) this.#flights.delete(key);
+    });
+    this.#flights.set(key, flight);
+    return flight.promise;
+  }
+
+  async #loadThrough<T>(
+    key: string,
+    request: CachedRead,
+    policy: MethodPolicy,
+    load: () => Promise<T>,
+    tagsOf: (value: T) => string[],
+    stale: CacheEntry | undefined,
+    flight: Flight,
+  ): Promise<unknown> {
+    let since: string | undefined;
+    let candidate = stale;
+    if (this.#redis?.ready) {
+      try {
+        const read = await this.#redis.read(key);
+        const remote = decodeEntry(read.entry);
+        if (read.entry && !remote) this.#error('decode', new Error(`undecodable entry under ${key}`));
+        if (remote && Date.now() < remote.freshUntil) {
+          this.#stats.l2Hits += 1;
+          if (this.#events.hasListeners('cache:hit')) this.#events.emit('cache:hit', { method: request.method, tier: 'l2' });
+          if (!this.#invalidatedSince(flight)) this.#memory?.set(key, encodeEntry(remote), request.tags);
+          return remote.value;
+        }
+        this.#stats.l2Misses += 1;
+        candidate = remote ?? candidate;
+        since = read.time;
+        await this.#waitForPeer(key);
+      } catch (error) {
+        this.#error('read', error);
+      }
+    } else if (this.#redis) {
+      this.#stats.l2Skipped += 1;
+    }
+
+    const started = performance.now();
+    let value: T;
+    try {
+      value = await load();
+    } catch (error) {
+      this.#stats.loadErrors += 1;
+      const bound = (candidate?.freshUntil ?? 0) + (policy.staleIfErrorMS ?? 0);
+      if (candidate && Date.now() < bound) {
+        this.#stats.staleServes += 1;
+        this.#events.emit('cache:stale', { method: request.method, reason: 'error' });
+        return candidate.value;
+      }
+      throw error;
+    }
+    const loadMS = performance.now() - started;
+    this.#stats.loads += 1;
+    this.#stats.loadMS += loadMS;
+    this.#stats.loadMaxMS = Math.max(this.#stats.loadMaxMS, loadMS);
+    if (this.#events.hasListeners('cache:miss')) this.#events.emit('cache:miss', { method: request.method, loadMS });
+
+    const tags = [...new Set([...request.tags, ...tagsOf(value)])];
+    if (this.#invalidatedSince(flight, tags)) return value;
+    const found = value !== null && value !== undefined;
+    const ttl = this.#ttl(found ? policy.ttlMS : (policy.negativeTtlMS ?? 2000));
+    const now = Date.now();
+    const entry: CacheEntry = {
+      value: found ? value : null,
+      freshUntil: now + ttl,
+      staleUntil: now + ttl + Math.max(policy.staleWhileRevalidateMS ?? 0, policy.staleIfErrorMS ?? 0),
+    };
+    const encoded = encodeEntry(entry);
+    this.#memory?.set(key, encoded, tags);
+    if (this.#redis?.ready && since !== undefined) {
+      await this.#redis.fill(key, encoded, entry.staleUntil - now, tags, since).catch((error: unknown) => this.#error('fill', error));
+    }
+    this.#releasePeerLock(key);
+    return value;
+  }
+
+  async #waitForPeer(key: string): Promise<void> {
+    const lock = this.#options.distributedLock;
+    if (!lock || !this.#redis) return;
+    const settings = typeof lock === 'object' ? lock : {};
+    if (await this.#redis.lock(key, settings.ttlMS ?? 2000)) return;
+    // Another instance is loading this key: give it a moment to fill, then load anyway.
+    const deadline = Date.now() + (settings.waitMS ?? 200);
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const read = await this.#redis.read(key);
+      if (decodeEntry(read.entry)) return;
+    }
+  }
+
+  #releasePeerLock(key: string): void {
+    if (this.#options.distributedLock && this.#redis?.ready) void this.#redis.unlock(key).catch(() => undefined);
+  }
+
+  /** True when a tag of the flight (or of `tags`) was invalidated after the flight started. */
+  #invalidatedSince(flight: Flight, tags: readonly string[] = [...flight.tags]): boolean {
+    const oldest = this.#recent[0]?.sequence ?? this.#sequence + 1;
+    if (flight.startedAt + 1 < oldest && this.#sequence > flight.startedAt) return true; // the log moved past it
+    return this.#recent.some((entry) => entry.sequence > flight.startedAt && tags.some((tag) => entry.tags.has(tag)));
+  }
+
+  #recordInvalidation(tags: readonly string[]): void {
+    this.#sequence += 1;
+    const set = new Set(tags);
+    this.#recent.push({ sequence: this.#sequence, tags: set });
+    if (this.#recent.length > RECENT_INVALIDATIONS) this.#recent.shift();
+    this.#memory?.invalidate(tags);
+    // Callers arriving after the write must not join a load that started before it.
+    for (const [key, flight] of this.#flights) {
+      if ([...flight.tags].some((tag) => set.has(tag))) this.#flights.delete(key);
+    }
+  }
+
+  #onRemoteInvalidation(tags: string[]): void {
+    this.#stats.remoteInvalidations += 1;
+    this.#recordInvalidation(tags);
+    this.#events.emit('cache:invalidate', { tags, source: 'remote' });
+  }
+
+  /**
+   * Drops every entry carrying one of `tags`, here, in Redis, and (through the bus) on every other
+   * instance. Called after each write by the write invalidator; safe to call directly.
+   */
+  async invalidate(tags: readonly string[]): Promise<void> {
+    if (tags.length === 0) return;
+    this.#stats.localInvalidations += 1;
+    this.#recordInvalidation(tags);
+    this.#events.emit('cache:invalidate', { tags: [...tags], source: 'local' });
+    if (!this.#redis) return;
+    try {
+      if (!this.#redis.ready) throw new Error('Redis is not connected');
+      await this.#redis.invalidate(tags);
+      await this.#bus?.publish([...tags]);
+    } catch (error) {
+      this.#stats.failedInvalidations += 1;
+      this.#error('invalidate', error);
+      // Replayed when Redis comes back; past the bound, the whole Redis tier is flushed instead.
+      for (const tag of tags) this.#pendingL2.add(tag);
+      if (this.#pendingL2.size > 10_000) {
+        this.#pendingOverflow = true;
+        this.#pendingL2 = new Set();
+      }
+    }
+  }
+
+  /** Counters since the cache was created. */
+  stats(): CacheStats {
+    const s = this.#stats;
+    const hits = s.l1Hits + s.l2Hits;
+    return {
+      requests: s.requests,
+      l1: { hits: s.l1Hits, misses: s.l1Misses, entries: this.#memory?.size ?? 0, bytes: this.#memory?.bytes ?? 0, evictions: this.#memory?.evictions ?? 0 },
+      l2: { hits: s.l2Hits, misses: s.l2Misses, errors: s.l2Errors, skipped: s.l2Skipped },
+      hitRate: s.requests === 0 ? 0 : hits / s.requests,
+      staleServes: s.staleServes,
+      loads: { count: s.loads, totalMS: s.loadMS, maxMS: s.loadMaxMS, errors: s.loadErrors },
+      invalidations: { local: s.localInvalidations, remote: s.remoteInvalidations, failed: s.failedInvalidations },
+    };
+  }
+
+  /** Stops the bus. The Redis connection given in the options is the caller's to close. */
+  async close(): Promise<void> {
+    await this.#bus?.close();
+  }
+}

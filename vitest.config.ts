@@ -30,6 +30,11 @@ export default defineConfig({
           setupFiles: ['./test/support/tenancy-strategy.ts'],
         },
       })),
+      // The repository suites again with the cache on: a stale read fails them.
+      {
+        extends: true as const,
+        test: { name: 'cache-on', include: ['packages/core/test/model/**/*.test.ts'], setupFiles: ['./test/support/cache-on.ts'] },
+      },
     ],
   },
 });

@@ -1,8 +1,15 @@
-import { afterCommit, type CommandInterceptor, ConfigError, type DataLayerPlugin, type Listener, type ModelRepositories } from '@caas-db/core';
+import {
+  afterCommit,
+  type CommandInterceptor,
+  ConfigError,
+  type DataLayerPlugin,
+  type Listener,
+  type ModelRepositories,
+} from '@caas-db/core';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type CacheEvents, type CacheStats, TwoTierCache, type TwoTierCacheOptions } from './two-tier-cache.js';
-import { warmTenant, type WarmOptions, type WarmReport } from './warming.js';
+import { type WarmOptions, type WarmReport, warmTenant } from './warming.js';
 import { defaultListRules, type ListRules, tagsOfWrite } from './write-invalidator.js';
 
 /** Options of {@link createCache}. */
@@ -20,12 +27,21 @@ const policySchema = z.strictObject({
 
 const cacheOptionsSchema = z.strictObject({
   methods: z.record(z.string().regex(/^[a-z_]+\.[A-Za-z]+$/, 'must be <collection>.<method>'), policySchema),
-  memory: z.union([z.literal(false), z.strictObject({ maxEntries: z.number().int().min(1).optional(), maxBytes: z.number().int().min(1024).optional() })]).optional(),
-  redis: z.custom<Redis>((value) => typeof value === 'object' && value !== null && 'defineCommand' in value, 'must be an ioredis client').optional(),
+  memory: z
+    .union([
+      z.literal(false),
+      z.strictObject({ maxEntries: z.number().int().min(1).optional(), maxBytes: z.number().int().min(1024).optional() }),
+    ])
+    .optional(),
+  redis: z
+    .custom<Redis>((value) => typeof value === 'object' && value !== null && 'defineCommand' in value, 'must be an ioredis client')
+    .optional(),
   prefix: z.string().min(1).max(64).optional(),
   redisTimeoutMS: z.number().int().min(1).max(10_000).optional(),
   ttlJitter: z.number().min(0).max(1).optional(),
-  distributedLock: z.union([z.boolean(), z.strictObject({ ttlMS: z.number().int().min(1).optional(), waitMS: z.number().int().min(0).optional() })]).optional(),
+  distributedLock: z
+    .union([z.boolean(), z.strictObject({ ttlMS: z.number().int().min(1).optional(), waitMS: z.number().int().min(0).optional() })])
+    .optional(),
   lists: z.custom<ListRules>((value) => typeof value === 'object' && value !== null && 'listFields' in value).optional(),
 });
 
@@ -65,7 +81,8 @@ export interface CachePlugin extends DataLayerPlugin {
  */
 export function createCache(options: CacheOptions): CachePlugin {
   const parsed = cacheOptionsSchema.safeParse(options);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })));
+  if (!parsed.success)
+    throw new ConfigError(parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })));
   const cache = new TwoTierCache(options);
   const rules = options.lists ?? defaultListRules;
   const invalidator: CommandInterceptor = {

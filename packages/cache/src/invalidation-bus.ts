@@ -18,7 +18,13 @@ export class InvalidationBus {
   readonly #channel: string;
   readonly #instance: string;
 
-  constructor(redis: Redis, channel: string, instance: string, onMessage: (message: InvalidationMessage) => void, onError: (error: unknown) => void) {
+  constructor(
+    redis: Redis,
+    channel: string,
+    instance: string,
+    onMessage: (message: InvalidationMessage) => void,
+    onError: (error: unknown) => void,
+  ) {
     this.#publisher = redis;
     this.#channel = channel;
     this.#instance = instance;

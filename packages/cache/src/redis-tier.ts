@@ -99,9 +99,17 @@ export class RedisTier {
 
   /** Writes an entry unless one of `tags` was invalidated at or after `since` (Redis' clock). @returns true when written. */
   async fill(key: string, value: Buffer, ttlMS: number, tags: readonly string[], since: string): Promise<boolean> {
-    const keys = [`${this.#prefix}e:${key}`, ...tags.map((tag) => `${this.#prefix}v:${tag}`), ...tags.map((tag) => `${this.#prefix}t:${tag}`)];
-    const command = (this.#redis as unknown as { caasCacheFill(count: number, ...args: Array<string | Buffer | number>): Promise<number> }).caasCacheFill;
-    const written = await this.#bounded('fill', command.call(this.#redis, keys.length, ...keys, value, Math.max(1, Math.round(ttlMS)), since));
+    const keys = [
+      `${this.#prefix}e:${key}`,
+      ...tags.map((tag) => `${this.#prefix}v:${tag}`),
+      ...tags.map((tag) => `${this.#prefix}t:${tag}`),
+    ];
+    const command = (this.#redis as unknown as { caasCacheFill(count: number, ...args: Array<string | Buffer | number>): Promise<number> })
+      .caasCacheFill;
+    const written = await this.#bounded(
+      'fill',
+      command.call(this.#redis, keys.length, ...keys, value, Math.max(1, Math.round(ttlMS)), since),
+    );
     return written === 1;
   }
 
@@ -109,7 +117,8 @@ export class RedisTier {
   async invalidate(tags: readonly string[]): Promise<number> {
     if (tags.length === 0) return 0;
     const keys = tags.flatMap((tag) => [`${this.#prefix}v:${tag}`, `${this.#prefix}t:${tag}`]);
-    const command = (this.#redis as unknown as { caasCacheInvalidate(count: number, ...keys: string[]): Promise<number> }).caasCacheInvalidate;
+    const command = (this.#redis as unknown as { caasCacheInvalidate(count: number, ...keys: string[]): Promise<number> })
+      .caasCacheInvalidate;
     return this.#bounded('invalidate', command.call(this.#redis, keys.length, ...keys));
   }
 

@@ -70,7 +70,9 @@ interface Flight {
 const RECENT_INVALIDATIONS = 4096;
 
 function stableArgs(args: unknown): string {
-  return createHash('sha1').update(BSON.EJSON.stringify({ a: args ?? null }, { relaxed: false })).digest('base64url');
+  return createHash('sha1')
+    .update(BSON.EJSON.stringify({ a: args ?? null }, { relaxed: false }))
+    .digest('base64url');
 }
 
 /**
@@ -201,7 +203,14 @@ export class TwoTierCache implements ReadCache {
   }
 
   /** One load per key at a time (single flight): concurrent misses share it. */
-  #flight<T>(key: string, request: CachedRead, policy: MethodPolicy, load: () => Promise<T>, tagsOf: (value: T) => string[], stale: CacheEntry | undefined): Promise<unknown> {
+  #flight<T>(
+    key: string,
+    request: CachedRead,
+    policy: MethodPolicy,
+    load: () => Promise<T>,
+    tagsOf: (value: T) => string[],
+    stale: CacheEntry | undefined,
+  ): Promise<unknown> {
     const existing = this.#flights.get(key);
     if (existing) return existing.promise;
     const flight: Flight = { promise: Promise.resolve(), startedAt: this.#sequence, tags: new Set(request.tags) };
@@ -237,7 +246,12 @@ export class TwoTierCache implements ReadCache {
         this.#stats.l2Misses += 1;
         candidate = remote ?? candidate;
         since = read.time;
-        await this.#waitForPeer(key);
+        const filledByPeer = await this.#waitForPeer(key);
+        if (filledByPeer) {
+          this.#stats.l2Hits += 1;
+          if (!this.#invalidatedSince(flight)) this.#memory?.set(key, encodeEntry(filledByPeer), request.tags);
+          return filledByPeer.value;
+        }
       } catch (error) {
         this.#error('read', error);
       }
@@ -284,18 +298,22 @@ export class TwoTierCache implements ReadCache {
     return value;
   }
 
-  async #waitForPeer(key: string): Promise<void> {
+  /**
+   * With the distributed lock on: takes the key's lock (this instance loads), or waits a moment for
+   * the instance holding it to fill the entry, which is then returned.
+   */
+  async #waitForPeer(key: string): Promise<CacheEntry | undefined> {
     const lock = this.#options.distributedLock;
-    if (!lock || !this.#redis) return;
+    if (!lock || !this.#redis) return undefined;
     const settings = typeof lock === 'object' ? lock : {};
-    if (await this.#redis.lock(key, settings.ttlMS ?? 2000)) return;
-    // Another instance is loading this key: give it a moment to fill, then load anyway.
+    if (await this.#redis.lock(key, settings.ttlMS ?? 2000)) return undefined;
     const deadline = Date.now() + (settings.waitMS ?? 200);
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
-      const read = await this.#redis.read(key);
-      if (decodeEntry(read.entry)) return;
+      const entry = decodeEntry((await this.#redis.read(key)).entry);
+      if (entry && Date.now() < entry.freshUntil) return entry;
     }
+    return undefined;
   }
 
   #releasePeerLock(key: string): void {
@@ -359,7 +377,13 @@ export class TwoTierCache implements ReadCache {
     const hits = s.l1Hits + s.l2Hits;
     return {
       requests: s.requests,
-      l1: { hits: s.l1Hits, misses: s.l1Misses, entries: this.#memory?.size ?? 0, bytes: this.#memory?.bytes ?? 0, evictions: this.#memory?.evictions ?? 0 },
+      l1: {
+        hits: s.l1Hits,
+        misses: s.l1Misses,
+        entries: this.#memory?.size ?? 0,
+        bytes: this.#memory?.bytes ?? 0,
+        evictions: this.#memory?.evictions ?? 0,
+      },
       l2: { hits: s.l2Hits, misses: s.l2Misses, errors: s.l2Errors, skipped: s.l2Skipped },
       hitRate: s.requests === 0 ? 0 : hits / s.requests,
       staleServes: s.staleServes,

@@ -1,4 +1,11 @@
-import { type AnyBulkWriteOperation, cacheTags, type CollectionCommand, type CollectionTarget, type Document, ObjectId } from '@caas-db/core';
+import {
+  type AnyBulkWriteOperation,
+  type CollectionCommand,
+  type CollectionTarget,
+  cacheTags,
+  type Document,
+  ObjectId,
+} from '@caas-db/core';
 
 /** What the invalidator must know about the cached lists of each collection. */
 export interface ListRules {
@@ -72,8 +79,9 @@ export function tagsOfWrite(command: CollectionCommand, target: CollectionTarget
     const ids = idsOf(filter);
     if (!ids) everything(filter);
     for (const id of ids ?? []) tags.add(cacheTags.document(collection, id));
-    const paths = pathsOf(change);
-    const touchesList = fields.some((field) => paths.some((path) => path.split('.')[0] === field.split('.')[0]));
+    const roots = new Set(pathsOf(change).map((path) => path.split('.')[0]));
+    // Soft delete and restore move a document in or out of every live list and lookup.
+    const touchesList = roots.has('deleted_at') || fields.some((field) => roots.has(field.split('.')[0]));
     if (upsert || touchesList || rules.volatileLists.has(collection)) {
       const tenant = tenantOf(filter);
       if (tenant === undefined) everything(filter);
@@ -83,20 +91,24 @@ export function tagsOfWrite(command: CollectionCommand, target: CollectionTarget
         if (!source) continue;
         for (const field of fields) {
           const value = source[field];
-          if (value !== undefined && (typeof value !== 'object' || value instanceof ObjectId)) tags.add(cacheTags.list(tenant, collection, field, value));
+          if (value !== undefined && (typeof value !== 'object' || value instanceof ObjectId))
+            tags.add(cacheTags.list(tenant, collection, field, value));
         }
       }
     }
   };
   const remove = (filter: Document) => {
+    // A hard delete only removes: entries containing the document carry its tag.
     const ids = idsOf(filter);
     if (!ids) return everything(filter);
     for (const id of ids) tags.add(cacheTags.document(collection, id));
   };
   const bulk = (operation: AnyBulkWriteOperation<Document>) => {
     if ('insertOne' in operation) joinLists(operation.insertOne.document);
-    else if ('updateOne' in operation) update(operation.updateOne.filter, operation.updateOne.update as Document, operation.updateOne.upsert ?? false);
-    else if ('updateMany' in operation) update(operation.updateMany.filter, operation.updateMany.update as Document, operation.updateMany.upsert ?? false);
+    else if ('updateOne' in operation)
+      update(operation.updateOne.filter, operation.updateOne.update as Document, operation.updateOne.upsert ?? false);
+    else if ('updateMany' in operation)
+      update(operation.updateMany.filter, operation.updateMany.update as Document, operation.updateMany.upsert ?? false);
     else if ('replaceOne' in operation) {
       update(operation.replaceOne.filter, { $set: operation.replaceOne.replacement }, operation.replaceOne.upsert ?? false);
       joinLists(operation.replaceOne.replacement);

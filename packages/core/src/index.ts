@@ -165,4 +165,10 @@ export {
   text,
 } from './schema/primitives.js';
 export { patchToSetPaths, schemaAtPath, type UpdateValidationOptions, validateUpdate } from './schema/update-validator.js';
-export { afterCommit, currentSession, runInTransaction, type TransactionMode, type TransactionOptions } from './transactions/transaction-context.js';
+export {
+  afterCommit,
+  currentSession,
+  runInTransaction,
+  type TransactionMode,
+  type TransactionOptions,
+} from './transactions/transaction-context.js';

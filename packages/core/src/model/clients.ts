@@ -50,7 +50,7 @@ export class ClientRepository extends Repository<typeof clientSchema> {
   /** The client that owns `tenantId`, or null. */
   async findByTenantId(tenantId: string): Promise<Client | null> {
     const tenant = this.parse(tenantIdSchema, tenantId, 'tenantId');
-    const tags = [cacheTags.list(undefined, this.name, 'tenant_id', tenant)];
+    const tags = [cacheTags.list(undefined, this.name, 'tenant_id', tenant), cacheTags.lists(undefined, this.name)];
     return this.cachedRead('findByTenantId', tenant, tags, () => this.findOne({ tenant_id: tenant }));
   }
 

@@ -194,7 +194,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const conversation = this.parseId(conversationId, 'conversationId');
     const filter = { tenant_id: tenant, conversation_id: conversation, deleted_at: null };
     const read = () => this.page<Message>('findByConversation', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
-    const tags = [cacheTags.list(tenant, this.name, 'conversation_id', conversation)];
+    const tags = [cacheTags.list(tenant, this.name, 'conversation_id', conversation), cacheTags.lists(tenant, this.name)];
     return this.cachedRead('findByConversation', { conversation: conversation.toHexString(), options }, tags, read);
   }
 

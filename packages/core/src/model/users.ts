@@ -130,8 +130,11 @@ export class UserRepository extends Repository<typeof userSchema> {
   async findByExternalId(externalId: string): Promise<User | null> {
     const tenant = this.requireTenant('findByExternalId');
     const external = this.parse(externalIdSchema, externalId, 'externalId');
-    return this.cachedRead('findByExternalId', external, [cacheTags.list(tenant, this.name, 'external_id', external)], () =>
-      this.findOne({ tenant_id: tenant, external_id: external }),
+    return this.cachedRead(
+      'findByExternalId',
+      external,
+      [cacheTags.list(tenant, this.name, 'external_id', external), cacheTags.lists(tenant, this.name)],
+      () => this.findOne({ tenant_id: tenant, external_id: external }),
     );
   }
 

@@ -102,15 +102,28 @@ export interface TestPluginSetup {
   ownsDatabase?: (name: string) => boolean;
 }
 
-let testPlugins: ((databaseName: string) => TestPluginSetup) | undefined;
+const testPlugins: Array<(databaseName: string) => TestPluginSetup> = [];
 
 /**
- * Makes every {@link createTestDataLayer} of the test files that follow use these plugins. Call it
- * from a vitest setup file: the repository suites run once more per configuration this way
- * (caas-db runs them under both tenancy strategies).
+ * Makes every {@link createTestDataLayer} of the test files that follow use these plugins (in
+ * addition to any registered before). Call it from a vitest setup file: the repository suites run
+ * once more per configuration this way (caas-db runs them under both tenancy strategies and with
+ * the cache on).
  */
 export function useTestPlugins(factory: (databaseName: string) => TestPluginSetup): void {
-  testPlugins = factory;
+  testPlugins.push(factory);
+}
+
+function pluginSetupFor(databaseName: string): TestPluginSetup | undefined {
+  if (testPlugins.length === 0) return undefined;
+  const setups = testPlugins.map((factory) => factory(databaseName));
+  return {
+    plugins: setups.flatMap((setup) => setup.plugins),
+    provision: async (layer) => {
+      for (const setup of setups) await setup.provision?.(layer);
+    },
+    ownsDatabase: (name) => setups.some((setup) => setup.ownsDatabase?.(name) ?? false),
+  };
 }
 
 const ownedDatabases: Array<(name: string) => boolean> = [];
@@ -124,7 +137,7 @@ export function createTestDataLayer(options: Omit<DataLayerOptions, 'client'> & 
   const client = options.client ?? createTestClient();
   const shapes = new Map<string, QueryShape[]>();
   const checker = createQueryShapeChecker(shapes);
-  const setup = testPlugins?.(client.databaseName);
+  const setup = pluginSetupFor(client.databaseName);
   if (setup?.ownsDatabase) ownedDatabases.push(setup.ownsDatabase);
   const data = createDataLayer({
     ...options,

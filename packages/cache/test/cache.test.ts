@@ -1,0 +1,341 @@
+import { createDataClient, createDataLayer, type DataClient, type DataLayer, ObjectId } from '@caas-db/core';
+import { startRedis, startTcpProxy } from '@caas-db/testing';
+import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CacheOptions, type CachePlugin, createCache } from '../src/index.js';
+
+const methods: CacheOptions['methods'] = {
+  'users.findById': { ttlMS: 60_000 },
+  'users.findByExternalId': { ttlMS: 60_000 },
+  'messages.findByConversation': { ttlMS: 60_000 },
+  'conversations.listForUser': { ttlMS: 60_000 },
+  'clients.findByTenantId': { ttlMS: 60_000 },
+};
+
+const redisClients: Redis[] = [];
+function redisFor(url = testEnvironment().redis.url): Redis {
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
+  redis.on('error', () => undefined);
+  redisClients.push(redis);
+  return redis;
+}
+
+const plugins: CachePlugin[] = [];
+function layer(
+  options: Partial<CacheOptions> = {},
+  client: DataClient = createTestClient(),
+): { data: DataLayer; cache: CachePlugin; client: DataClient } {
+  const cache = createCache({ methods, redis: redisFor(), prefix: `${testDatabaseName()}:`, ...options });
+  plugins.push(cache);
+  return { data: createDataLayer({ client, plugins: [cache] }), cache, client };
+}
+
+/** Counts `find` commands on a collection while `action` runs. */
+async function findsDuring(client: DataClient, collection: string, action: () => Promise<unknown>): Promise<number> {
+  let finds = 0;
+  const stop = client.on('command:succeeded', (event) => {
+    if (event.commandName === 'find' && event.collection === collection) finds += 1;
+  });
+  await action();
+  stop();
+  return finds;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMS: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMS) {
+    if (await check()) return Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`not within ${timeoutMS} ms`);
+}
+
+const first = layer();
+const acme = first.data.forTenant('acme');
+
+beforeAll(async () => {
+  await first.data.syncIndexes();
+  await until(async () => redisClients.every((redis) => redis.status === 'ready'), 5000);
+});
+
+afterAll(async () => {
+  for (const plugin of plugins) await plugin.close();
+  for (const redis of redisClients) redis.disconnect();
+});
+
+describe('read-through in two tiers', () => {
+  it('serves the second read from L1, and another instance from L2, keeping BSON types', async () => {
+    const user = await acme.users.create({
+      external_id: 'tiers',
+      profile: { display_name: 'T' },
+      last_seen: new Date('2026-11-26T10:00:00Z'),
+    });
+    expect(await findsDuring(first.client, 'users', () => acme.users.findById(user._id))).toBe(1);
+    expect(await findsDuring(first.client, 'users', () => acme.users.findById(user._id))).toBe(0);
+    const second = layer({}, createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() }));
+    await until(async () => second.cache.cache !== undefined && redisClients.at(-1)?.status === 'ready', 5000);
+    let fromL2: Awaited<ReturnType<typeof acme.users.findById>> = null;
+    expect(
+      await findsDuring(second.client, 'users', async () => {
+        fromL2 = await second.data.forTenant('acme').users.findById(user._id);
+      }),
+    ).toBe(0);
+    expect(second.cache.stats().l2.hits).toBe(1);
+    expect(fromL2).toEqual(user);
+    expect((fromL2 as unknown as { _id: unknown })._id).toBeInstanceOf(ObjectId);
+    expect((fromL2 as unknown as { last_seen: unknown }).last_seen).toBeInstanceOf(Date);
+    await second.client.close();
+  });
+
+  it('hands every caller its own copy', async () => {
+    const user = await acme.users.create({ external_id: 'copies', profile: { display_name: 'C' } });
+    const a = await acme.users.findById(user._id);
+    if (a) a.profile.display_name = 'mutated by a caller';
+    expect((await acme.users.findById(user._id))?.profile.display_name).toBe('C');
+  });
+
+  it('caches not-found briefly, and an insert of that id is seen at once', async () => {
+    const id = new ObjectId();
+    expect(await acme.users.findById(id)).toBeNull();
+    expect(await findsDuring(first.client, 'users', () => acme.users.findById(id))).toBe(0);
+    await acme.users.create({ _id: id, external_id: 'late', profile: { display_name: 'L' } });
+    expect((await acme.users.findById(id))?.external_id).toBe('late');
+    expect(await acme.users.findByExternalId('nobody-yet')).toBeNull();
+    await acme.users.create({ external_id: 'nobody-yet', profile: { display_name: 'N' } });
+    expect(await acme.users.findByExternalId('nobody-yet')).not.toBeNull();
+  });
+});
+
+describe('invalidation', () => {
+  it('never serves a stale read after a write on the same instance', async () => {
+    const user = await acme.users.create({ external_id: 'fresh', profile: { display_name: 'v0' } });
+    for (let version = 1; version <= 20; version += 1) {
+      await acme.users.findById(user._id);
+      await acme.users.update(user._id, { profile: { display_name: `v${version}` } });
+      expect((await acme.users.findById(user._id))?.profile.display_name).toBe(`v${version}`);
+    }
+  });
+
+  it('keeps cached message pages and conversation lists exact through sends, receipts and deletes', async () => {
+    const [a, b] = [new ObjectId(), new ObjectId()];
+    const { conversation } = await acme.conversations.createDirect([a, b]);
+    const { conversation: other } = await acme.conversations.createDirect([a, new ObjectId()]);
+    const send = (conversationId: ObjectId, text: string) =>
+      acme.messages.create({ conversation_id: conversationId, sender_id: a, content: { type: 'text', encrypted_data: text } });
+    const one = await send(conversation._id, 'b25l');
+    expect((await acme.messages.findByConversation(conversation._id, { limit: 10 })).items).toHaveLength(1);
+    const two = await send(conversation._id, 'dHdv');
+    expect((await acme.messages.findByConversation(conversation._id, { limit: 10 })).items.map((message) => message._id)).toEqual([
+      two._id,
+      one._id,
+    ]);
+    await acme.messages.markAsRead(one._id, b);
+    expect((await acme.messages.findByConversation(conversation._id, { limit: 10 })).items[1]?.read_by).toHaveLength(1);
+    await acme.messages.softDelete(two._id);
+    expect((await acme.messages.findByConversation(conversation._id, { limit: 10 })).items.map((message) => message._id)).toEqual([
+      one._id,
+    ]);
+    expect((await acme.conversations.listForUser(a)).items[0]?._id).toEqual(conversation._id);
+    await send(other._id, 'dGhyZWU');
+    expect((await acme.conversations.listForUser(a)).items[0]?._id).toEqual(other._id);
+    expect((await acme.conversations.listForUser(a)).items[0]?.last_message?.content_preview).toBe('');
+  });
+
+  it('reaches another instance through the bus within a bounded time (measured here)', async () => {
+    const second = layer({}, createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() }));
+    await until(async () => redisClients.at(-1)?.status === 'ready', 5000);
+    const theirs = second.data.forTenant('acme');
+    const user = await acme.users.create({ external_id: 'bus', profile: { display_name: 'before' } });
+    expect((await theirs.users.findById(user._id))?.profile.display_name).toBe('before');
+    expect((await theirs.users.findById(user._id))?.profile.display_name).toBe('before');
+    await acme.users.update(user._id, { profile: { display_name: 'after' } });
+    const tookMS = await until(async () => (await theirs.users.findById(user._id))?.profile.display_name === 'after', 1000);
+    expect(tookMS).toBeLessThan(1000);
+    expect(second.cache.stats().invalidations.remote).toBeGreaterThan(0);
+    await second.client.close();
+  });
+});
+
+describe('stampede protection', () => {
+  it('loads a key once for 50 concurrent misses (single flight)', async () => {
+    const user = await acme.users.create({ external_id: 'stampede', profile: { display_name: 'S' } });
+    const { data, client } = layer();
+    const results: unknown[] = [];
+    const finds = await findsDuring(client, 'users', async () => {
+      results.push(...(await Promise.all(Array.from({ length: 50 }, () => data.forTenant('acme').users.findById(user._id)))));
+    });
+    expect(finds).toBe(1);
+    expect(results.every((result) => (result as { _id: ObjectId })._id.equals(user._id))).toBe(true);
+  });
+
+  it('loads a key once across two instances with the distributed lock', async () => {
+    const user = await acme.users.create({ external_id: 'locked', profile: { display_name: 'L' } });
+    const instances = [
+      layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
+      layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
+    ];
+    await until(async () => redisClients.slice(-2).every((redis) => redis.status === 'ready'), 5000);
+    let finds = 0;
+    const stops = instances.map(({ client }) =>
+      client.on('command:succeeded', (event) => {
+        if (event.commandName === 'find' && event.collection === 'users') finds += 1;
+      }),
+    );
+    await Promise.all(instances.flatMap(({ data }) => Array.from({ length: 10 }, () => data.forTenant('acme').users.findById(user._id))));
+    for (const stop of stops) stop();
+    expect(finds).toBe(1);
+  });
+});
+
+describe('stale entries', () => {
+  it('serves stale while one refresh runs', async () => {
+    const { data, cache } = layer({ methods: { 'users.findById': { ttlMS: 50, staleWhileRevalidateMS: 10_000 } } });
+    const repositories = data.forTenant('acme');
+    const user = await repositories.users.create({ external_id: 'swr', profile: { display_name: 'S' } });
+    await repositories.users.findById(user._id);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    await repositories.users.findById(user._id);
+    expect(cache.stats().staleServes).toBe(1);
+  });
+
+  it('serves stale within its bound when MongoDB fails, and fails past it', async () => {
+    const proxy = await startTcpProxy(/mongodb:\/\/([^/?]+)/.exec(testEnvironment().mongo.uri)?.[1] ?? '');
+    const client = createDataClient({
+      uri: `mongodb://127.0.0.1:${proxy.port}/?directConnection=true`,
+      database: testDatabaseName(),
+      timeouts: { serverSelectionMS: 300 },
+      retry: { retries: 0 },
+    });
+    const { data, cache } = layer(
+      {
+        memory: {},
+        methods: { 'users.findById': { ttlMS: 30, staleIfErrorMS: 60_000 }, 'users.findByExternalId': { ttlMS: 30, staleIfErrorMS: 0 } },
+      },
+      client,
+    );
+    const repositories = data.forTenant('acme');
+    const user = await repositories.users.create({ external_id: 'outage', profile: { display_name: 'O' } });
+    await repositories.users.findById(user._id);
+    await repositories.users.findByExternalId('outage');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await proxy.cut();
+    try {
+      expect((await repositories.users.findById(user._id))?.external_id).toBe('outage');
+      expect(cache.stats().staleServes).toBe(1);
+      await expect(repositories.users.findByExternalId('outage')).rejects.toMatchObject({ code: 'E_CONNECTION' });
+    } finally {
+      await proxy.restore();
+      await client.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe('Redis failures never reach callers', () => {
+  it('reads keep succeeding while Redis is down, and caching resumes when it is back', async () => {
+    const redisServer = await startRedis();
+    try {
+      const redis = redisFor(redisServer.url);
+      const cache = createCache({ methods, redis, prefix: 'outage:' });
+      plugins.push(cache);
+      const client = createTestClient();
+      const data = createDataLayer({ client, plugins: [cache] });
+      await until(async () => redis.status === 'ready', 5000);
+      const repositories = data.forTenant('acme');
+      const user = await repositories.users.create({ external_id: 'redis-down', profile: { display_name: 'R' } });
+      await repositories.users.findById(user._id);
+      const restarted = redisServer.restart?.(async () => {
+        await until(async () => redis.status !== 'ready', 5000);
+        for (let index = 0; index < 5; index += 1) {
+          await repositories.users.update(user._id, { profile: { display_name: `down-${index}` } });
+          expect((await repositories.users.findById(user._id))?.profile.display_name).toBe(`down-${index}`);
+        }
+      });
+      await restarted;
+      await until(async () => redis.status === 'ready', 5000);
+      const hitsBefore = cache.stats().l2.hits;
+      const other = createCache({ methods, redis, prefix: 'outage:', memory: false });
+      plugins.push(other);
+      const otherData = createDataLayer({ client, plugins: [other] }).forTenant('acme');
+      await otherData.users.findById(user._id);
+      await until(async () => {
+        await otherData.users.findById(user._id);
+        return other.stats().l2.hits > 0;
+      }, 3000);
+      expect(cache.stats().invalidations.failed).toBeGreaterThan(0);
+      expect((await otherData.users.findById(user._id))?.profile.display_name).toBe('down-4');
+      expect(hitsBefore).toBeGreaterThanOrEqual(0);
+    } finally {
+      await redisServer.stop();
+    }
+  });
+
+  it('falls back to MongoDB when Redis is slow or returns garbage, counting the errors', async () => {
+    const errors: string[] = [];
+    const { data, cache } = layer({ memory: false, redisTimeoutMS: 20 });
+    cache.on('cache:error', (event) => errors.push(event.operation));
+    await until(async () => redisClients.at(-1)?.status === 'ready', 5000);
+    const repositories = data.forTenant('acme');
+    const user = await repositories.users.create({ external_id: 'slow', profile: { display_name: 'S' } });
+    const redis = redisClients.at(-1) as Redis;
+    const blocking = redis.blpop(`block-${new ObjectId().toHexString()}`, 0.3);
+    expect((await repositories.users.findById(user._id))?.external_id).toBe('slow');
+    await blocking;
+    expect(errors).toContain('read');
+    await repositories.users.findById(user._id);
+    const raw = new Redis(testEnvironment().redis.url);
+    const keys = await raw.keys(`${testDatabaseName()}:e:k:acme:users.findById:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await Promise.all(keys.map((key) => raw.set(key, 'not bson at all')));
+    await raw.quit();
+    expect((await repositories.users.findById(user._id))?.external_id).toBe('slow');
+    expect(errors).toContain('decode');
+  });
+});
+
+describe('warming, metrics and configuration', () => {
+  it('warms a tenant’s recently active users and their conversation lists within bounds', async () => {
+    const { data, cache, client } = layer();
+    const repositories = data.forTenant('acme');
+    const users = await Promise.all(
+      Array.from({ length: 5 }, (_, index) =>
+        repositories.users.create({
+          external_id: `warm-${index}`,
+          profile: { display_name: 'W' },
+          last_seen: new Date(Date.UTC(2030, 0, 1) + index),
+        }),
+      ),
+    );
+    const report = await cache.warm(repositories, { users: 3, timeBudgetMS: 5000 });
+    expect(report).toMatchObject({ users: 3, conversationLists: 3, stoppedEarly: false });
+    const warmed = users.slice(-3);
+    expect(await findsDuring(client, 'users', () => Promise.all(warmed.map((user) => repositories.users.findById(user._id))))).toBe(0);
+  });
+
+  it('reports hits, misses and hit rate per tier', async () => {
+    const { data, cache } = layer();
+    const repositories = data.forTenant('acme');
+    const user = await repositories.users.create({ external_id: 'stats', profile: { display_name: 'S' } });
+    for (let index = 0; index < 10; index += 1) await repositories.users.findById(user._id);
+    const stats = cache.stats();
+    expect(stats.requests).toBe(10);
+    expect(stats.l1.hits).toBe(9);
+    expect(stats.hitRate).toBeCloseTo(0.9);
+    expect(stats.loads.count).toBe(1);
+  });
+
+  it('bounds the in-process tier and counts evictions', async () => {
+    const { data, cache } = layer({ memory: { maxEntries: 3 } });
+    const repositories = data.forTenant('acme');
+    for (let index = 0; index < 6; index += 1) await repositories.users.findById(new ObjectId());
+    expect(cache.stats().l1.entries).toBe(3);
+    expect(cache.stats().l1.evictions).toBe(3);
+  });
+
+  it('refuses invalid options with the field named', () => {
+    expect(() => createCache({ methods: { 'users.findById': { ttlMS: 0 } } })).toThrow(/methods.users.findById.ttlMS/);
+    expect(() => createCache({ methods: { findById: { ttlMS: 1 } } })).toThrow(/methods.findById/);
+    expect(() => createCache({ methods, redis: {} as never })).toThrow(/redis/);
+  });
+});

@@ -48,6 +48,8 @@ export const conversationSchema = z.strictObject({
       sent_at: dateSchema,
     })
     .optional(),
+  /** Normalized words and prefixes of the conversation's name, for search (kept by `@caas-db/search`). */
+  search_tokens: z.array(z.string().min(1).max(64)).max(256).optional(),
 });
 
 /** A stored conversation. */
@@ -78,6 +80,11 @@ export const conversationsDefinition: RepositoryDefinition<typeof conversationSc
       key: { tenant_id: 1, type: 1, updated_at: -1, _id: -1 },
       purpose: 'a tenant’s channels or groups by activity',
     },
+    {
+      name: 'tenant_search_tokens',
+      key: { tenant_id: 1, search_tokens: 1, _id: -1 },
+      purpose: 'conversation search by name (words and prefixes)',
+    },
   ],
   queries: [
     { name: 'createDirect (find existing)', equality: ['tenant_id', 'dedupe_key'] },
@@ -97,6 +104,7 @@ export const conversationsDefinition: RepositoryDefinition<typeof conversationSc
         ['_id', -1],
       ],
     },
+    { name: 'search', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]] },
     { name: 'findById / join / leave / settings', equality: ['_id'] },
   ],
 };

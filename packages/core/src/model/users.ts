@@ -46,6 +46,8 @@ export const userSchema = z.strictObject({
     .optional(),
   relationships: z.array(relationshipSchema).max(10_000).default([]),
   last_seen: dateSchema.optional(),
+  /** Normalized words and prefixes of the display name, for search (kept by `@caas-db/search`). */
+  search_tokens: z.array(z.string().min(1).max(64)).max(256).optional(),
 });
 
 /** A stored user. */
@@ -82,6 +84,11 @@ export function usersDefinition(options: UserRepositoryOptions = {}): Repository
         purpose: 'recently active users of a tenant (presence lists, warming)',
       },
       { name: 'tenant_id', key: { tenant_id: 1, _id: -1 }, purpose: 'a tenant’s users, newest first; id lookups within a tenant' },
+      {
+        name: 'tenant_search_tokens',
+        key: { tenant_id: 1, search_tokens: 1, _id: -1 },
+        purpose: 'user search by display name (words and prefixes)',
+      },
       ...(options.inactiveTtlSeconds !== undefined
         ? [
             {
@@ -95,6 +102,8 @@ export function usersDefinition(options: UserRepositoryOptions = {}): Repository
     ],
     queries: [
       { name: 'findByExternalId', equality: ['tenant_id', 'external_id'] },
+      { name: 'search (external id prefix)', equality: ['tenant_id'], range: ['external_id'] },
+      { name: 'search (display name)', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]] },
       {
         name: 'listRecentlyActive',
         equality: ['tenant_id'],

@@ -82,7 +82,7 @@ function scopeLookup(spec: Document, tenant: string, path: string, options: Pipe
       {
         $match: {
           // localField semantics: a scalar matches by equality, an array by any of its elements.
-          $expr: { $in: [`$${foreignField}`, { $cond: { if: { $isArray: local }, then: local, else: [local] } }] },
+          $expr: { $in: [`$${foreignField}`, { $cond: [{ $isArray: local }, local, [local]] }] },
         },
       },
       ...stages,

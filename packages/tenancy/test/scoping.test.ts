@@ -207,7 +207,7 @@ describe('regressions: bypasses other tenant layers shipped', () => {
 
   it('joins are scoped: $lookup in both forms (node-mongo-tenant #16, MikroORM #2440 and #6784, mongoose #13860)', async () => {
     const pipelineForm = await acmeNotes.raw.aggregate('test', [{ $lookup: { from: 'notes', pipeline: [], as: 'all' } }, { $limit: 1 }]);
-    expect((pipelineForm[0]?.all as Document[]).map((note) => note.tenant_id)).not.toContain('globex');
+    expect(((pipelineForm[0]?.all ?? []) as Document[]).map((note) => note.tenant_id)).not.toContain('globex');
     const localFieldForm = await acmeNotes.raw.aggregate('test', [
       { $lookup: { from: 'notes', localField: 'title', foreignField: 'title', as: 'same' } },
     ]);

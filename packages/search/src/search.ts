@@ -1,0 +1,303 @@
+import {
+  type CollectionCommand,
+  type CollectionTarget,
+  type CommandInterceptor,
+  ConfigError,
+  conversationsDefinition,
+  type DataLayer,
+  type DataLayerPlugin,
+  type Document,
+  type IdInput,
+  KeysetCursorCodec,
+  keysetFilter,
+  messagesDefinition,
+  objectIdSchema,
+  type Page,
+  Repository,
+  type RepositoryDefinition,
+  usersDefinition,
+  ValidationError,
+} from '@caas-db/core';
+import { type ZodObject, z } from 'zod';
+import { PipelineRepository as SearchRepository } from './pipeline-repository.js';
+import { indexTokens, queryTokens, type TokenOptions } from './token-index.js';
+
+/** The engines: `token` works on any MongoDB-compatible server; `text` needs `$text`; `atlas` needs Atlas Search. */
+export type SearchEngine = 'token' | 'text' | 'atlas';
+
+/** Options of {@link createSearch}. */
+export interface SearchOptions {
+  /** How users and conversations are searched. Messages always use their blind-index tokens. @default 'token' */
+  engine?: SearchEngine;
+  /** The Atlas Search index names, for the `atlas` engine. @default { users: 'users_search', conversations: 'conversations_search' } */
+  atlasIndexes?: { users?: string; conversations?: string };
+  /** Token extraction of the `token` engine. */
+  tokens?: TokenOptions;
+  /** Where searches read (e.g. `'secondaryPreferred'` to keep them off the primary). */
+  readPreference?: 'primary' | 'primaryPreferred' | 'secondary' | 'secondaryPreferred' | 'nearest';
+}
+
+/** A page of results, ranked by relevance (`score`), then recency. */
+export type SearchPage<T> = Page<T & { score: number }>;
+
+/** One blind-index query: tokens derived with one key version. */
+export interface BlindQuery {
+  tokens: readonly string[];
+  keyVersion?: number;
+}
+
+/** Filters of a message search. */
+export interface MessageSearchFilters {
+  conversationId?: IdInput;
+  senderId?: IdInput;
+  type?: 'text' | 'file' | 'image' | 'video' | 'audio' | 'system';
+  from?: Date;
+  to?: Date;
+}
+
+const pageSchema = z.strictObject({
+  limit: z.number().int().min(1).max(100).optional(),
+  cursor: z.string().max(4096).nullable().optional(),
+});
+const textQuerySchema = z.string().trim().min(1, 'must not be empty').max(256);
+const blindQuerySchema = z.union([
+  z.strictObject({
+    tokens: z
+      .array(z.string().regex(/^[A-Za-z0-9_-]{8,128}$/))
+      .min(1)
+      .max(32),
+    keyVersion: z.number().int().min(1).optional(),
+  }),
+  z
+    .array(
+      z.strictObject({
+        tokens: z
+          .array(z.string().regex(/^[A-Za-z0-9_-]{8,128}$/))
+          .min(1)
+          .max(32),
+        keyVersion: z.number().int().min(1).optional(),
+      }),
+    )
+    .min(1)
+    .max(8),
+]);
+const messageFiltersSchema = z.strictObject({
+  conversationId: objectIdSchema.optional(),
+  senderId: objectIdSchema.optional(),
+  type: z.enum(['text', 'file', 'image', 'video', 'audio', 'system']).optional(),
+  from: z.date().optional(),
+  to: z.date().optional(),
+});
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success)
+    throw new ValidationError(
+      subject,
+      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })),
+    );
+  return result.data;
+}
+
+const SCORE_SORT = { field: 'score', direction: 'desc' } as const;
+
+/** The search API; bound to the ambient tenant (`runWithTenant`) or, through `forTenant`, to one. */
+export interface SearchApi {
+  /** Messages carrying every blind-index token of the query (pass several for a key rotation), newest first. */
+  messages(
+    query: BlindQuery | readonly BlindQuery[],
+    filters?: MessageSearchFilters,
+    page?: { limit?: number; cursor?: string | null },
+  ): Promise<SearchPage<Document>>;
+  /** Users by display name (words, the last one as a prefix) and by external id prefix. */
+  users(query: string, page?: { limit?: number; cursor?: string | null }): Promise<SearchPage<Document>>;
+  /** Conversations by name. */
+  conversations(query: string, page?: { limit?: number; cursor?: string | null }): Promise<SearchPage<Document>>;
+  /** The pipeline a user or conversation search would run (for review, and tests of the `atlas` engine). */
+  pipelineFor(kind: 'users' | 'conversations', query: string, tenant: string): Document[];
+  /** The same API bound to one tenant. */
+  forTenant(tenantId: string): SearchApi;
+}
+
+/** The search plugin: keeps search tokens current on writes and answers searches. */
+export interface SearchPlugin extends DataLayerPlugin, SearchApi {
+  /** Recomputes the search tokens of every user and conversation of a tenant (after enabling search on existing data). */
+  reindex(tenantId: string): Promise<{ users: number; conversations: number }>;
+}
+
+/**
+ * One search API over messages, users and conversations, always tenant-scoped (its pipelines pass
+ * the same choke point as every command) and keyset-paginated, with pluggable engines for names:
+ * a token index that works everywhere, `$text`, or Atlas Search. Messages are end-to-end encrypted,
+ * so they are searched by blind-index tokens only (see `createBlindIndex`).
+ *
+ * @example
+ * ```ts
+ * const search = createSearch({ engine: 'token' });
+ * const data = createDataLayer({ client, plugins: [tenancy, search] });
+ * const page = await search.forTenant('acme').users('ali', { limit: 20 });
+ * ```
+ */
+export function createSearch(options: SearchOptions = {}): SearchPlugin {
+  const engine = options.engine ?? 'token';
+  if (!['token', 'text', 'atlas'].includes(engine))
+    throw new ConfigError([{ path: 'engine', message: 'must be token, text or atlas', code: 'invalid_value' }]);
+  let layer: DataLayer | undefined;
+  const cursors = new KeysetCursorCodec();
+  const attached = () => {
+    if (!layer)
+      throw new ConfigError([{ path: 'plugins', message: 'the search plugin is not attached to a data layer yet', code: 'custom' }]);
+    return layer;
+  };
+  const repository = <S extends ZodObject>(definition: RepositoryDefinition<S>, tenant: string | undefined) =>
+    attached().repository(definition, SearchRepository<S>, tenant);
+
+  /** Keeps `search_tokens` of users and conversations in step with their names, on every write. */
+  const maintainer: CommandInterceptor = {
+    intercept(command: CollectionCommand, target: CollectionTarget): CollectionCommand {
+      const source =
+        target.name === 'users'
+          ? { field: 'profile', name: 'display_name' }
+          : target.name === 'conversations'
+            ? { field: 'metadata', name: 'name' }
+            : undefined;
+      if (!source) return command;
+      const tokensOf = (value: unknown) => (typeof value === 'string' ? indexTokens(value, options.tokens) : []);
+      const stamp = (document: Document) => ({
+        ...document,
+        search_tokens: tokensOf((document[source.field] as Document | undefined)?.[source.name]),
+      });
+      if (command.kind === 'insertOne') return { ...command, document: stamp(command.document) };
+      if (command.kind === 'insertMany') return { ...command, documents: command.documents.map(stamp) };
+      if (command.kind === 'updateOne' || command.kind === 'updateMany' || command.kind === 'findOneAndUpdate') {
+        const set = command.update.$set as Document | undefined;
+        const name = set?.[`${source.field}.${source.name}`] ?? (set?.[source.field] as Document | undefined)?.[source.name];
+        if (name === undefined) return command;
+        return { ...command, update: { ...command.update, $set: { ...set, search_tokens: tokensOf(name) } } };
+      }
+      return command;
+    },
+  };
+
+  const namePipeline = (kind: 'users' | 'conversations', query: string, tenant: string): Document[] => {
+    const path = kind === 'users' ? 'profile.display_name' : 'metadata.name';
+    if (engine === 'atlas') {
+      const index = options.atlasIndexes?.[kind] ?? `${kind}_search`;
+      return [
+        {
+          $search: {
+            index,
+            compound: {
+              filter: [{ equals: { path: 'tenant_id', value: tenant } }],
+              should: [
+                { autocomplete: { query, path } },
+                { text: { query, path, fuzzy: { maxEdits: 1 } } },
+                ...(kind === 'users' ? [{ text: { query, path: 'external_id', score: { boost: { value: 5 } } } }] : []),
+              ],
+              minimumShouldMatch: 1,
+            },
+            highlight: { path },
+          },
+        },
+        { $match: { deleted_at: null } },
+        { $addFields: { score: { $meta: 'searchScore' }, highlights: { $meta: 'searchHighlights' } } },
+      ];
+    }
+    if (engine === 'text') {
+      return [{ $match: { $text: { $search: query }, deleted_at: null } }, { $addFields: { score: { $meta: 'textScore' } } }];
+    }
+    const { required, exact } = queryTokens(query, options.tokens);
+    const byTokens = { search_tokens: { $all: required } };
+    const match = kind === 'users' ? { $or: [byTokens, { external_id: { $gte: query, $lt: `${query}\uffff` } }] } : byTokens;
+    const relevance: Document[] = [{ $size: { $setIntersection: [{ $ifNull: ['$search_tokens', []] }, exact] } }];
+    if (kind === 'users') relevance.push({ $cond: [{ $eq: ['$external_id', query] }, 10, 0] });
+    return [{ $match: { ...match, deleted_at: null } }, { $addFields: { score: { $add: relevance } } }];
+  };
+
+  const paged = async (
+    repo: SearchRepository<ZodObject>,
+    operation: string,
+    base: Document[],
+    fingerprintOf: Document,
+    page: unknown,
+  ): Promise<SearchPage<Document>> => {
+    const { limit = 20, cursor } = parse(pageSchema, page ?? {}, 'page');
+    const fingerprint = KeysetCursorCodec.fingerprint(repo.name, fingerprintOf, SCORE_SORT);
+    const after = cursor ? [{ $match: keysetFilter(SCORE_SORT, cursors.decode(cursor, fingerprint, SCORE_SORT)) }] : [];
+    const rows = await repo.run(
+      operation,
+      [...base, ...after, { $sort: { score: -1, _id: -1 } }, { $limit: limit + 1 }],
+      options.readPreference,
+    );
+    const items = rows.slice(0, limit) as Array<Document & { score: number }>;
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > limit && last ? cursors.encode(fingerprint, SCORE_SORT, last) : null };
+  };
+
+  const api = (tenant: string | undefined): SearchApi => ({
+    async messages(query, filters = {}, page = {}) {
+      const queries = [parse(blindQuerySchema, query, 'query')].flat();
+      const parsed = parse(messageFiltersSchema, filters, 'filters');
+      const byVersion = queries.map((entry) => ({
+        search_tokens: { $all: entry.tokens },
+        ...(entry.keyVersion !== undefined && { search_key_version: entry.keyVersion }),
+      }));
+      const match: Document = { deleted_at: null, ...(byVersion.length === 1 ? byVersion[0] : { $or: byVersion }) };
+      if (parsed.conversationId) match.conversation_id = parsed.conversationId;
+      if (parsed.senderId) match.sender_id = parsed.senderId;
+      if (parsed.type) match['content.type'] = parsed.type;
+      if (parsed.from || parsed.to) match.created_at = { ...(parsed.from && { $gte: parsed.from }), ...(parsed.to && { $lt: parsed.to }) };
+      const repo = repository(messagesDefinition, tenant) as unknown as SearchRepository<ZodObject>;
+      // Every hit carries every token: relevance ties, so recency orders them.
+      return paged(repo, 'search.messages', [{ $match: match }, { $addFields: { score: 1 } }], match, page);
+    },
+    async users(query, page = {}) {
+      const text = parse(textQuerySchema, query, 'query');
+      const repo = repository(usersDefinition(), tenant) as unknown as SearchRepository<ZodObject>;
+      return paged(repo, 'search.users', namePipeline('users', text, tenant ?? ''), { engine, text }, page);
+    },
+    async conversations(query, page = {}) {
+      const text = parse(textQuerySchema, query, 'query');
+      const repo = repository(conversationsDefinition, tenant) as unknown as SearchRepository<ZodObject>;
+      return paged(repo, 'search.conversations', namePipeline('conversations', text, tenant ?? ''), { engine, text }, page);
+    },
+    pipelineFor: (kind, query, forTenant) => namePipeline(kind, parse(textQuerySchema, query, 'query'), forTenant),
+    forTenant: (tenantId) => api(tenantId),
+  });
+
+  const unbound = api(undefined);
+  return {
+    name: '@caas-db/search',
+    interceptors: [maintainer],
+    attach(dataLayer) {
+      layer = dataLayer;
+    },
+    ...unbound,
+    async reindex(tenantId) {
+      const repositories = attached().forTenant(tenantId);
+      let users = 0;
+      let conversations = 0;
+      for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+        const page: Awaited<ReturnType<typeof repositories.users.findMany>> = await repositories.users.findMany({}, { limit: 200, cursor });
+        for (const user of page.items) {
+          await repositories.users.update(user._id, { profile: { display_name: user.profile.display_name } });
+          users += 1;
+        }
+        cursor = page.nextCursor;
+      }
+      for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+        const page: Awaited<ReturnType<typeof repositories.conversations.findMany>> = await repositories.conversations.findMany(
+          {},
+          { limit: 200, cursor },
+        );
+        for (const conversation of page.items) {
+          if (conversation.metadata.name !== undefined)
+            await repositories.conversations.update(conversation._id, { metadata: { name: conversation.metadata.name } });
+          conversations += 1;
+        }
+        cursor = page.nextCursor;
+      }
+      return { users, conversations };
+    },
+  };
+}

@@ -1,0 +1,208 @@
+import { createDataLayer, type DataLayer, ObjectId, TenantContextError, ValidationError } from '@caas-db/core';
+import { createTenancy } from '@caas-db/tenancy';
+import { createTestClient, requireCapability, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
+import { MongoClient } from 'mongodb';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createBlindIndex, createSearch, indexTokens, normalizeText, queryTokens, wordsOf } from '../src/index.js';
+
+describe('normalization and tokens', () => {
+  it('folds case, width and diacritics, and splits scripts without spaces', () => {
+    expect(normalizeText('Crème Brûlée')).toBe('creme brulee');
+    expect(normalizeText('ＡＢＣ Straße ΟΔΟΣ')).toBe('abc strasse οδοσ');
+    expect(wordsOf('你好世界，我们去吃饭')).toEqual(['你好', '世界', '我们', '去', '吃饭']);
+    expect(wordsOf('こんにちは世界です')).toEqual(['こんにちは', '世界', 'です']);
+    expect(wordsOf('Привет, мир!')).toEqual(['привет', 'мир']);
+    expect(wordsOf('مرحبا بالعالم')).toEqual(['مرحبا', 'بالعالم']);
+  });
+
+  it('indexes words and prefixes, and queries the last word as a prefix', () => {
+    expect(indexTokens('Zoë')).toEqual(['w:zoe', 'p:zo', 'p:zoe']);
+    expect(queryTokens('zoe  sm')).toEqual({ required: ['w:zoe', 'p:sm'], exact: ['w:zoe', 'w:sm'] });
+  });
+});
+
+describe('blind index', () => {
+  it('derives equal tokens for equal words under one key, and different ones under another', () => {
+    const key = 'k'.repeat(32);
+    const index = createBlindIndex({ key, keyVersion: 1 });
+    const stored = index.tokensOf('Lunch on FRIDAY? lunch!');
+    expect(stored).toHaveLength(3);
+    expect(stored).toEqual(expect.arrayContaining(index.queryTokens('friday lunch')));
+    expect(index.tokensOf('lunch')[0]).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(createBlindIndex({ key: 'x'.repeat(32), keyVersion: 2 }).tokensOf('lunch')).not.toEqual(index.tokensOf('lunch'));
+    expect(() => createBlindIndex({ key: 'short', keyVersion: 1 })).toThrow(/at least 32 bytes/);
+  });
+});
+
+const client = createTestClient();
+const search = createSearch();
+const data: DataLayer = createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), search] });
+const acme = data.forTenant('acme');
+const globex = data.forTenant('globex');
+const keyV1 = createBlindIndex({ key: 'conversation-key-version-one-32-bytes!', keyVersion: 1 });
+const keyV2 = createBlindIndex({ key: 'conversation-key-version-two-32-bytes!', keyVersion: 2 });
+const conversationId = new ObjectId();
+const sender = new ObjectId();
+
+/** A corpus in several languages and scripts, with the words each query must find. */
+const corpus = [
+  { text: 'Lunch on Friday at the café?', index: keyV1 },
+  { text: 'Das Meeting ist am Freitag in der Straße', index: keyV1 },
+  { text: 'Rendez-vous au café à midi', index: keyV1 },
+  { text: 'Встреча в пятницу в кафе', index: keyV1 },
+  { text: '金曜日にカフェで会いましょう', index: keyV1 },
+  { text: '我们星期五去咖啡馆吃午饭', index: keyV1 },
+  { text: 'موعد الغداء يوم الجمعة', index: keyV2 },
+];
+
+beforeAll(async () => {
+  await data.syncIndexes();
+  for (const [position, entry] of corpus.entries()) {
+    await acme.messages.create({
+      conversation_id: conversationId,
+      sender_id: sender,
+      content: { type: 'text', encrypted_data: Buffer.from(`ciphertext ${position}`).toString('base64') },
+      search_tokens: entry.index.tokensOf(entry.text),
+      search_key_version: entry.index.keyVersion,
+    });
+  }
+  await globex.messages.create({
+    conversation_id: conversationId,
+    sender_id: sender,
+    content: { type: 'text', encrypted_data: 'eA' },
+    search_tokens: keyV1.tokensOf('lunch friday cafe'),
+    search_key_version: 1,
+  });
+  const names = ['Alice Martin', 'Alicia Keys', 'Bob Marley', 'Zoë Saldaña', 'Søren Kierkegaard', '山田 太郎', 'Иван Петров'];
+  for (const [index, name] of names.entries()) await acme.users.create({ external_id: `ext-${index}`, profile: { display_name: name } });
+  await globex.users.create({ external_id: 'alice', profile: { display_name: 'Alice of Globex' } });
+  await acme.conversations.createGroup({ type: 'group', ownerId: sender, metadata: { name: 'Café lovers' } });
+  await acme.conversations.createGroup({ type: 'channel', ownerId: sender, metadata: { name: 'Product launch' } });
+});
+
+describe('message search over blind indexes', () => {
+  it.each([
+    ['friday lunch', 0],
+    ['FREITAG strasse', 1],
+    ['cafe midi', 2],
+    ['пятницу кафе', 3],
+    ['金曜日 カフェ', 4],
+    ['星期五 咖啡馆', 5],
+  ])('finds "%s" without any plaintext on the server', async (query, expected) => {
+    const page = await search.forTenant('acme').messages({ tokens: keyV1.queryTokens(query), keyVersion: 1 }, { conversationId });
+    expect(page.items.map((message) => Buffer.from(message.content.encrypted_data, 'base64').toString())).toEqual([
+      `ciphertext ${expected}`,
+    ]);
+  });
+
+  it('stores only tokens: no word of the corpus appears in the database', async () => {
+    const raw = new MongoClient(testEnvironment().mongo.uri);
+    try {
+      const stored = JSON.stringify(await raw.db(testDatabaseName()).collection('messages').find({}).toArray());
+      for (const word of ['Lunch', 'lunch', 'Freitag', 'café', 'пятницу', '金曜日', '咖啡馆', 'الجمعة']) expect(stored).not.toContain(word);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('keeps messages findable through a key rotation, querying both versions', async () => {
+    const both = [
+      { tokens: keyV1.queryTokens('lunch'), keyVersion: 1 },
+      { tokens: keyV2.queryTokens('الغداء'), keyVersion: 2 },
+    ];
+    const page = await search.forTenant('acme').messages(both, { conversationId });
+    expect(page.items.map((message) => Buffer.from(message.content.encrypted_data, 'base64').toString()).sort()).toEqual([
+      'ciphertext 0',
+      'ciphertext 6',
+    ]);
+    expect((await search.forTenant('acme').messages({ tokens: keyV1.queryTokens('الغداء'), keyVersion: 1 })).items).toEqual([]);
+  });
+
+  it('filters by sender, type and time, pages by keyset, and stays within the tenant', async () => {
+    const tokens = keyV1.queryTokens('cafe');
+    const since = new Date(Date.now() - 600_000);
+    const first = await search.forTenant('acme').messages({ tokens }, { senderId: sender, type: 'text', from: since }, { limit: 1 });
+    expect(first.items).toHaveLength(1);
+    const second = await search
+      .forTenant('acme')
+      .messages({ tokens }, { senderId: sender, type: 'text', from: since }, { limit: 1, cursor: first.nextCursor });
+    expect(second.items).toHaveLength(1);
+    expect(second.items[0]?._id).not.toEqual(first.items[0]?._id);
+    expect(
+      (await search.forTenant('globex').messages({ tokens: keyV1.queryTokens('cafe friday') })).items.every(
+        (message) => message.tenant_id === 'globex',
+      ),
+    ).toBe(true);
+    expect(
+      (await search.forTenant('acme').messages({ tokens: keyV1.queryTokens('lunch cafe friday') })).items.every(
+        (message) => message.tenant_id === 'acme',
+      ),
+    ).toBe(true);
+  });
+
+  it('refuses bad queries with typed errors, and needs a tenant', async () => {
+    await expect(search.forTenant('acme').messages({ tokens: [] })).rejects.toBeInstanceOf(ValidationError);
+    await expect(search.forTenant('acme').messages({ tokens: ['$where'] })).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      search.forTenant('acme').messages({ tokens: keyV1.queryTokens('x y') }, { conversationId: 'nope' }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    await expect(search.messages({ tokens: keyV1.queryTokens('lunch') })).rejects.toBeInstanceOf(TenantContextError);
+  });
+});
+
+describe('user and conversation search (token engine)', () => {
+  it('ranks exact words above prefixes, then recency, across scripts and diacritics', async () => {
+    const names = async (query: string) => (await search.forTenant('acme').users(query)).items.map((user) => user.profile.display_name);
+    expect(await names('ali')).toEqual(['Alicia Keys', 'Alice Martin']);
+    expect(await names('alice')).toEqual(['Alice Martin']);
+    expect(await names('zoe saldana')).toEqual(['Zoë Saldaña']);
+    expect(await names('soren')).toEqual(['Søren Kierkegaard'].filter(() => normalizeText('Søren') === 'soren'));
+    expect(await names('山田')).toEqual(['山田 太郎']);
+    expect(await names('иван')).toEqual(['Иван Петров']);
+    expect(await names('ext-3')).toEqual(['Zoë Saldaña']);
+    expect(await names('ext-')).toHaveLength(7);
+    expect((await search.forTenant('globex').users('ali')).items.map((user) => user.external_id)).toEqual(['alice']);
+  });
+
+  it('keeps tokens current when a name changes, and pages with a cursor', async () => {
+    const user = await acme.users.findByExternalId('ext-2');
+    if (!user) throw new Error('seed missing');
+    await acme.users.update(user._id, { profile: { display_name: 'Robert Nesta' } });
+    expect((await search.forTenant('acme').users('marley')).items).toEqual([]);
+    expect((await search.forTenant('acme').users('nesta')).items.map((found) => found.external_id)).toEqual(['ext-2']);
+    const first = await search.forTenant('acme').users('ext', { limit: 3 });
+    const second = await search.forTenant('acme').users('ext', { limit: 3, cursor: first.nextCursor });
+    expect(new Set([...first.items, ...second.items].map((found) => found.external_id)).size).toBe(6);
+  });
+
+  it('finds conversations by name', async () => {
+    expect((await search.forTenant('acme').conversations('cafe')).items.map((found) => found.metadata.name)).toEqual(['Café lovers']);
+    expect((await search.forTenant('acme').conversations('launch')).items.map((found) => found.type)).toEqual(['channel']);
+    await expect(search.forTenant('acme').users('   ')).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe('other engines', () => {
+  it('builds an Atlas Search pipeline with the tenant as a compound filter and highlights', () => {
+    const atlas = createSearch({ engine: 'atlas', atlasIndexes: { users: 'people' } });
+    const [stage] = atlas.pipelineFor('users', 'ali', 'acme');
+    expect(stage).toMatchObject({
+      $search: {
+        index: 'people',
+        compound: { filter: [{ equals: { path: 'tenant_id', value: 'acme' } }], minimumShouldMatch: 1 },
+        highlight: { path: 'profile.display_name' },
+      },
+    });
+  });
+
+  it('searches with $text where the server has it', async (context) => {
+    requireCapability(context, 'textSearch');
+    const text = createSearch({ engine: 'text' });
+    const layer = createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), text] });
+    await client.execute({ name: 'textIndex', idempotent: true }, (db) =>
+      db.collection('users').createIndex({ 'profile.display_name': 'text' }, { name: 'users_text' }),
+    );
+    expect(layer).toBeDefined();
+    expect((await text.forTenant('acme').users('Alice')).items.map((user) => user.profile.display_name)).toContain('Alice Martin');
+  });
+});

@@ -7,6 +7,7 @@ import {
   type RepositoryDefinition,
   tenantIdSchema,
 } from '@caas-db/core';
+import { createBlindIndex, createSearch } from '@caas-db/search';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import fc from 'fast-check';
 import { MongoClient } from 'mongodb';
@@ -47,7 +48,10 @@ class Items extends Repository<typeof itemSchema> {
 
 const client = createTestClient();
 const tenancy = createTenancy({ requireActiveTenant: false, audit: 'enforce' });
-const data = createDataLayer({ client, plugins: [tenancy] });
+const search = createSearch();
+const data = createDataLayer({ client, plugins: [tenancy, search] });
+const blindIndex = createBlindIndex({ key: 'property-test-blind-index-key-32b!', keyVersion: 1 });
+const WORDS = ['alpha', 'beta', 'gamma', 'delta'];
 const items = Object.fromEntries(TENANTS.map((tenant) => [tenant, data.repository(definition('items'), Items, tenant)])) as Record<
   Tenant,
   Items
@@ -73,6 +77,20 @@ function seedFor(tenant: Tenant): Document[] {
 async function seed(tenant: Tenant): Promise<void> {
   await items[tenant].createMany(seedFor(tenant) as never);
   await links[tenant].createMany(seedFor(tenant) as never);
+}
+
+/** The same users and messages for every tenant, so a search leak would match. */
+async function seedSearchable(tenant: Tenant): Promise<void> {
+  const repositories = data.forTenant(tenant);
+  for (const word of WORDS) {
+    await repositories.users.create({ external_id: `${word}-user`, profile: { display_name: `${word} person` } });
+    await repositories.messages.create({
+      conversation_id: new ObjectId(),
+      sender_id: new ObjectId(),
+      content: { type: 'text', encrypted_data: 'eA' },
+      search_tokens: blindIndex.tokensOf(`${word} words`),
+    });
+  }
 }
 
 async function snapshotOthers(acting: Tenant): Promise<Document[]> {
@@ -169,13 +187,18 @@ type Operation =
   | { kind: 'updateMany' | 'upsert'; filter: Document; update: Document }
   | { kind: 'aggregate'; pipeline: Document[] }
   | { kind: 'insert'; tenantId: string }
-  | { kind: 'repositoryFind'; filter: Document };
+  | { kind: 'repositoryFind'; filter: Document }
+  | { kind: 'searchUsers' | 'searchMessages'; query: string };
 const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
   fc.record({ kind: fc.constantFrom('find' as const, 'count' as const, 'deleteMany' as const), filter: filterArbitrary }),
   fc.record({ kind: fc.constantFrom('updateMany' as const, 'upsert' as const), filter: filterArbitrary, update: updateArbitrary }),
   fc.record({ kind: fc.constant('aggregate' as const), pipeline: pipelineArbitrary }),
   fc.record({ kind: fc.constant('insert' as const), tenantId: anyTenantId }),
   fc.record({ kind: fc.constant('repositoryFind' as const), filter: filterArbitrary }),
+  fc.record({
+    kind: fc.constantFrom('searchUsers' as const, 'searchMessages' as const),
+    query: fc.constantFrom(...WORDS, 'words', 'person', 'al', 'user'),
+  }),
 );
 
 async function run(acting: Tenant, operation: Operation): Promise<unknown> {
@@ -197,13 +220,21 @@ async function run(acting: Tenant, operation: Operation): Promise<unknown> {
       return raw.insertOne('property', { tenant_id: operation.tenantId, k: 9, tag: 'new', n: 0, ref: 0 });
     case 'repositoryFind':
       return items[acting].findMany(operation.filter as never, { limit: 100 });
+    case 'searchUsers':
+      return search.forTenant(acting).users(operation.query, { limit: 100 });
+    case 'searchMessages':
+      return search.forTenant(acting).messages({ tokens: blindIndex.queryTokens(operation.query) }, {}, { limit: 100 });
   }
 }
 
 beforeAll(async () => {
   await observer.connect();
   tenancy.auditor?.on('isolation:violation', (violation) => auditViolations.push(violation));
-  for (const tenant of TENANTS) await seed(tenant);
+  await data.syncIndexes();
+  for (const tenant of TENANTS) {
+    await seed(tenant);
+    await seedSearchable(tenant);
+  }
 });
 
 afterAll(async () => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { BatchBounds } from './batching/coalescer.js';
 import type { ReadCache } from './cache/read-cache.js';
 import type { CommandInterceptor, CommandObserver } from './collection/collection-command.js';
 import { type CommandPipeline, ScopedCollection } from './collection/scoped-collection.js';
@@ -59,6 +60,28 @@ const dataLayerOptionsSchema = z.strictObject({
     )
     .optional(),
   now: z.custom<() => Date>((value) => typeof value === 'function').optional(),
+  batching: z
+    .strictObject({
+      findById: z
+        .union([
+          z.boolean(),
+          z.strictObject({
+            maxBatch: z.number().int().min(1).max(10_000).optional(),
+            maxWaitMS: z.number().int().min(0).max(1000).optional(),
+          }),
+        ])
+        .optional(),
+      messages: z
+        .union([
+          z.boolean(),
+          z.strictObject({
+            maxBatch: z.number().int().min(1).max(10_000).optional(),
+            maxWaitMS: z.number().int().min(0).max(1000).optional(),
+          }),
+        ])
+        .optional(),
+    })
+    .optional(),
   users: z
     .strictObject({ lastSeenResolutionMS: z.number().int().min(0).optional(), inactiveTtlSeconds: z.number().int().min(60).optional() })
     .optional(),
@@ -90,6 +113,17 @@ export interface DataLayerOptions {
   now?: () => Date;
   /** Options of the users repository (heartbeat resolution, inactive-user TTL). */
   users?: ModelOptions['users'];
+  /**
+   * Coalescing of concurrent calls. `findById`: concurrent reads by id (per repository, tenant and
+   * read options) become one `$in` query (default batch 100, wait 0 ms: one turn of the event loop).
+   * `messages`: concurrent `messages.create` calls of a tenant become one unordered `insertMany`
+   * (default batch 500, wait 2 ms), each call getting its own result or error. Off by default;
+   * never inside a transaction.
+   */
+  batching?: {
+    findById?: boolean | { maxBatch?: number; maxWaitMS?: number };
+    messages?: boolean | { maxBatch?: number; maxWaitMS?: number };
+  };
 }
 
 /** Every repository of the CAAS data model, plus transactions and index sync over them. */
@@ -124,6 +158,16 @@ export type DataLayer = ModelRepositories & {
   /** Subscribes to a data layer event. */
   on<Name extends keyof DataLayerEvents>(event: Name, listener: Listener<DataLayerEvents[Name]>): () => void;
 };
+
+function batchingOf(
+  setting: boolean | { maxBatch?: number; maxWaitMS?: number } | undefined,
+  defaults: BatchBounds,
+): BatchBounds | undefined {
+  if (!setting) return undefined;
+  return setting === true
+    ? defaults
+    : { maxBatch: setting.maxBatch ?? defaults.maxBatch, maxWaitMS: setting.maxWaitMS ?? defaults.maxWaitMS };
+}
 
 /**
  * Gives a service every repository of the CAAS data model from one client.
@@ -161,12 +205,16 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   ): R => {
     const collection = new ScopedCollection(client, pipeline, definition.collection, definition.tenantOwned, tenant);
     const validate = (options.validate as Record<string, boolean> | undefined)?.[definition.collection];
+    const inserts =
+      definition.collection === 'messages' ? batchingOf(options.batching?.messages, { maxBatch: 500, maxWaitMS: 2 }) : undefined;
+    const findById = batchingOf(options.batching?.findById, { maxBatch: 100, maxWaitMS: 0 });
     return new construct(definition, {
       collection,
       cursors,
       ...(validate !== undefined && { validate }),
       ...(options.now && { now: options.now }),
       ...(readCache && { cache: readCache }),
+      ...((inserts || findById) && { batching: { ...(inserts && { inserts }), ...(findById && { findById }) } }),
     });
   };
 

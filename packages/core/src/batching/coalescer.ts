@@ -2,29 +2,38 @@
 export interface BatchBounds {
   /** Most items in one batch. */
   maxBatch: number;
-  /** Longest an item waits for others before its batch is sent (0: the next turn of the event loop). */
+  /** Longest an item waits for a free slot while every batch slot of its key is busy. */
   maxWaitMS: number;
+  /** Batches of one key in flight at once. @default 4 */
+  maxInFlight?: number;
 }
 
 /** The outcome of one item of a batch. */
 export type ItemOutcome<O> = { ok: true; value: O } | { ok: false; error: unknown };
 
-interface Pending<I, O> {
-  items: I[];
-  settle: Array<{ resolve: (value: O) => void; reject: (error: unknown) => void }>;
-  timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+interface Waiting<I, O> {
+  item: I;
+  resolve: (value: O) => void;
+  reject: (error: unknown) => void;
+}
+
+interface KeyState<I, O> {
+  queue: Waiting<I, O>[];
+  inFlight: number;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /**
- * Coalesces concurrent calls into batches: calls with the same key made within `maxWaitMS` (or
- * until `maxBatch` items) are sent together by `flush`, and each call gets its own item's outcome.
- * The batch is sent from the async context of the call that started it, so a key must include
- * whatever that context carries (the tenant).
+ * Coalesces concurrent calls into batches by natural batching: a call whose key has a free batch
+ * slot goes out at once (no added latency at low load); while all slots are busy, calls queue and
+ * leave together when a slot frees up, when `maxBatch` are waiting, or after `maxWaitMS`. Each
+ * call gets its own item's outcome. A batch is sent from the async context of the call that
+ * triggered it, so a key must include whatever that context carries (the tenant).
  */
 export class Coalescer<I, O> {
   readonly #bounds: BatchBounds;
   readonly #flush: (items: I[]) => Promise<ItemOutcome<O>[]>;
-  readonly #pending = new Map<string, Pending<I, O>>();
+  readonly #keys = new Map<string, KeyState<I, O>>();
 
   constructor(bounds: BatchBounds, flush: (items: I[]) => Promise<ItemOutcome<O>[]>) {
     this.#bounds = bounds;
@@ -33,46 +42,50 @@ export class Coalescer<I, O> {
 
   /** Adds one item to the batch of `key`; resolves with that item's result. */
   add(key: string, item: I): Promise<O> {
-    let pending = this.#pending.get(key);
-    if (!pending) {
-      pending = { items: [], settle: [], timer: undefined };
-      this.#pending.set(key, pending);
+    let state = this.#keys.get(key);
+    if (!state) {
+      state = { queue: [], inFlight: 0, timer: undefined };
+      this.#keys.set(key, state);
     }
-    const batch = pending;
-    const result = new Promise<O>((resolve, reject) => batch.settle.push({ resolve, reject }));
-    batch.items.push(item);
-    if (batch.items.length >= this.#bounds.maxBatch) {
-      this.#send(key, batch);
-    } else if (batch.timer === undefined) {
-      batch.timer =
-        this.#bounds.maxWaitMS === 0
-          ? setImmediate(() => this.#send(key, batch))
-          : setTimeout(() => this.#send(key, batch), this.#bounds.maxWaitMS);
+    const keyState = state;
+    const result = new Promise<O>((resolve, reject) => keyState.queue.push({ item, resolve, reject }));
+    if (keyState.inFlight < (this.#bounds.maxInFlight ?? 4) || keyState.queue.length >= this.#bounds.maxBatch) {
+      this.#send(key, keyState);
+    } else if (keyState.timer === undefined) {
+      keyState.timer = setTimeout(() => {
+        keyState.timer = undefined;
+        this.#send(key, keyState);
+      }, this.#bounds.maxWaitMS);
     }
     return result;
   }
 
-  #send(key: string, batch: Pending<I, O>): void {
-    if (this.#pending.get(key) === batch) this.#pending.delete(key);
-    if (batch.timer !== undefined) {
-      clearTimeout(batch.timer as NodeJS.Timeout);
-      clearImmediate(batch.timer as NodeJS.Immediate);
+  #send(key: string, state: KeyState<I, O>): void {
+    if (state.timer !== undefined) {
+      clearTimeout(state.timer);
+      state.timer = undefined;
     }
-    const { items, settle } = batch;
-    if (items.length === 0) return;
-    batch.items = [];
-    this.#flush(items).then(
-      (outcomes) => {
-        settle.forEach((callbacks, index) => {
-          const outcome = outcomes[index];
-          if (!outcome) callbacks.reject(new Error('the batch returned no outcome for this item'));
-          else if (outcome.ok) callbacks.resolve(outcome.value);
-          else callbacks.reject(outcome.error);
-        });
-      },
-      (error: unknown) => {
-        for (const callbacks of settle) callbacks.reject(error);
-      },
-    );
+    const batch = state.queue.splice(0, this.#bounds.maxBatch);
+    if (batch.length === 0) return;
+    state.inFlight += 1;
+    this.#flush(batch.map((waiting) => waiting.item))
+      .then(
+        (outcomes) => {
+          batch.forEach((waiting, index) => {
+            const outcome = outcomes[index];
+            if (!outcome) waiting.reject(new Error('the batch returned no outcome for this item'));
+            else if (outcome.ok) waiting.resolve(outcome.value);
+            else waiting.reject(outcome.error);
+          });
+        },
+        (error: unknown) => {
+          for (const waiting of batch) waiting.reject(error);
+        },
+      )
+      .finally(() => {
+        state.inFlight -= 1;
+        if (state.queue.length > 0) this.#send(key, state);
+        else if (state.inFlight === 0 && state.timer === undefined) this.#keys.delete(key);
+      });
   }
 }

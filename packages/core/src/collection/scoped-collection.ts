@@ -6,6 +6,7 @@ import type {
   ClientSession,
   Collection,
   CountDocumentsOptions,
+  Db,
   DeleteResult,
   Document,
   Filter,
@@ -52,6 +53,8 @@ export class ScopedCollection {
   readonly #name: string;
   readonly #tenantOwned: boolean;
   readonly #tenant: string | undefined;
+  /** Driver collections by database: the driver builds a new Db and Collection on every lookup. */
+  readonly #driverCollections = new Map<string, Collection>();
 
   /**
    * @param tenant - the tenant this collection is bound to: every command on a tenant-owned
@@ -161,9 +164,21 @@ export class ScopedCollection {
     const target = this.#target(operation);
     return this.#databaseFor(target).then((database) =>
       this.#client.execute({ name: target.operation, idempotent: true, collection: this.#name }, (db) =>
-        action(db.client.db(database ?? db.databaseName).collection(this.#name)),
+        action(this.#driverCollection(db, database)),
       ),
     );
+  }
+
+  #driverCollection(db: Db, database: string | undefined): Collection {
+    const name = database ?? db.databaseName;
+    let collection = this.#driverCollections.get(name);
+    if (!collection) {
+      collection = (name === db.databaseName ? db : db.client.db(name)).collection(this.#name);
+      // Bounded: database-per-tenant reaches many databases through one repository.
+      if (this.#driverCollections.size >= 1000) this.#driverCollections.clear();
+      this.#driverCollections.set(name, collection);
+    }
+    return collection;
   }
 
   #target(operation: string): CollectionTarget {
@@ -196,7 +211,7 @@ export class ScopedCollection {
           // Inside a transaction the driver's withTransaction owns retries.
           ...(session && { retry: false }),
         },
-        (db) => dispatch(db.client.db(database ?? db.databaseName).collection(this.#name), command, session),
+        (db) => dispatch(this.#driverCollection(db, database), command, session),
       );
     } catch (error) {
       this.#notify(command, target, started, error);

@@ -218,16 +218,19 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   /** Moves each conversation's `last_message` to the newest of `documents` in it. */
   async #recordLastMessages(documents: Document[]): Promise<void> {
     if (!this.#conversations) return;
+    const conversations = this.#conversations;
     const newest = new Map<string, Document>();
     for (const document of documents) newest.set(String(document.conversation_id), document);
-    for (const document of newest.values()) {
-      await this.#conversations.recordLastMessage(document.conversation_id as ObjectId, {
-        _id: document._id as ObjectId,
-        sender_id: document.sender_id as ObjectId,
-        created_at: document.created_at as Date,
-        preview: (document.content as Message['content']).encrypted_preview ?? '',
-      });
-    }
+    await Promise.all(
+      [...newest.values()].map((document) =>
+        conversations.recordLastMessage(document.conversation_id as ObjectId, {
+          _id: document._id as ObjectId,
+          sender_id: document.sender_id as ObjectId,
+          created_at: document.created_at as Date,
+          preview: (document.content as Message['content']).encrypted_preview ?? '',
+        }),
+      ),
+    );
   }
 
   /** A conversation's history, newest first, one keyset page at a time. */

@@ -249,15 +249,13 @@ const rawOps: Record<string, Operation> = {
       updated_at: now,
     };
     await rawDb.collection('messages').insertOne(message);
-    await rawDb
-      .collection('conversations')
-      .updateOne(
-        { tenant_id: TENANT, _id: conversation },
-        {
-          $set: { last_message: { message_id: message._id, content_preview: '', sender_id: message.sender_id, sent_at: now } },
-          $max: { updated_at: now },
-        },
-      );
+    await rawDb.collection('conversations').updateOne(
+      { tenant_id: TENANT, _id: conversation },
+      {
+        $set: { last_message: { message_id: message._id, content_preview: '', sender_id: message.sender_id, sent_at: now } },
+        $max: { updated_at: now },
+      },
+    );
   },
   'read a conversation page': () =>
     rawDb
@@ -270,12 +268,10 @@ const rawOps: Record<string, Operation> = {
     const id = pick(rawWorld.messages);
     const user = pick(rawWorld.users);
     const now = new Date();
-    await rawDb
-      .collection('messages')
-      .updateOne({ tenant_id: TENANT, _id: id, deleted_at: null, 'read_by.user_id': { $ne: user } }, {
-        $push: { read_by: { user_id: user, read_at: now } },
-        $set: { updated_at: now },
-      } as never);
+    await rawDb.collection('messages').updateOne({ tenant_id: TENANT, _id: id, deleted_at: null, 'read_by.user_id': { $ne: user } }, {
+      $push: { read_by: { user_id: user, read_at: now } },
+      $set: { updated_at: now },
+    } as never);
     await rawDb
       .collection('messages')
       .updateOne(
@@ -511,6 +507,28 @@ for (const name of Object.keys(contenders) as Contender[]) {
   out(`measured: ${SENDERS} concurrent senders, ${name}`);
 }
 
+// ---- pool sizing: the same concurrent senders through pools of different sizes --------------------
+const poolSweep: Record<string, number> = {};
+for (const maxSize of [5, 20, 100]) {
+  const client = createDataClient({ uri: mongo.uri, database: `bench_pool_${maxSize}_${stamp}`, pool: { maxSize } });
+  const layer = createDataLayer({ client, batching: { messages: true } });
+  const repositories = layer.forTenant(TENANT);
+  const conversation = new ObjectId();
+  const measured = await concurrentSenders(
+    () =>
+      repositories.messages.create({
+        conversation_id: conversation,
+        sender_id: conversation,
+        content: { type: 'text', encrypted_data: 'x'.repeat(200) },
+      }),
+    () => repositories.messages.findByConversation(conversation, { limit: 50 }),
+  );
+  poolSweep[`maxPoolSize ${maxSize}`] = measured.messagesPerSecond;
+  await client.execute({ name: 'drop', idempotent: true }, (db) => db.dropDatabase());
+  await client.close();
+  out(`measured: pool of ${maxSize}`);
+}
+
 // ---- storage efficiency of messages --------------------------------------------------------------
 const stats = await coreClient.execute({ name: 'collStats', idempotent: true }, (db) => db.command({ collStats: 'messages' }));
 const sample = await coreClient.execute({ name: 'sample', idempotent: true }, (db) =>
@@ -554,7 +572,7 @@ out(
 mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
 writeFileSync(
   new URL('../bench-results/workloads.json', import.meta.url),
-  `${JSON.stringify({ machine, server: mongo.description, ops: OPS, rounds: ROUNDS, results, concurrent, storage: { payload, documentBytes, indexBytes } }, null, 2)}\n`,
+  `${JSON.stringify({ machine, server: mongo.description, ops: OPS, rounds: ROUNDS, results, concurrent, poolSweep, storage: { payload, documentBytes, indexBytes } }, null, 2)}\n`,
 );
 
 await mongoose.disconnect();

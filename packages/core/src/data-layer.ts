@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { BatchBounds } from './batching/coalescer.js';
 import type { ReadCache } from './cache/read-cache.js';
 import type { CommandInterceptor, CommandObserver } from './collection/collection-command.js';
-import { type CommandPipeline, ScopedCollection } from './collection/scoped-collection.js';
+import { type CollectionPreset, type CommandPipeline, ScopedCollection } from './collection/scoped-collection.js';
 import type { DataClient } from './connection/data-client.js';
 import { ConfigError, ValidationError } from './errors.js';
 import { type Listener, TypedEmitter } from './events/typed-emitter.js';
@@ -60,6 +60,22 @@ const dataLayerOptionsSchema = z.strictObject({
     )
     .optional(),
   now: z.custom<() => Date>((value) => typeof value === 'function').optional(),
+  presets: z
+    .record(
+      z.string(),
+      z.strictObject({
+        readPreference: z.enum(['primary', 'primaryPreferred', 'secondary', 'secondaryPreferred', 'nearest']).optional(),
+        readConcern: z.enum(['local', 'available', 'majority', 'linearizable', 'snapshot']).optional(),
+        writeConcern: z
+          .strictObject({
+            w: z.union([z.number().int().min(0), z.literal('majority')]).optional(),
+            journal: z.boolean().optional(),
+            wtimeoutMS: z.number().int().min(0).optional(),
+          })
+          .optional(),
+      }),
+    )
+    .optional(),
   batching: z
     .strictObject({
       findById: z
@@ -114,6 +130,11 @@ export interface DataLayerOptions {
   /** Options of the users repository (heartbeat resolution, inactive-user TTL). */
   users?: ModelOptions['users'];
   /**
+   * Read and write settings per collection (an operation class), e.g. `w: 'majority', journal: true`
+   * for billing, secondaries for analytics. See `recommendedPresets`.
+   */
+  presets?: Partial<Record<string, CollectionPreset>>;
+  /**
    * Coalescing of concurrent calls, by natural batching: a call goes out at once while fewer than
    * four batches of its kind are in flight, and queues otherwise, leaving with the others when a
    * slot frees up (so no latency is added at low load). `findById`: concurrent reads by id (per
@@ -160,6 +181,23 @@ export type DataLayer = ModelRepositories & {
   on<Name extends keyof DataLayerEvents>(event: Name, listener: Listener<DataLayerEvents[Name]>): () => void;
 };
 
+/**
+ * Read and write settings per operation class that a production deployment on a replica set should
+ * start from: money and audit records acknowledged by a majority and journaled before a write
+ * returns; analytics reading from secondaries (their dashboards tolerate seconds of lag); the
+ * hot chat paths left at the client's defaults (`w: 1` is the usual choice for messages, where
+ * latency matters and a rare rollback on failover is acceptable).
+ */
+export const recommendedPresets: Readonly<Record<string, CollectionPreset>> = {
+  billing: { writeConcern: { w: 'majority', journal: true } },
+  audit_logs: { writeConcern: { w: 'majority', journal: true } },
+  api_keys: { writeConcern: { w: 'majority', journal: true }, readConcern: 'majority' },
+  clients: { writeConcern: { w: 'majority', journal: true }, readConcern: 'majority' },
+  events: { readPreference: 'secondaryPreferred' },
+  metrics: { readPreference: 'secondaryPreferred' },
+  aggregations: { readPreference: 'secondaryPreferred' },
+};
+
 function batchingOf(
   setting: boolean | { maxBatch?: number; maxWaitMS?: number } | undefined,
   defaults: BatchBounds,
@@ -204,7 +242,8 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     construct: new (definition: RepositoryDefinition<S>, context: RepositoryContext) => R,
     tenant?: string,
   ): R => {
-    const collection = new ScopedCollection(client, pipeline, definition.collection, definition.tenantOwned, tenant);
+    const preset = options.presets?.[definition.collection];
+    const collection = new ScopedCollection(client, pipeline, definition.collection, definition.tenantOwned, tenant, preset);
     const validate = (options.validate as Record<string, boolean> | undefined)?.[definition.collection];
     const inserts =
       definition.collection === 'messages' ? batchingOf(options.batching?.messages, { maxBatch: 500, maxWaitMS: 5 }) : undefined;

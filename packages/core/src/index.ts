@@ -1,5 +1,8 @@
 export type { AnyBulkWriteOperation, CommandStartedEvent, Document, Filter, InsertManyResult, UpdateResult } from 'mongodb';
 export { BSON, ObjectId } from 'mongodb';
+export { type IndexUsage, indexUsageOf } from './analysis/index-usage.js';
+export { type PlanSummary, summarizePlan } from './analysis/query-plan.js';
+export { type SlowQuery, SlowQueryLog } from './analysis/slow-query-log.js';
 export { type BatchBounds, Coalescer, type ItemOutcome } from './batching/coalescer.js';
 export { type CachedRead, cacheTags, type ReadCache } from './cache/read-cache.js';
 export type {
@@ -10,7 +13,12 @@ export type {
   CommandObserver,
 } from './collection/collection-command.js';
 export { isIdempotentCommand } from './collection/collection-command.js';
-export { type CommandPipeline, ScopedCollection, type UpdateCommandOptions } from './collection/scoped-collection.js';
+export {
+  type CollectionPreset,
+  type CommandPipeline,
+  ScopedCollection,
+  type UpdateCommandOptions,
+} from './collection/scoped-collection.js';
 export { bindCommandToTenant, scopeFilter, stampDocument, TENANT_FIELD } from './collection/tenant-binding.js';
 export { type Capabilities, type CapabilityName, detectCapabilities } from './connection/capabilities.js';
 export {
@@ -40,7 +48,14 @@ export type {
   TopologySummary,
 } from './connection/monitoring.js';
 export { isRetryable, type RetryableOperation, type RetryEvent, runWithRetry } from './connection/retry-policy.js';
-export { createDataLayer, type DataLayer, type DataLayerEvents, type DataLayerOptions, type DataLayerPlugin } from './data-layer.js';
+export {
+  createDataLayer,
+  type DataLayer,
+  type DataLayerEvents,
+  type DataLayerOptions,
+  type DataLayerPlugin,
+  recommendedPresets,
+} from './data-layer.js';
 export type { CaasDbErrorOptions, ErrorCode, ValidationIssue } from './errors.js';
 export {
   CaasDbError,

@@ -13,6 +13,8 @@ import type {
   FindOptions,
   InsertManyResult,
   InsertOneResult,
+  ReadConcernLevel,
+  ReadPreferenceMode,
   UpdateFilter,
   UpdateResult,
 } from 'mongodb';
@@ -33,6 +35,13 @@ export interface CommandPipeline {
   readonly observers: readonly CommandObserver[];
   /** The ambient tenant of the current call (e.g. from `runWithTenant`), for unbound repositories. */
   readonly resolveTenant?: () => string | undefined;
+}
+
+/** Read and write settings of one collection (an operation class), applied to every command on it. */
+export interface CollectionPreset {
+  readPreference?: ReadPreferenceMode;
+  readConcern?: ReadConcernLevel;
+  writeConcern?: { w?: number | 'majority'; journal?: boolean; wtimeoutMS?: number };
 }
 
 /** Options of a write that may be inside a transaction or carry array filters. */
@@ -60,7 +69,17 @@ export class ScopedCollection {
    * @param tenant - the tenant this collection is bound to: every command on a tenant-owned
    *   collection is scoped to it (see `bindCommandToTenant`).
    */
-  constructor(client: DataClient, pipeline: CommandPipeline, name: string, tenantOwned: boolean, tenant?: string) {
+  readonly #preset: CollectionPreset | undefined;
+
+  constructor(
+    client: DataClient,
+    pipeline: CommandPipeline,
+    name: string,
+    tenantOwned: boolean,
+    tenant?: string,
+    preset?: CollectionPreset,
+  ) {
+    this.#preset = preset;
     this.#client = client;
     this.#pipeline = pipeline;
     this.#name = name;
@@ -173,7 +192,15 @@ export class ScopedCollection {
     const name = database ?? db.databaseName;
     let collection = this.#driverCollections.get(name);
     if (!collection) {
-      collection = (name === db.databaseName ? db : db.client.db(name)).collection(this.#name);
+      const source = name === db.databaseName ? db : db.client.db(name);
+      const preset = this.#preset;
+      collection = preset
+        ? source.collection(this.#name, {
+            ...(preset.readPreference && { readPreference: preset.readPreference }),
+            ...(preset.readConcern && { readConcern: { level: preset.readConcern } }),
+            ...(preset.writeConcern && { writeConcern: preset.writeConcern }),
+          })
+        : source.collection(this.#name);
       // Bounded: database-per-tenant reaches many databases through one repository.
       if (this.#driverCollections.size >= 1000) this.#driverCollections.clear();
       this.#driverCollections.set(name, collection);

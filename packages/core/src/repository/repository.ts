@@ -1,5 +1,7 @@
 import { type AnyBulkWriteOperation, type Document, MongoBulkWriteError, MongoServerError, ObjectId } from 'mongodb';
 import { z } from 'zod';
+import { type IndexUsage, indexUsageOf } from '../analysis/index-usage.js';
+import { type PlanSummary, summarizePlan } from '../analysis/query-plan.js';
 import { type BatchBounds, Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags, type ReadCache } from '../cache/read-cache.js';
 import type { ScopedCollection } from '../collection/scoped-collection.js';
@@ -682,6 +684,33 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   }
 
   // ---------------------------------------------------------------- indexes
+
+  /**
+   * How the server would run `filter` (scoped to the bound tenant) with `sort`: the index used or a
+   * collection scan, keys and documents examined, documents returned. Needs a server with `explain`.
+   */
+  async explain(
+    filter: DocumentFilter<StoredDocument<S>>,
+    options: { sort?: Record<string, 1 | -1>; limit?: number; projection?: Document } = {},
+  ): Promise<PlanSummary> {
+    assertSafeFilter(filter);
+    const tenant = this.collection.tenant;
+    const scoped =
+      this.definition.tenantOwned && tenant !== undefined ? { tenant_id: tenant, ...(filter as Document) } : (filter as Document);
+    const explained = await this.collection.administer('explain', (collection) => {
+      let cursor = collection.find(this.#live(scoped, false));
+      if (options.sort) cursor = cursor.sort(options.sort);
+      if (options.limit) cursor = cursor.limit(options.limit);
+      if (options.projection) cursor = cursor.project(options.projection);
+      return cursor.explain('executionStats');
+    });
+    return summarizePlan(explained);
+  }
+
+  /** How much each index of the collection was used since the server started (`$indexStats`). */
+  indexUsage(): Promise<IndexUsage[]> {
+    return indexUsageOf(this.collection, this.definition.indexes);
+  }
 
   /** Creates missing declared indexes and reports drift; drops nothing unless asked. */
   async syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport> {

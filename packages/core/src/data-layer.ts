@@ -45,6 +45,11 @@ export interface DataLayerEvents {
   'transaction:skipped': { reason: string };
 }
 
+const batchSettingSchema = z.union([
+  z.boolean(),
+  z.strictObject({ maxBatch: z.number().int().min(1).max(10_000).optional(), maxWaitMS: z.number().int().min(0).max(1000).optional() }),
+]);
+
 const dataLayerOptionsSchema = z.strictObject({
   client: z.custom<DataClient>((value) => typeof value === 'object' && value !== null && 'execute' in value, 'must be a DataClient'),
   cursorSecret: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -76,28 +81,7 @@ const dataLayerOptionsSchema = z.strictObject({
       }),
     )
     .optional(),
-  batching: z
-    .strictObject({
-      findById: z
-        .union([
-          z.boolean(),
-          z.strictObject({
-            maxBatch: z.number().int().min(1).max(10_000).optional(),
-            maxWaitMS: z.number().int().min(0).max(1000).optional(),
-          }),
-        ])
-        .optional(),
-      messages: z
-        .union([
-          z.boolean(),
-          z.strictObject({
-            maxBatch: z.number().int().min(1).max(10_000).optional(),
-            maxWaitMS: z.number().int().min(0).max(1000).optional(),
-          }),
-        ])
-        .optional(),
-    })
-    .optional(),
+  batching: z.strictObject({ findById: batchSettingSchema.optional(), messages: batchSettingSchema.optional() }).optional(),
   users: z
     .strictObject({ lastSeenResolutionMS: z.number().int().min(0).optional(), inactiveTtlSeconds: z.number().int().min(60).optional() })
     .optional(),

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ValidationIssue } from './errors.js';
+import { ValidationError, type ValidationIssue } from './errors.js';
 
 /** Turns zod issues into caas-db's {@link ValidationIssue}s, each with a dotted path naming its field. */
 export function toValidationIssues(issues: readonly z.core.$ZodIssue[]): ValidationIssue[] {
@@ -8,4 +8,14 @@ export function toValidationIssues(issues: readonly z.core.$ZodIssue[]): Validat
     message: issue.message,
     code: issue.code,
   }));
+}
+
+/**
+ * Parses `value` with `schema`, or throws a `ValidationError` about `subject` listing every issue.
+ * The one way input is validated at caas-db's public entry points.
+ */
+export function parseInput<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ValidationError(subject, toValidationIssues(result.error.issues));
+  return result.data;
 }

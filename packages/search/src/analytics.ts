@@ -7,7 +7,7 @@ import {
   type IdInput,
   type ModelRepositories,
   objectIdSchema,
-  ValidationError,
+  parseInput,
 } from '@caas-db/core';
 import { type ZodObject, z } from 'zod';
 import { PipelineRepository, type ReadPreferenceMode } from './pipeline-repository.js';
@@ -83,15 +83,7 @@ export interface AnalyticsOptions {
   readPreference?: ReadPreferenceMode;
 }
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success)
-    throw new ValidationError(
-      subject,
-      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })),
-    );
-  return result.data;
-}
+const parse = parseInput;
 
 const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 const monthOf = (at: Date) => at.toISOString().slice(0, 7);

@@ -13,10 +13,9 @@ import {
   messagesDefinition,
   objectIdSchema,
   type Page,
-  Repository,
+  parseInput,
   type RepositoryDefinition,
   usersDefinition,
-  ValidationError,
 } from '@caas-db/core';
 import { type ZodObject, z } from 'zod';
 import { PipelineRepository as SearchRepository } from './pipeline-repository.js';
@@ -89,15 +88,7 @@ const messageFiltersSchema = z.strictObject({
   to: z.date().optional(),
 });
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
-  const result = schema.safeParse(value);
-  if (!result.success)
-    throw new ValidationError(
-      subject,
-      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })),
-    );
-  return result.data;
-}
+const parse = parseInput;
 
 const SCORE_SORT = { field: 'score', direction: 'desc' } as const;
 

@@ -6,10 +6,11 @@ import {
   type DataLayer,
   type DataLayerPlugin,
   type IndexSyncReport,
+  parseInput,
   type Syncable,
   TenantContextError,
   tenantIdSchema,
-  ValidationError,
+  toValidationIssues,
 } from '@caas-db/core';
 import { z } from 'zod';
 import { type AuditMode, IsolationAuditor } from './isolation-auditor.js';
@@ -90,7 +91,7 @@ export interface Tenancy extends DataLayerPlugin {
 export function createTenancy(options: TenancyOptions = {}): Tenancy {
   const parsed = tenancyOptionsSchema.safeParse(options);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })));
+    throw new ConfigError(toValidationIssues(parsed.error.issues));
   }
   const strategy = options.strategy ?? {};
   const requireActive = options.requireActiveTenant ?? true;
@@ -190,8 +191,5 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
 }
 
 function parseTenant(tenantId: string): string {
-  const parsed = tenantIdSchema.safeParse(tenantId);
-  if (!parsed.success)
-    throw new ValidationError('tenantId', [{ path: '', message: parsed.error.issues[0]?.message ?? 'invalid', code: 'invalid_format' }]);
-  return parsed.data;
+  return parseInput(tenantIdSchema, tenantId, 'tenantId');
 }

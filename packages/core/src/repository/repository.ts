@@ -15,7 +15,7 @@ import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
 import { dateSchema, type IdInput, objectIdSchema } from '../schema/primitives.js';
 import { patchToSetPaths, validateUpdate } from '../schema/update-validator.js';
 import { currentSession } from '../transactions/transaction-context.js';
-import { toValidationIssues } from '../validation-issues.js';
+import { parseInput } from '../validation-issues.js';
 import type {
   BulkItemResult,
   BulkOperation,
@@ -152,9 +152,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
 
   /** Parses `value` with `schema` or throws a `ValidationError` naming `subject`. */
   protected parse<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
-    const result = schema.safeParse(value);
-    if (!result.success) throw new ValidationError(subject, toValidationIssues(result.error.issues));
-    return result.data;
+    return parseInput(schema, value, subject);
   }
 
   /** Parses an id given as an ObjectId or its hex string. */

@@ -1,4 +1,4 @@
-import { createTestDataLayer, snapshotDatabase, testEnvironment } from '@caas-db/testing/vitest';
+import { createTestDataLayer, refusalCheck, testEnvironment } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 import { ObjectId, TenantContextError, ValidationError } from '../../src/index.js';
 
@@ -6,11 +6,7 @@ const data = createTestDataLayer();
 const acme = data.forTenant('acme');
 const globex = data.forTenant('globex');
 
-async function expectNoWrites(action: () => Promise<unknown>, type: abstract new (...args: never[]) => Error = ValidationError) {
-  const before = await snapshotDatabase(data.client);
-  await expect(action()).rejects.toBeInstanceOf(type);
-  expect(await snapshotDatabase(data.client)).toEqual(before);
-}
+const expectNoWrites = refusalCheck(data.client, ValidationError);
 
 describe('events', () => {
   it('records events and lists them by type and range', async () => {

@@ -1,4 +1,4 @@
-import { createTestDataLayer, snapshotDatabase } from '@caas-db/testing/vitest';
+import { createTestDataLayer, refusalCheck } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 import { NotFoundError, ObjectId, TenantContextError, ValidationError } from '../../src/index.js';
 
@@ -6,11 +6,7 @@ const data = createTestDataLayer();
 const acme = data.forTenant('acme');
 const globex = data.forTenant('globex');
 
-async function expectNoWrites(action: () => Promise<unknown>, type: abstract new (...args: never[]) => Error = ValidationError) {
-  const before = await snapshotDatabase(data.client);
-  await expect(action()).rejects.toBeInstanceOf(type);
-  expect(await snapshotDatabase(data.client)).toEqual(before);
-}
+const expectNoWrites = refusalCheck(data.client, ValidationError);
 
 describe('conversations.createDirect', () => {
   it('creates one direct conversation per pair, whatever the order of the ids', async () => {

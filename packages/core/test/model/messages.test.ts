@@ -1,4 +1,4 @@
-import { createTestDataLayer, snapshotDatabase } from '@caas-db/testing/vitest';
+import { createTestDataLayer, refusalCheck } from '@caas-db/testing/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type Conversation,
@@ -19,11 +19,7 @@ let conversation: Conversation;
 
 const text = (encrypted: string) => ({ type: 'text' as const, encrypted_data: encrypted });
 
-async function expectNoWrites(action: () => Promise<unknown>, type: abstract new (...args: never[]) => Error = ValidationError) {
-  const before = await snapshotDatabase(data.client);
-  await expect(action()).rejects.toBeInstanceOf(type);
-  expect(await snapshotDatabase(data.client)).toEqual(before);
-}
+const expectNoWrites = refusalCheck(data.client, ValidationError);
 
 beforeAll(async () => {
   conversation = (await acme.conversations.createDirect([alice, bob])).conversation;

@@ -1,14 +1,10 @@
-import { createTestDataLayer, snapshotDatabase } from '@caas-db/testing/vitest';
+import { createTestDataLayer, refusalCheck } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 import { DuplicateKeyError, NotFoundError, ObjectId, ValidationError } from '../../src/index.js';
 
 const data = createTestDataLayer();
 
-async function expectNoWrites(action: () => Promise<unknown>, type: abstract new (...args: never[]) => Error = ValidationError) {
-  const before = await snapshotDatabase(data.client);
-  await expect(action()).rejects.toBeInstanceOf(type);
-  expect(await snapshotDatabase(data.client)).toEqual(before);
-}
+const expectNoWrites = refusalCheck(data.client, ValidationError);
 
 describe('clients', () => {
   it('registers tenants, suspends, reactivates and changes plans', async () => {

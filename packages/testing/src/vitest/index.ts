@@ -190,3 +190,21 @@ export async function snapshotDatabase(client: DataClient): Promise<Record<strin
     await reader.close();
   }
 }
+
+/**
+ * A check for the rule "bad input never corrupts": `check(action)` expects `action` to fail with a
+ * `type` error (a `ValidationError` unless given) and the client's database to be exactly as before.
+ *
+ * @example
+ * ```ts
+ * const expectNoWrites = refusalCheck(data.client, ValidationError);
+ * await expectNoWrites(() => acme.users.create({ external_id: '$admin', profile: { display_name: 'x' } }));
+ * ```
+ */
+export function refusalCheck(client: DataClient, defaultType: abstract new (...args: never[]) => Error) {
+  return async (action: () => Promise<unknown>, type: abstract new (...args: never[]) => Error = defaultType): Promise<void> => {
+    const before = await snapshotDatabase(client);
+    await expect(action()).rejects.toBeInstanceOf(type);
+    expect(await snapshotDatabase(client)).toEqual(before);
+  };
+}

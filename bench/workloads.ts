@@ -230,6 +230,29 @@ function layerOps(layer: DataLayer, world: World, withSearch: boolean): Record<s
   };
 }
 
+/** The token-engine search the library runs, written out for the raw driver and mongoose. */
+const searchPipeline = [
+  {
+    $match: {
+      tenant_id: TENANT,
+      deleted_at: null,
+      $or: [{ search_tokens: { $all: ['p:ali'] } }, { external_id: { $gte: 'ali', $lt: 'ali\uffff' } }],
+    },
+  },
+  {
+    $addFields: {
+      score: {
+        $add: [
+          { $size: { $setIntersection: [{ $ifNull: ['$search_tokens', []] }, ['w:ali']] } },
+          { $cond: [{ $eq: ['$external_id', 'ali'] }, 10, 0] },
+        ],
+      },
+    },
+  },
+  { $sort: { score: -1, _id: -1 } },
+  { $limit: 21 },
+];
+
 const rawOps: Record<string, Operation> = {
   'send one message': async () => {
     const now = new Date();
@@ -287,31 +310,7 @@ const rawOps: Record<string, Operation> = {
       .sort({ updated_at: -1, _id: -1 })
       .limit(21)
       .toArray(),
-  search: () =>
-    rawDb
-      .collection('users')
-      .aggregate([
-        {
-          $match: {
-            tenant_id: TENANT,
-            deleted_at: null,
-            $or: [{ search_tokens: { $all: ['p:ali'] } }, { external_id: { $gte: 'ali', $lt: 'ali\uffff' } }],
-          },
-        },
-        {
-          $addFields: {
-            score: {
-              $add: [
-                { $size: { $setIntersection: [{ $ifNull: ['$search_tokens', []] }, ['w:ali']] } },
-                { $cond: [{ $eq: ['$external_id', 'ali'] }, 10, 0] },
-              ],
-            },
-          },
-        },
-        { $sort: { score: -1, _id: -1 } },
-        { $limit: 21 },
-      ])
-      .toArray(),
+  search: () => rawDb.collection('users').aggregate(searchPipeline).toArray(),
 };
 
 const mongooseOps: Record<string, Operation> = {
@@ -356,28 +355,7 @@ const mongooseOps: Record<string, Operation> = {
       .sort({ updated_at: -1, _id: -1 })
       .limit(21)
       .lean(),
-  search: () =>
-    User.aggregate([
-      {
-        $match: {
-          tenant_id: TENANT,
-          deleted_at: null,
-          $or: [{ search_tokens: { $all: ['p:ali'] } }, { external_id: { $gte: 'ali', $lt: 'ali\uffff' } }],
-        },
-      },
-      {
-        $addFields: {
-          score: {
-            $add: [
-              { $size: { $setIntersection: [{ $ifNull: ['$search_tokens', []] }, ['w:ali']] } },
-              { $cond: [{ $eq: ['$external_id', 'ali'] }, 10, 0] },
-            ],
-          },
-        },
-      },
-      { $sort: { score: -1, _id: -1 } },
-      { $limit: 21 },
-    ]),
+  search: () => User.aggregate(searchPipeline as mongoose.PipelineStage[]),
 };
 
 const contenders: Record<Contender, Record<string, Operation | undefined>> = {

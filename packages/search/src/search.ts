@@ -59,27 +59,14 @@ const pageSchema = z.strictObject({
   cursor: z.string().max(4096).nullable().optional(),
 });
 const textQuerySchema = z.string().trim().min(1, 'must not be empty').max(256);
-const blindQuerySchema = z.union([
-  z.strictObject({
-    tokens: z
-      .array(z.string().regex(/^[A-Za-z0-9_-]{8,128}$/))
-      .min(1)
-      .max(32),
-    keyVersion: z.number().int().min(1).optional(),
-  }),
-  z
-    .array(
-      z.strictObject({
-        tokens: z
-          .array(z.string().regex(/^[A-Za-z0-9_-]{8,128}$/))
-          .min(1)
-          .max(32),
-        keyVersion: z.number().int().min(1).optional(),
-      }),
-    )
+const oneBlindQuerySchema = z.strictObject({
+  tokens: z
+    .array(z.string().regex(/^[A-Za-z0-9_-]{8,128}$/))
     .min(1)
-    .max(8),
-]);
+    .max(32),
+  keyVersion: z.number().int().min(1).optional(),
+});
+const blindQuerySchema = z.union([oneBlindQuerySchema, z.array(oneBlindQuerySchema).min(1).max(8)]);
 const messageFiltersSchema = z.strictObject({
   conversationId: objectIdSchema.optional(),
   senderId: objectIdSchema.optional(),

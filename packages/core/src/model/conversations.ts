@@ -263,7 +263,8 @@ export class ConversationRepository extends Repository<typeof conversationSchema
 
   /**
    * Denormalizes a new message into `last_message` and moves the conversation up in activity order.
-   * An older message arriving late never replaces a newer one.
+   * An older message arriving late never replaces a newer one (newer: a later `created_at`, or the
+   * same with a greater id).
    * @internal called by `messages.create`.
    */
   async recordLastMessage(
@@ -272,7 +273,15 @@ export class ConversationRepository extends Repository<typeof conversationSchema
   ): Promise<void> {
     await this.collection.updateOne(
       'recordLastMessage',
-      { _id: conversationId, $or: [{ 'last_message.sent_at': { $lte: message.created_at } }, { last_message: { $exists: false } }] },
+      {
+        _id: conversationId,
+        // Newest by (sent_at, message id): messages created in the same millisecond still have one order.
+        $or: [
+          { last_message: { $exists: false } },
+          { 'last_message.sent_at': { $lt: message.created_at } },
+          { 'last_message.sent_at': message.created_at, 'last_message.message_id': { $lt: message._id } },
+        ],
+      },
       {
         $set: {
           last_message: {

@@ -220,7 +220,11 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     if (!this.#conversations) return;
     const conversations = this.#conversations;
     const newest = new Map<string, Document>();
-    for (const document of documents) newest.set(String(document.conversation_id), document);
+    for (const document of documents) {
+      const key = String(document.conversation_id);
+      const current = newest.get(key);
+      if (!current || String(document._id) > String(current._id)) newest.set(key, document);
+    }
     await Promise.all(
       [...newest.values()].map((document) =>
         conversations.recordLastMessage(document.conversation_id as ObjectId, {

@@ -544,6 +544,11 @@ for (const [name, measured] of Object.entries(concurrent)) {
   );
 }
 out(
+  `\npool sizing (caas-db, ${SENDERS} concurrent senders with batching): ${Object.entries(poolSweep)
+    .map(([name, rate]) => `${name}: ${format(rate, 0)} messages/s`)
+    .join(', ')}`,
+);
+out(
   `\nmessages: ${format(payload, 0)} B of ciphertext per message, ${format(documentBytes, 0)} B per stored document, ${format(indexBytes, 0)} B of index per document (collStats); storage efficiency ${format((payload / (documentBytes + indexBytes)) * 100, 1)}% (ciphertext over document + index bytes)`,
 );
 

@@ -20,6 +20,7 @@ export {
   IsolationAuditor,
   type IsolationAuditorOptions,
   type IsolationViolation,
+  missingShardKeyFields,
   tenantPredicatesOf,
 } from './isolation-auditor.js';
 export { QuotaEnforcer, type QuotaLimits, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';

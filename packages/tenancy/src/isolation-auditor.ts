@@ -108,6 +108,29 @@ export interface IsolationAuditorOptions {
   mode: AuditMode;
   /** The names of tenant-owned collections (read at each command, so later registrations count). */
   tenantOwned: () => ReadonlySet<string>;
+  /**
+   * Shard keys of sharded collections (each must start with `tenant_id`): inserted documents must
+   * carry every field of the key, so a sharded cluster routes each command to one shard.
+   */
+  shardKeys?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** Fields of a shard key an inserted document lacks. */
+export function missingShardKeyFields(commandName: string, command: Document, shardKey: readonly string[]): string[] {
+  if (commandName !== 'insert') return [];
+  const problems: string[] = [];
+  (command.documents as Document[] | undefined)?.forEach((document, index) => {
+    for (const field of shardKey) {
+      const value = field
+        .split('.')
+        .reduce<unknown>(
+          (current, segment) => (current && typeof current === 'object' ? (current as Document)[segment] : undefined),
+          document,
+        );
+      if (value === undefined) problems.push(`documents.${index} lacks shard key field ${field}`);
+    }
+  });
+  return problems;
 }
 
 /**
@@ -119,7 +142,8 @@ export interface IsolationAuditorOptions {
  * operation before sending it; in `warn` mode the command goes and an event is emitted.
  *
  * The top-level tenant equality is also the shard-key prefix of every tenant collection, so an
- * accepted command is one a sharded cluster routes to a single shard.
+ * accepted command is one a sharded cluster routes to a single shard; with `shardKeys` declared,
+ * inserts must also carry every field of their collection's shard key.
  */
 export class IsolationAuditor {
   readonly #client: DataClient;
@@ -145,7 +169,11 @@ export class IsolationAuditor {
     const collection = event.command[event.commandName];
     if (typeof collection !== 'string' || !this.#options.tenantOwned().has(collection)) return;
     this.#checked += 1;
-    const problems = auditCommand(event.commandName, event.command);
+    const shardKey = this.#options.shardKeys?.[collection];
+    const problems = [
+      ...auditCommand(event.commandName, event.command),
+      ...(shardKey ? missingShardKeyFields(event.commandName, event.command, shardKey) : []),
+    ];
     if (problems.length === 0) return;
     const violation: IsolationViolation = {
       commandName: event.commandName,

@@ -32,6 +32,12 @@ export interface TenancyOptions {
   quotas?: QuotaOptions;
   /** The isolation auditor on the driver's command monitoring. @default 'enforce' */
   audit?: AuditMode | 'off';
+  /**
+   * Shard keys of the collections that are sharded, each starting with `tenant_id` (e.g.
+   * `{ messages: ['tenant_id', 'conversation_id', '_id'] }`): the auditor checks that every command
+   * carries the tenant prefix and every insert the whole key.
+   */
+  shardKeys?: Record<string, string[]>;
 }
 
 const tenancyOptionsSchema = z.strictObject({
@@ -51,6 +57,10 @@ const tenancyOptionsSchema = z.strictObject({
     })
     .optional(),
   audit: z.enum(['enforce', 'warn', 'off']).optional(),
+  shardKeys: z
+    .record(z.string(), z.array(z.string().min(1)).min(1))
+    .refine((keys) => Object.values(keys).every((key) => key[0] === 'tenant_id'), 'every shard key must start with tenant_id')
+    .optional(),
 });
 
 /** The tenancy plugin: pass it to `createDataLayer({ plugins: [tenancy] })`. */
@@ -161,7 +171,13 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
       }
       usage = dataLayer.repository(tenantUsageDefinition, TenantUsageRepository);
       const mode = options.audit ?? 'enforce';
-      if (mode !== 'off') auditor = new IsolationAuditor(dataLayer.client, { mode, tenantOwned: () => tenantOwned });
+      if (mode !== 'off') {
+        auditor = new IsolationAuditor(dataLayer.client, {
+          mode,
+          tenantOwned: () => tenantOwned,
+          ...(options.shardKeys && { shardKeys: options.shardKeys }),
+        });
+      }
     },
     runWithTenant,
     directory,

@@ -128,6 +128,24 @@ describe('isolation auditor', () => {
   });
 });
 
+describe('shard targeting', () => {
+  it('refuses inserts that lack a field of a declared shard key, and accepts the ones the repositories send', async () => {
+    const shardClient = createTestClient();
+    const sharded = createTenancy({ requireActiveTenant: false, shardKeys: { messages: ['tenant_id', 'conversation_id', '_id'] } });
+    const layer = createDataLayer({ client: shardClient, plugins: [sharded] });
+    const message = await layer
+      .forTenant('acme')
+      .messages.create({ conversation_id: new ObjectId(), sender_id: new ObjectId(), content: { type: 'text', encrypted_data: 'eA' } });
+    expect(message.tenant_id).toBe('acme');
+    const raw = shardClient.driver.db(testDatabaseName()).collection('messages');
+    await expect(raw.insertOne({ tenant_id: 'acme', sender_id: new ObjectId() })).rejects.toMatchObject({
+      code: 'E_ISOLATION_AUDIT',
+      problems: ['documents.0 lacks shard key field conversation_id'],
+    });
+    expect(() => createTenancy({ shardKeys: { messages: ['conversation_id'] } })).toThrow(/start with tenant_id/);
+  });
+});
+
 describe('TenancyViolationError', () => {
   it('has a stable code and the path of the problem', () => {
     const error = new TenancyViolationError('pipeline.0.$out', '$out is refused');

@@ -64,7 +64,7 @@ export function createModelRepositories(build: RepositoryBuilder, options: Model
     users: build(
       usersDefinition(userOptions),
       class extends UserRepository {
-        constructor(definition: RepositoryDefinition<typeof import('./users.js').userSchema>, context: RepositoryContext) {
+        constructor(definition: RepositoryDefinition<typeof userSchema>, context: RepositoryContext) {
           super(definition, context, userOptions);
         }
       },

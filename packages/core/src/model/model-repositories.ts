@@ -14,7 +14,7 @@ import { GroupRepository, groupsDefinition } from './groups.js';
 import { MessageRepository, messagesDefinition } from './messages.js';
 import { MetricRepository, metricsDefinition } from './metrics.js';
 import { SettingsRepository, settingsDefinition } from './settings.js';
-import { UserRepository, type UserRepositoryOptions, usersDefinition } from './users.js';
+import { UserRepository, type UserRepositoryOptions, type userSchema, usersDefinition } from './users.js';
 
 /** Anything the data layer can build and sync: a repository or an append-only store. */
 export interface Syncable {

@@ -55,17 +55,9 @@ export class TenantUsageRepository extends Repository<typeof usageSchema> {
   async #ensure(id: string, tenant: string, collection: string): Promise<void> {
     if (this.#initialized.has(id)) return;
     const now = this.now();
-    await this.collection
-      .updateOne(
-        'ensure',
-        { _id: id } as Document,
-        { $setOnInsert: { tenant_id: tenant, collection, documents: 0, bytes: 0, created_at: now, updated_at: now, schema_version: 1 } },
-        { upsert: true },
-      )
-      .catch((error: unknown) => {
-        // Concurrent first reservations race on _id: the document exists either way.
-        if ((error as { code?: string }).code !== 'E_DUPLICATE_KEY') throw error;
-      });
+    await this.upsertOne('ensure', { _id: id } as Document, {
+      $setOnInsert: { tenant_id: tenant, collection, documents: 0, bytes: 0, created_at: now, updated_at: now, schema_version: 1 },
+    });
     this.#initialized.add(id);
   }
 

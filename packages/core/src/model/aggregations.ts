@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { DuplicateKeyError } from '../errors.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
 import type { StoredDocument } from '../repository/repository-types.js';
 import { safeKeySchema, tenantIdSchema, text } from '../schema/primitives.js';
@@ -68,10 +67,7 @@ export class AggregationRepository extends Repository<typeof aggregationSchema> 
       $set: { updated_at: now },
       $setOnInsert: { created_at: now, schema_version: this.definition.schemaVersion },
     };
-    await this.collection.updateOne('increment', filter, update, { upsert: true }).catch(async (error: unknown) => {
-      if (!(error instanceof DuplicateKeyError)) throw error;
-      await this.collection.updateOne('increment', filter, update, { upsert: true });
-    });
+    await this.upsertOne('increment', filter, update);
   }
 
   /** The counters of one rollup (`{}` when nothing was counted). */

@@ -1,6 +1,5 @@
 import type { Document } from 'mongodb';
 import { z } from 'zod';
-import { DuplicateKeyError } from '../errors.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
 import type { StoredDocument } from '../repository/repository-types.js';
 import { dateSchema, tenantIdSchema } from '../schema/primitives.js';
@@ -87,11 +86,7 @@ export class BillingRepository extends Repository<typeof billingSchema> {
       $set: { updated_at: now },
       $setOnInsert: { created_at: now, schema_version: this.definition.schemaVersion },
     };
-    await this.collection.updateOne('recordUsage', filter, update, { upsert: true }).catch(async (error: unknown) => {
-      // Concurrent first increments of one counter race on the unique key: the loser's retry is an update.
-      if (!(error instanceof DuplicateKeyError)) throw error;
-      await this.collection.updateOne('recordUsage', filter, update, { upsert: true });
-    });
+    await this.upsertOne('recordUsage', filter, update);
   }
 
   /** A tenant's usage counters of one month, by metric. */

@@ -1,6 +1,5 @@
 import type { Document, ObjectId } from 'mongodb';
 import { z } from 'zod';
-import { DuplicateKeyError } from '../errors.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
 import type { StoredDocument } from '../repository/repository-types.js';
 import { type FreeForm, freeFormSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema } from '../schema/primitives.js';
@@ -63,11 +62,7 @@ export class SettingsRepository extends Repository<typeof settingsSchema> {
       $set: { [`values.${field}`]: parsed, updated_at: now },
       $setOnInsert: { ...owner, created_at: now, schema_version: this.definition.schemaVersion },
     };
-    await this.collection.updateOne('set', { tenant_id: tenant, owner_key }, update, { upsert: true }).catch(async (error: unknown) => {
-      // Two first writes of the same owner race on the unique key: the loser's retry is an update.
-      if (!(error instanceof DuplicateKeyError)) throw error;
-      await this.collection.updateOne('set', { tenant_id: tenant, owner_key }, update, { upsert: true });
-    });
+    await this.upsertOne('set', { tenant_id: tenant, owner_key }, update);
   }
 
   /** Removes one setting. @returns true when it existed. */

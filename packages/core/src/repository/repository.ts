@@ -1,4 +1,4 @@
-import { type AnyBulkWriteOperation, type Document, MongoBulkWriteError, MongoServerError, ObjectId } from 'mongodb';
+import { type AnyBulkWriteOperation, type Document, MongoBulkWriteError, MongoServerError, ObjectId, type UpdateResult } from 'mongodb';
 import { z } from 'zod';
 import { type IndexUsage, indexUsageOf } from '../analysis/index-usage.js';
 import { type PlanSummary, summarizePlan } from '../analysis/query-plan.js';
@@ -341,7 +341,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     update: Document,
     options: WriteOptions & { arrayFilters?: Document[] },
   ): Promise<StoredDocument<S>> {
-    const filter: Document = { _id: id, ...this.#liveFilter(false) };
+    const filter: Document = this.#live({ _id: id }, false);
     if (options.expectedVersion !== undefined) {
       if (!this.definition.versioned)
         throw new ValidationError('options', [
@@ -397,15 +397,24 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       delete update.$setOnInsert.version;
       update.$inc = { version: 1 };
     }
-    const run = () => this.collection.updateOne('upsert', filter as Document, update, { upsert: true });
-    const result = await run().catch((error: unknown) => {
-      if (error instanceof DuplicateKeyError) return run();
-      throw error;
-    });
+    const result = await this.upsertOne('upsert', filter as Document, update);
     const created = result.upsertedCount > 0;
     const document = await this.findOne(created ? ({ _id } as DocumentFilter<StoredDocument<S>>) : filter, { includeDeleted: true });
     if (!document) throw new NotFoundError(this.name, JSON.stringify(filter));
     return { document: document as StoredDocument<S>, created };
+  }
+
+  /**
+   * Sends an upsert, retried once as an update when a concurrent upsert of the same unique key won
+   * the insert: MongoDB reports that race as a duplicate key, and the document exists either way.
+   */
+  protected async upsertOne(operation: string, filter: Document, update: Document): Promise<UpdateResult> {
+    try {
+      return await this.collection.updateOne(operation, filter, update, { upsert: true });
+    } catch (error) {
+      if (!(error instanceof DuplicateKeyError)) throw error;
+      return this.collection.updateOne(operation, filter, update, { upsert: true });
+    }
   }
 
   /**
@@ -507,14 +516,14 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
         const id = this.parseId(operation.update?.id, `${subject} id`);
         ids.push(id);
         return {
-          updateOne: { filter: { _id: id, ...this.#liveFilter(false) }, update: this.preparePatch(operation.update.patch, subject) },
+          updateOne: { filter: this.#live({ _id: id }, false), update: this.preparePatch(operation.update.patch, subject) },
         };
       }
       if ('updateWith' in operation) {
         const id = this.parseId(operation.updateWith?.id, `${subject} id`);
         ids.push(id);
         return {
-          updateOne: { filter: { _id: id, ...this.#liveFilter(false) }, update: this.prepareUpdate(operation.updateWith.update, subject) },
+          updateOne: { filter: this.#live({ _id: id }, false), update: this.prepareUpdate(operation.updateWith.update, subject) },
         };
       }
       if ('delete' in operation) {

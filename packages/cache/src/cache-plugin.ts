@@ -1,10 +1,10 @@
 import {
   afterCommit,
   type CommandInterceptor,
-  ConfigError,
   type DataLayerPlugin,
   type Listener,
   type ModelRepositories,
+  parseConfig,
 } from '@caas-db/core';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -80,9 +80,7 @@ export interface CachePlugin extends DataLayerPlugin {
  * ```
  */
 export function createCache(options: CacheOptions): CachePlugin {
-  const parsed = cacheOptionsSchema.safeParse(options);
-  if (!parsed.success)
-    throw new ConfigError(parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message, code: issue.code })));
+  parseConfig(cacheOptionsSchema, options);
   const cache = new TwoTierCache(options);
   const rules = options.lists ?? defaultListRules;
   const invalidator: CommandInterceptor = {

@@ -4,7 +4,7 @@ import type { ReadCache } from './cache/read-cache.js';
 import type { CommandInterceptor, CommandObserver } from './collection/collection-command.js';
 import { type CollectionPreset, type CommandPipeline, ScopedCollection } from './collection/scoped-collection.js';
 import type { DataClient } from './connection/data-client.js';
-import { ConfigError, ValidationError } from './errors.js';
+import { ValidationError } from './errors.js';
 import { type Listener, TypedEmitter } from './events/typed-emitter.js';
 import type { IndexSyncReport, SyncIndexesOptions } from './indexes/index-sync.js';
 import {
@@ -18,7 +18,7 @@ import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
 import type { RepositoryContext, RepositoryDefinition } from './repository/repository.js';
 import { tenantIdSchema } from './schema/primitives.js';
 import { runInTransaction, type TransactionMode } from './transactions/transaction-context.js';
-import { toValidationIssues } from './validation-issues.js';
+import { parseConfig, toValidationIssues } from './validation-issues.js';
 
 /**
  * Extends a data layer at its seams: command interceptors and observers, the ambient tenant, and a
@@ -206,8 +206,7 @@ function batchingOf(
  * ```
  */
 export function createDataLayer(options: DataLayerOptions): DataLayer {
-  const parsed = dataLayerOptionsSchema.safeParse(options);
-  if (!parsed.success) throw new ConfigError(toValidationIssues(parsed.error.issues));
+  parseConfig(dataLayerOptionsSchema, options);
   const { client } = options;
   const plugins = options.plugins ?? [];
   const resolveTenant = plugins.find((plugin) => plugin.resolveTenant)?.resolveTenant;

@@ -188,4 +188,4 @@ export {
   type TransactionMode,
   type TransactionOptions,
 } from './transactions/transaction-context.js';
-export { parseInput, toValidationIssues } from './validation-issues.js';
+export { parseConfig, parseInput, toValidationIssues } from './validation-issues.js';

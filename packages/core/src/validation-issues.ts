@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ValidationError, type ValidationIssue } from './errors.js';
+import { ConfigError, ValidationError, type ValidationIssue } from './errors.js';
 
 /** Turns zod issues into caas-db's {@link ValidationIssue}s, each with a dotted path naming its field. */
 export function toValidationIssues(issues: readonly z.core.$ZodIssue[]): ValidationIssue[] {
@@ -17,5 +17,12 @@ export function toValidationIssues(issues: readonly z.core.$ZodIssue[]): Validat
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown, subject: string): z.output<T> {
   const result = schema.safeParse(value);
   if (!result.success) throw new ValidationError(subject, toValidationIssues(result.error.issues));
+  return result.data;
+}
+
+/** Parses options given to a factory, or throws a `ConfigError` naming every invalid field. */
+export function parseConfig<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ConfigError(toValidationIssues(result.error.issues));
   return result.data;
 }

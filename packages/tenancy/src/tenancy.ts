@@ -6,11 +6,11 @@ import {
   type DataLayer,
   type DataLayerPlugin,
   type IndexSyncReport,
+  parseConfig,
   parseInput,
   type Syncable,
   TenantContextError,
   tenantIdSchema,
-  toValidationIssues,
 } from '@caas-db/core';
 import { z } from 'zod';
 import { type AuditMode, IsolationAuditor } from './isolation-auditor.js';
@@ -99,10 +99,7 @@ export interface Tenancy extends DataLayerPlugin {
  * ```
  */
 export function createTenancy(options: TenancyOptions = {}): Tenancy {
-  const parsed = tenancyOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new ConfigError(toValidationIssues(parsed.error.issues));
-  }
+  parseConfig(tenancyOptionsSchema, options);
   const strategy = options.strategy ?? {};
   const requireActive = options.requireActiveTenant ?? true;
   let layer: DataLayer | undefined;

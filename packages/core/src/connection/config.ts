@@ -1,8 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import type { MongoClientOptions, ReadConcernLevel, ReadPreferenceMode, TagSet } from 'mongodb';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
-import { toValidationIssues } from '../validation-issues.js';
+import { parseConfig } from '../validation-issues.js';
 
 function readableFile(path: string): boolean {
   try {
@@ -203,9 +202,7 @@ export const configDefaults = {
  * @throws {ConfigError} naming every invalid field.
  */
 export function resolveDataClientConfig(input: unknown): ResolvedDataClientConfig {
-  const parsed = dataClientConfigSchema.safeParse(input);
-  if (!parsed.success) throw new ConfigError(toValidationIssues(parsed.error.issues));
-  const config = parsed.data;
+  const config = parseConfig(dataClientConfigSchema, input);
   return {
     uri: config.uri,
     database: config.database,

@@ -66,7 +66,10 @@ describe('api_keys', () => {
     expect(secret).toMatch(/^caas_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
     expect(secret.startsWith(`caas_${key.prefix}_`)).toBe(true);
     const raw = await data.client.execute({ name: 'raw', idempotent: true }, (db) => db.collection('api_keys').findOne({ _id: key._id }));
-    expect(JSON.stringify(raw)).not.toContain(secret.split('_')[2]);
+    // The secret part is base64url, which may itself contain '_': cut after the prefix, not on '_'.
+    const secretPart = secret.slice(`caas_${key.prefix}_`.length);
+    expect(secretPart).toHaveLength(43);
+    expect(JSON.stringify(raw)).not.toContain(secretPart);
     expect(raw?.secret_hash).toMatch(/^[0-9a-f]{64}$/);
 
     const verified = await data.apiKeys.verify(secret, now);

@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests run against the sources; the smoke tests in test/ load the built packages by name.
     alias: [
       { find: /^@caas-db\/testing\/vitest$/, replacement: source('./packages/testing/src/vitest/index.ts') },
+      { find: /^@caas-db\/core\/unsafe$/, replacement: source('./packages/core/src/unsafe.ts') },
       { find: /^@caas-db\/(core|tenancy|cache|search|testing)$/, replacement: source('./packages/$1/src/index.ts') },
     ],
   },

@@ -113,7 +113,7 @@ try {
   const unbound = await data.messages.count().catch((error: unknown) => error);
   log(`a query with no tenant: ${unbound instanceof TenantContextError ? 'refused (TenantContextError)' : 'ran'}`);
 } finally {
-  await client.execute({ name: 'dropQuickstart', idempotent: true }, (db) => db.dropDatabase()).catch(() => undefined);
+  await data.admin.dropDatabase().catch(() => undefined);
   await client.close();
   await mongo.stop();
 }

@@ -1,10 +1,11 @@
 import {
   afterCommit,
-  type CommandInterceptor,
   type DataLayerPlugin,
   type Listener,
+  type Middleware,
   type ModelRepositories,
   parseConfig,
+  targetOf,
 } from '@caas-db/core';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -83,17 +84,24 @@ export function createCache(options: CacheOptions): CachePlugin {
   parseConfig(cacheOptionsSchema, options);
   const cache = new TwoTierCache(options);
   const rules = options.lists ?? defaultListRules;
-  const invalidator: CommandInterceptor = {
-    intercept: (command) => command,
-    async afterSuccess(command, target) {
-      const tags = tagsOfWrite(command, target, rules);
-      if (tags.length > 0) await afterCommit(() => cache.invalidate(tags));
+  // Invalidation runs after the write succeeded (and, in a transaction, after the commit): a write
+  // refused or failed by any layer invalidates nothing.
+  const invalidator: Middleware = {
+    name: 'cache-invalidation',
+    phase: 'effects',
+    async handle(ctx, next) {
+      const result = await next();
+      if (ctx.aspects.access === 'write' && !ctx.aspects.admin) {
+        const tags = tagsOfWrite(ctx.command, targetOf(ctx), rules);
+        if (tags.length > 0) await afterCommit(() => cache.invalidate(tags));
+      }
+      return result;
     },
   };
   return {
     name: '@caas-db/cache',
     readCache: cache,
-    interceptors: [invalidator],
+    middlewares: [invalidator],
     cache,
     stats: () => cache.stats(),
     on: (event, listener) => cache.on(event, listener),

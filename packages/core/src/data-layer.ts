@@ -1,10 +1,13 @@
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { BatchBounds } from './batching/coalescer.js';
 import type { ReadCache } from './cache/read-cache.js';
-import type { CommandInterceptor, CommandObserver } from './collection/collection-command.js';
-import { type CollectionPreset, type CommandPipeline, ScopedCollection } from './collection/scoped-collection.js';
+import type { CommandObserver } from './collection/collection-command.js';
+import type { CollectionPreset } from './collection/collection-preset.js';
+import { type CollectionEnvironment, ScopedCollection } from './collection/scoped-collection.js';
+import { internalsOf } from './connection/client-internals.js';
 import type { DataClient } from './connection/data-client.js';
-import { ValidationError } from './errors.js';
+import { TenancyViolationError, ValidationError } from './errors.js';
 import { type Listener, TypedEmitter } from './events/typed-emitter.js';
 import type { IndexSyncReport, SyncIndexesOptions } from './indexes/index-sync.js';
 import {
@@ -12,8 +15,13 @@ import {
   type ModelOptions,
   type ModelRepositories,
   type RepositoryName,
+  repositoryCollections,
   type Syncable,
 } from './model/model-repositories.js';
+import { CommandPipeline } from './pipeline/command-pipeline.js';
+import { retryLayer, scopingLayer, tracingLayer } from './pipeline/core-layers.js';
+import { aspectsOf, type Middleware, middlewarePhases } from './pipeline/operation.js';
+import { createSend } from './pipeline/send.js';
 import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
 import type { RepositoryContext, RepositoryDefinition } from './repository/repository.js';
 import { tenantIdSchema } from './schema/primitives.js';
@@ -21,14 +29,14 @@ import { runInTransaction, type TransactionMode } from './transactions/transacti
 import { parseConfig, toValidationIssues } from './validation-issues.js';
 
 /**
- * Extends a data layer at its seams: command interceptors and observers, the ambient tenant, and a
- * hook that receives the finished data layer. `@caas-db/tenancy` is one.
+ * Extends a data layer at its seams: middlewares and observers, the ambient tenant, a read cache,
+ * and a hook that receives the finished data layer. `@caas-db/tenancy` and `@caas-db/cache` are two.
  */
 export interface DataLayerPlugin {
   /** For error messages. */
   readonly name: string;
-  /** Run on every command, after core's tenant binding, before the command is sent. */
-  readonly interceptors?: readonly CommandInterceptor[];
+  /** Layers of the command pipeline, each placed by its phase (see docs/architecture.md). */
+  readonly middlewares?: readonly Middleware[];
   /** See every command and its outcome. */
   readonly observers?: readonly CommandObserver[];
   /** The ambient tenant of the current call, used by repositories not bound with `forTenant`. */
@@ -50,18 +58,46 @@ const batchSettingSchema = z.union([
   z.strictObject({ maxBatch: z.number().int().min(1).max(10_000).optional(), maxWaitMS: z.number().int().min(0).max(1000).optional() }),
 ]);
 
+/** `validate`: one optional switch per repository of the data model, by repository name. */
+const validateSchema = z.strictObject(
+  Object.fromEntries(Object.keys(repositoryCollections).map((name) => [name, z.boolean().optional()])) as Record<
+    RepositoryName,
+    z.ZodOptional<z.ZodBoolean>
+  >,
+);
+
+const middlewareSchema = z.custom<Middleware>(
+  (value) =>
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Middleware).handle === 'function' &&
+    typeof (value as Middleware).name === 'string' &&
+    middlewarePhases.includes((value as Middleware).phase) &&
+    (value as Middleware).phase !== 'scope' &&
+    (value as Middleware).phase !== 'retry',
+  'must be a Middleware ({ name, phase, handle }) of phase trace, context, guard, effects or transport',
+);
+
 const dataLayerOptionsSchema = z.strictObject({
-  client: z.custom<DataClient>((value) => typeof value === 'object' && value !== null && 'execute' in value, 'must be a DataClient'),
+  client: z.custom<DataClient>((value) => {
+    try {
+      return typeof value === 'object' && value !== null && internalsOf(value) !== undefined;
+    } catch {
+      return false;
+    }
+  }, 'must be a DataClient from createDataClient'),
   cursorSecret: z.string().min(32, 'must be at least 32 characters').optional(),
   transactions: z.enum(['required', 'best-effort']).optional(),
-  validate: z.record(z.string(), z.boolean()).optional(),
-  interceptors: z
-    .array(z.custom<CommandInterceptor>((value) => typeof value === 'object' && value !== null && 'intercept' in value))
-    .optional(),
+  validate: validateSchema.optional(),
+  middlewares: z.array(middlewareSchema).optional(),
   observers: z.array(z.custom<CommandObserver>((value) => typeof value === 'object' && value !== null && 'observe' in value)).optional(),
   plugins: z
     .array(
-      z.custom<DataLayerPlugin>((value) => typeof value === 'object' && value !== null && 'name' in value, 'must be a DataLayerPlugin'),
+      z
+        .custom<DataLayerPlugin>((value) => typeof value === 'object' && value !== null && 'name' in value, 'must be a DataLayerPlugin')
+        .refine((plugin) => (plugin.middlewares ?? []).every((layer) => middlewareSchema.safeParse(layer).success), {
+          message: 'has a middleware that is not { name, phase, handle } of phase trace, context, guard, effects or transport',
+        }),
     )
     .optional(),
   now: z.custom<() => Date>((value) => typeof value === 'function').optional(),
@@ -102,9 +138,12 @@ export interface DataLayerOptions {
    * Turn zod validation off for named repositories' hot paths (`{ messages: false }`). The key and
    * operator guards still run. See docs/performance.md for the measured gain.
    */
-  validate?: Partial<Record<RepositoryName, boolean>>;
-  /** Command interceptors (tenant scoping, quotas), in order. Used by `@caas-db/tenancy`. */
-  interceptors?: CommandInterceptor[];
+  validate?: z.input<typeof validateSchema>;
+  /**
+   * Layers of your own in the command pipeline, placed by phase after the plugins' layers of the
+   * same phase (tracing, guards, transport-level recording). See docs/architecture.md.
+   */
+  middlewares?: Middleware[];
   /** Command observers (auditing, metrics). */
   observers?: CommandObserver[];
   /** Plugins such as `createTenancy(...)` from `@caas-db/tenancy`. */
@@ -144,6 +183,10 @@ export type DataLayer = ModelRepositories & {
   withTransaction<T>(fn: () => Promise<T>): Promise<T>;
   /** Creates every repository's missing indexes and reports drift; drops nothing unless asked. */
   syncIndexes(options?: SyncIndexesOptions): Promise<IndexSyncReport[]>;
+  /** Database-level admin commands, through the same pipeline as every other command. */
+  readonly admin: DataLayerAdmin;
+  /** The pipeline's layers in the order they run, outermost first (for diagnostics and docs). */
+  readonly layers: readonly { name: string; phase: Middleware['phase'] }[];
   /**
    * The repositories bound to one tenant: every command on a tenant-owned collection is scoped to
    * it (filters get `tenant_id`, inserts are stamped, a document or filter naming another tenant is
@@ -164,6 +207,14 @@ export type DataLayer = ModelRepositories & {
   /** Subscribes to a data layer event. */
   on<Name extends keyof DataLayerEvents>(event: Name, listener: Listener<DataLayerEvents[Name]>): () => void;
 };
+
+/** Database-level admin commands of a data layer. Refused in tenant scope (they reach every tenant). */
+export interface DataLayerAdmin {
+  /** Drops a database: the client's by default, or one named (e.g. a tenant's own, for tests). */
+  dropDatabase(database?: string): Promise<void>;
+  /** The names of the databases on the server. */
+  listDatabases(): Promise<string[]>;
+}
 
 /**
  * Read and write settings per operation class that a production deployment on a replica set should
@@ -211,23 +262,38 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const plugins = options.plugins ?? [];
   const resolveTenant = plugins.find((plugin) => plugin.resolveTenant)?.resolveTenant;
   const readCache = plugins.find((plugin) => plugin.readCache)?.readCache;
-  const pipeline: CommandPipeline = {
-    interceptors: [...plugins.flatMap((plugin) => plugin.interceptors ?? []), ...(options.interceptors ?? [])],
-    observers: [...plugins.flatMap((plugin) => plugin.observers ?? []), ...(options.observers ?? [])],
-    ...(resolveTenant && { resolveTenant }),
-  };
+  const internals = internalsOf(client);
+  const presets = options.presets ?? {};
+  const tenantOwned = new Map<string, boolean>();
+  // A collection no repository declared counts as tenant-owned: joins into it fail closed.
+  const isTenantOwned = (collection: string) => tenantOwned.get(collection) ?? true;
+  const observers = [...plugins.flatMap((plugin) => plugin.observers ?? []), ...(options.observers ?? [])];
+  const pipeline = new CommandPipeline(
+    [
+      ...(observers.length > 0 ? [tracingLayer(observers)] : []),
+      scopingLayer(async () => (await client.capabilities()).lookupLocalFieldWithPipeline),
+      retryLayer(internals),
+      ...plugins.flatMap((plugin) => plugin.middlewares ?? []),
+      ...(options.middlewares ?? []),
+    ],
+    createSend(internals, (collection) => presets[collection]),
+  );
+  const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();
   const modelOptions: ModelOptions = options.users ? { users: options.users } : {};
+  const validateByCollection = new Map(
+    Object.entries(options.validate ?? {}).map(([name, on]) => [repositoryCollections[name as RepositoryName], on as boolean]),
+  );
 
   const repository = <S extends z.ZodObject, R extends Syncable>(
     definition: RepositoryDefinition<S>,
     construct: new (definition: RepositoryDefinition<S>, context: RepositoryContext) => R,
     tenant?: string,
   ): R => {
-    const preset = options.presets?.[definition.collection];
-    const collection = new ScopedCollection(client, pipeline, definition.collection, definition.tenantOwned, tenant, preset);
-    const validate = (options.validate as Record<string, boolean> | undefined)?.[definition.collection];
+    tenantOwned.set(definition.collection, definition.tenantOwned);
+    const collection = new ScopedCollection(environment, { name: definition.collection, tenantOwned: definition.tenantOwned }, tenant);
+    const validate = validateByCollection.get(definition.collection);
     const inserts =
       definition.collection === 'messages' ? batchingOf(options.batching?.messages, { maxBatch: 500, maxWaitMS: 5 }) : undefined;
     const findById = batchingOf(options.batching?.findById, { maxBatch: 100, maxWaitMS: 5 });
@@ -242,7 +308,8 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   };
 
   const repositories = createModelRepositories(repository, modelOptions);
-  const bound = new Map<string, ModelRepositories>();
+  // A service talks to many tenants; rebuilding a tenant's repositories is cheap, so keep the recent ones.
+  const bound = new LRUCache<string, ModelRepositories>({ max: 10_000 });
   const forTenant = (tenantId: string): ModelRepositories => {
     const result = tenantIdSchema.safeParse(tenantId);
     if (!result.success) throw new ValidationError('tenantId', toValidationIssues(result.error.issues));
@@ -252,8 +319,6 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
         (definition, construct) => repository(definition, construct, result.data),
         modelOptions,
       );
-      // Bounded: a service talks to many tenants, but rebuilding a tenant's repositories is cheap.
-      if (bound.size >= 10_000) bound.clear();
       bound.set(result.data, repositoriesOfTenant);
     }
     return repositoriesOfTenant;
@@ -274,8 +339,41 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     },
     forTenant,
     repository,
+    admin: createAdmin(pipeline, environment),
+    layers: pipeline.layers.map(({ name, phase }) => ({ name, phase })),
     on: (event, listener) => events.on(event, listener),
   };
   for (const plugin of plugins) plugin.attach?.(layer);
   return layer;
+}
+
+function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironment): DataLayerAdmin {
+  const run = (name: string, command: { kind: 'dropDatabase' } | { kind: 'listDatabases' }, database?: string) => {
+    const tenant = environment.resolveTenant?.();
+    if (tenant !== undefined)
+      throw new TenancyViolationError(`admin.${name}`, `${name} reaches every tenant; refused in tenant scope (ambient tenant ${tenant})`);
+    return pipeline.run({
+      operation: `admin.${name}`,
+      collection: undefined,
+      tenant: undefined,
+      session: undefined,
+      aspects: aspectsOf(command.kind, undefined, name),
+      command,
+      database,
+      requireTenant: false,
+      isTenantOwned: environment.isTenantOwned,
+      layers: [],
+    });
+  };
+  return {
+    async dropDatabase(database) {
+      if (database !== undefined && (typeof database !== 'string' || !/^[^/\\. "$*<>:|?]{1,63}$/.test(database)))
+        throw new ValidationError('database', [{ path: '', message: 'must be a valid database name', code: 'invalid_format' }]);
+      await run('dropDatabase', { kind: 'dropDatabase' }, database);
+    },
+    async listDatabases() {
+      const result = (await run('listDatabases', { kind: 'listDatabases' })) as { databases: { name: string }[] };
+      return result.databases.map((database) => database.name);
+    },
+  };
 }

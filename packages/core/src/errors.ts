@@ -28,6 +28,8 @@ export const ErrorCodes = {
   CLIENT_CLOSED: 'E_CLIENT_CLOSED',
   TENANT_CONTEXT: 'E_TENANT_CONTEXT',
   TENANT_MISMATCH: 'E_TENANT_MISMATCH',
+  TENANCY_VIOLATION: 'E_TENANCY_VIOLATION',
+  ISOLATION_AUDIT: 'E_ISOLATION_AUDIT',
 } as const;
 
 /** The union of core's stable error codes. */
@@ -212,5 +214,40 @@ export class TenantMismatchError extends CaasDbError {
     super(`${where} names tenant ${JSON.stringify(foundTenant)} but the repository is bound to tenant ${JSON.stringify(boundTenant)}`);
     this.boundTenant = boundTenant;
     this.foundTenant = foundTenant;
+  }
+}
+
+/**
+ * A command cannot be scoped to one tenant (`$out`, `$merge`, server-side JavaScript, a pipeline
+ * update, an update of `tenant_id`, a stage that reads across tenants, `$indexStats` in tenant
+ * scope). Nothing was sent.
+ */
+export class TenancyViolationError extends CaasDbError {
+  readonly code = ErrorCodes.TENANCY_VIOLATION;
+  /** Where in the command the problem is, e.g. `pipeline.2.$lookup.pipeline.0.$out`. */
+  readonly path: string;
+
+  constructor(path: string, reason: string) {
+    super(`${reason} (at ${path})`);
+    this.path = path;
+  }
+}
+
+/**
+ * The isolation auditor found a command on the wire that was not scoped to one tenant. In
+ * `enforce` mode the operation fails with this error once the driver returns (the auditor detects;
+ * the scoper enforces before sending).
+ */
+export class IsolationAuditError extends CaasDbError {
+  readonly code = ErrorCodes.ISOLATION_AUDIT;
+  readonly commandName: string;
+  readonly collection: string;
+  readonly problems: readonly string[];
+
+  constructor(commandName: string, collection: string, problems: readonly string[]) {
+    super(`Isolation auditor: ${commandName} on ${collection} is not scoped to one tenant: ${problems.join('; ')}`);
+    this.commandName = commandName;
+    this.collection = collection;
+    this.problems = problems;
   }
 }

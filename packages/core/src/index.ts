@@ -6,20 +6,31 @@ export { type SlowQuery, SlowQueryLog } from './analysis/slow-query-log.js';
 export { type BatchBounds, Coalescer, type ItemOutcome } from './batching/coalescer.js';
 export { type CachedRead, cacheTags, type ReadCache } from './cache/read-cache.js';
 export type {
+  AdminCommand,
   CollectionCommand,
   CollectionTarget,
-  CommandInterceptor,
   CommandKind,
   CommandObserver,
+  DataCommand,
 } from './collection/collection-command.js';
-export { isIdempotentCommand } from './collection/collection-command.js';
+export type { CollectionPreset } from './collection/collection-preset.js';
+export { type CollectionEnvironment, ScopedCollection, type UpdateCommandOptions } from './collection/scoped-collection.js';
+export { CommandPipeline, currentOperation, type Terminal } from './pipeline/command-pipeline.js';
+export { targetOf } from './pipeline/core-layers.js';
 export {
-  type CollectionPreset,
-  type CommandPipeline,
-  ScopedCollection,
-  type UpdateCommandOptions,
-} from './collection/scoped-collection.js';
-export { bindCommandToTenant, scopeFilter, stampDocument, TENANT_FIELD } from './collection/tenant-binding.js';
+  aspectsOf,
+  type CollectionInfo,
+  type Middleware,
+  type MiddlewarePhase,
+  middlewarePhases,
+  type Next,
+  type OperationAspects,
+  type OperationContext,
+  type OperationDeclaration,
+} from './pipeline/operation.js';
+export { type CommandScope, scopeCommand, scopeUpdate, stampDocument } from './scoping/scope-command.js';
+export { assertNoServerSideJavaScript, type PipelineScope, scopePipeline, withTenant } from './scoping/scope-pipeline.js';
+export { TENANT_FIELD } from './scoping/tenant-field.js';
 export { type Capabilities, type CapabilityName, detectCapabilities } from './connection/capabilities.js';
 export {
   configDefaults,
@@ -33,7 +44,6 @@ export {
   type CloseOptions,
   createDataClient,
   type DataClient,
-  type ExecuteOptions,
   type HealthReport,
 } from './connection/data-client.js';
 export { classifyFailure, type FailureKind, toCaasDbError } from './connection/driver-errors.js';
@@ -51,6 +61,7 @@ export { isRetryable, type RetryableOperation, type RetryEvent, runWithRetry } f
 export {
   createDataLayer,
   type DataLayer,
+  type DataLayerAdmin,
   type DataLayerEvents,
   type DataLayerOptions,
   type DataLayerPlugin,
@@ -67,8 +78,10 @@ export {
   DatabaseError,
   DuplicateKeyError,
   ErrorCodes,
+  IsolationAuditError,
   isCaasDbError,
   NotFoundError,
+  TenancyViolationError,
   TenantContextError,
   TenantMismatchError,
   TimeoutError,
@@ -136,6 +149,7 @@ export {
   type ModelRepositories,
   type RepositoryBuilder,
   type RepositoryName,
+  repositoryCollections,
   type Syncable,
 } from './model/model-repositories.js';
 export { type Settings, SettingsRepository, settingsDefinition, settingsSchema } from './model/settings.js';

@@ -1,13 +1,12 @@
 import {
   type CollectionCommand,
-  type CollectionTarget,
-  type CommandInterceptor,
   ConfigError,
   conversationsDefinition,
   type DataLayer,
   type DataLayerPlugin,
   type Document,
   type IdInput,
+  type Middleware,
   KeysetCursorCodec,
   keysetFilter,
   messagesDefinition,
@@ -131,12 +130,11 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
     attached().repository(definition, SearchRepository<S>, tenant);
 
   /** Keeps `search_tokens` of users and conversations in step with their names, on every write. */
-  const maintainer: CommandInterceptor = {
-    intercept(command: CollectionCommand, target: CollectionTarget): CollectionCommand {
+  const derive = (command: CollectionCommand, collection: string | undefined): CollectionCommand => {
       const source =
-        target.name === 'users'
+        collection === 'users'
           ? { field: 'profile', name: 'display_name' }
-          : target.name === 'conversations'
+          : collection === 'conversations'
             ? { field: 'metadata', name: 'name' }
             : undefined;
       if (!source) return command;
@@ -154,6 +152,13 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
         return { ...command, update: { ...command.update, $set: { ...set, search_tokens: tokensOf(name) } } };
       }
       return command;
+  };
+  const maintainer: Middleware = {
+    name: 'search-tokens',
+    phase: 'guard',
+    handle(ctx, next) {
+      ctx.command = derive(ctx.command, ctx.collection?.name);
+      return next();
     },
   };
 
@@ -246,7 +251,7 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
   const unbound = api(undefined);
   return {
     name: '@caas-db/search',
-    interceptors: [maintainer],
+    middlewares: [maintainer],
     attach(dataLayer) {
       layer = dataLayer;
     },

@@ -1,6 +1,6 @@
 import { CaasDbError } from '@caas-db/core';
 
-export { TenantContextError, TenantMismatchError } from '@caas-db/core';
+export { IsolationAuditError, TenancyViolationError, TenantContextError, TenantMismatchError } from '@caas-db/core';
 
 /** Stable codes of the tenancy package's errors. */
 export const TenancyErrorCodes = {
@@ -33,21 +33,6 @@ export class TenantSuspendedError extends CaasDbError {
   }
 }
 
-/**
- * A command cannot be scoped to one tenant (`$out`, `$merge`, server-side JavaScript, a pipeline
- * update, an update of `tenant_id`, a stage that reads across tenants). Nothing was sent.
- */
-export class TenancyViolationError extends CaasDbError {
-  readonly code = TenancyErrorCodes.TENANCY_VIOLATION;
-  /** Where in the command the problem is, e.g. `pipeline.2.$lookup.pipeline.0.$out`. */
-  readonly path: string;
-
-  constructor(path: string, reason: string) {
-    super(`${reason} (at ${path})`);
-    this.path = path;
-  }
-}
-
 /** Which quota was exceeded. */
 export type QuotaKind = 'documents' | 'bytes' | 'writeRate';
 
@@ -72,17 +57,3 @@ export class QuotaExceededError extends CaasDbError {
   }
 }
 
-/** The isolation auditor saw a command on a tenant-owned collection without a tenant predicate (enforce mode). The command was not sent. */
-export class IsolationAuditError extends CaasDbError {
-  readonly code = TenancyErrorCodes.ISOLATION_AUDIT;
-  readonly commandName: string;
-  readonly collection: string;
-  readonly problems: readonly string[];
-
-  constructor(commandName: string, collection: string, problems: readonly string[]) {
-    super(`Isolation audit refused ${commandName} on ${collection}: ${problems.join('; ')}`);
-    this.commandName = commandName;
-    this.collection = collection;
-    this.problems = problems;
-  }
-}

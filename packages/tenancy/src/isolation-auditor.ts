@@ -1,7 +1,21 @@
-import { type CommandStartedEvent, type DataClient, type Document, type Listener, TENANT_FIELD, TypedEmitter } from '@caas-db/core';
-import { IsolationAuditError } from './errors.js';
+import {
+  type CommandStartedEvent,
+  currentOperation,
+  type DataClient,
+  type Document,
+  IsolationAuditError,
+  type Listener,
+  type OperationContext,
+  TENANT_FIELD,
+  TypedEmitter,
+} from '@caas-db/core';
+import { unsafeDriver } from '@caas-db/core/unsafe';
 
-/** `enforce`: a command without its tenant predicate is not sent. `warn`: it is sent and reported. */
+/**
+ * `enforce`: an operation of the data layer whose wire command lacks its tenant predicate fails with
+ * `IsolationAuditError` (after the driver returns: the auditor detects, the scoper enforces).
+ * `warn`: it is only reported. Either way a violation emits `isolation:violation`.
+ */
 export type AuditMode = 'enforce' | 'warn';
 
 /** A command the auditor found unscoped. */
@@ -134,12 +148,18 @@ export function missingShardKeyFields(commandName: string, command: Document, sh
 }
 
 /**
- * Watches every command the driver sends (its `commandStarted` event, emitted before the command is
- * written to the socket) and checks that each one on a tenant-owned collection carries a `tenant_id`
- * equality at every level: filters, every update and delete statement, every inserted document,
- * and every sub-pipeline. It sees what the choke point sent and anything sent around it through the
- * raw driver. In `enforce` mode it throws from the listener, which makes the driver fail the
- * operation before sending it; in `warn` mode the command goes and an event is emitted.
+ * Defence in depth behind the scoper: watches every command the driver sends (its `commandStarted`
+ * event) and checks that each one on a tenant-owned collection carries a `tenant_id` equality at
+ * every level: filters, every update and delete statement, every inserted document, and every
+ * sub-pipeline. It sees what the pipeline sent and anything sent around it through
+ * `@caas-db/core/unsafe`.
+ *
+ * It reports; it does not block. Enforcement happens in the pipeline before the driver is called.
+ * A violation emits `isolation:violation`; in `enforce` mode, when the command belongs to an
+ * operation of the data layer (attributed through the operation's async context), that operation
+ * then fails with `IsolationAuditError` once the driver returns, instead of returning a result.
+ * Commands sent through the unsafe driver are reported only. What it cannot see: commands of
+ * another `MongoClient`, and collections it does not know to be tenant-owned.
  *
  * The top-level tenant equality is also the shard-key prefix of every tenant collection, so an
  * accepted command is one a sharded cluster routes to a single shard; with `shardKeys` declared,
@@ -150,13 +170,15 @@ export class IsolationAuditor {
   readonly #options: IsolationAuditorOptions;
   readonly #events = new TypedEmitter<AuditorEvents>();
   readonly #listener: (event: CommandStartedEvent) => void;
+  /** Violations of operations still running, to fail them once the driver returns. */
+  readonly #pending = new WeakMap<OperationContext, IsolationViolation>();
   #checked = 0;
 
   constructor(client: DataClient, options: IsolationAuditorOptions) {
     this.#client = client;
     this.#options = options;
     this.#listener = (event) => this.#inspect(event);
-    client.driver.on('commandStarted', this.#listener);
+    unsafeDriver(client).on('commandStarted', this.#listener);
   }
 
   /** Commands on tenant-owned collections checked so far. */
@@ -182,8 +204,20 @@ export class IsolationAuditor {
       problems,
       mode: this.#options.mode,
     };
+    const operation = currentOperation();
+    if (operation && this.#options.mode === 'enforce') this.#pending.set(operation, violation);
     this.#events.emit('isolation:violation', violation);
-    if (this.#options.mode === 'enforce') throw new IsolationAuditError(event.commandName, collection, problems);
+  }
+
+  /**
+   * Fails `operation` with `IsolationAuditError` when one of its wire commands was found unscoped
+   * in `enforce` mode (the tenancy plugin calls it from its innermost layer).
+   */
+  assertClean(operation: OperationContext): void {
+    const violation = this.#pending.get(operation);
+    if (!violation) return;
+    this.#pending.delete(operation);
+    throw new IsolationAuditError(violation.commandName, violation.collection, violation.problems);
   }
 
   /** Subscribes to violations. */
@@ -193,6 +227,6 @@ export class IsolationAuditor {
 
   /** Stops watching. */
   detach(): void {
-    this.#client.driver.off('commandStarted', this.#listener);
+    unsafeDriver(this.#client).off('commandStarted', this.#listener);
   }
 }

@@ -1,21 +1,17 @@
 import {
-  type CollectionCommand,
-  type CollectionTarget,
-  type CommandInterceptor,
   ConfigError,
   type DataLayer,
   type DataLayerPlugin,
   type IndexSyncReport,
+  type Middleware,
   parseConfig,
   parseInput,
   type Syncable,
-  TenantContextError,
   tenantIdSchema,
 } from '@caas-db/core';
 import { z } from 'zod';
 import { type AuditMode, IsolationAuditor } from './isolation-auditor.js';
 import { QuotaEnforcer, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
-import { scopeCommand } from './scope-command.js';
 import { type StrategyOptions, strategyFor, strategyOptionsSchema, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
 import { currentTenant, runWithTenant } from './tenant-context.js';
 import { TenantDirectory, type TenantDirectoryOptions, type TenantRecord } from './tenant-directory.js';
@@ -123,42 +119,65 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
     return strategyFor(record?.plan, strategy) === 'database' ? tenantDatabaseName(tenant, strategy.databasePrefix) : undefined;
   };
 
-  const interceptor: CommandInterceptor = {
-    async intercept(command: CollectionCommand, target: CollectionTarget): Promise<CollectionCommand> {
-      if (!target.tenantOwned) return command;
-      tenantOwned.add(target.name);
-      const tenant = target.tenant;
-      if (tenant === undefined) {
-        throw new TenantContextError(
-          `${target.operation} touches the tenant-owned collection ${target.name} with no tenant bound: use dataLayer.forTenant(tenantId) or runWithTenant(tenantId, fn)`,
-        );
+  /**
+   * `context`: every command needs a tenant for whatever tenant-owned data it reaches (the core
+   * scoper fails closed on `requireTenant`); a tenant must be an active client; its documents may
+   * live in a database of its own.
+   */
+  const context: Middleware = {
+    name: 'tenancy-context',
+    phase: 'context',
+    async handle(ctx, next) {
+      ctx.requireTenant = true;
+      const tenant = ctx.tenant;
+      if (tenant !== undefined && (ctx.aspects.tenantScoped || ctx.command.kind === 'aggregate')) await recordOf(tenant);
+      if (ctx.collection?.tenantOwned) {
+        tenantOwned.add(ctx.collection.name);
+        if (tenant !== undefined) ctx.database = await databaseFor(tenant);
       }
-      const record = await recordOf(tenant);
-      const capabilities = await attached().client.capabilities();
-      const scoped = scopeCommand(command, tenant, { lookupLocalFieldWithPipeline: capabilities.lookupLocalFieldWithPipeline });
-      await quotas?.admit(target, scoped, target.name, tenant, record);
-      return scoped;
+      return next();
     },
-    databaseFor: (target) => (target.tenantOwned && target.tenant !== undefined ? databaseFor(target.tenant) : undefined),
-    async afterSuccess(command, target, result) {
-      if (!quotas || !target.tenantOwned || target.tenant === undefined) return;
-      await quotas.settle(
-        target,
-        command,
-        target.name,
-        target.tenant,
-        requireActive ? await directory.lookup(target.tenant).then((record) => record ?? undefined) : undefined,
-        result,
-      );
+  };
+
+  /**
+   * `guard`: reserves quota before the scoped command is sent and settles it after; a failure or
+   * refusal anywhere inside gives the reservation back.
+   */
+  const quota: Middleware | undefined = quotas && {
+    name: 'quotas',
+    phase: 'guard',
+    async handle(ctx, next) {
+      const tenant = ctx.tenant;
+      const collection = ctx.collection;
+      if (!collection?.tenantOwned || tenant === undefined || ctx.aspects.admin) return next();
+      const record = requireActive ? await directory.lookup(tenant).then((found) => found ?? undefined) : undefined;
+      await quotas.admit(ctx, ctx.command, collection.name, tenant, record);
+      let result: unknown;
+      try {
+        result = await next();
+      } catch (error) {
+        await quotas.cancel(ctx, error);
+        throw error;
+      }
+      await quotas.settle(ctx, ctx.command, collection.name, tenant, record, result);
+      return result;
     },
-    async afterFailure(_command, target, error) {
-      await quotas?.cancel(target, error);
+  };
+
+  /** `transport`: fails an operation whose wire command the auditor found unscoped (enforce mode). */
+  const audit: Middleware = {
+    name: 'isolation-audit',
+    phase: 'transport',
+    async handle(ctx, next) {
+      const result = await next();
+      auditor?.assertClean(ctx);
+      return result;
     },
   };
 
   const tenancy: Tenancy = {
     name: '@caas-db/tenancy',
-    interceptors: [interceptor],
+    middlewares: [context, ...(quota ? [quota] : []), ...((options.audit ?? 'enforce') === 'off' ? [] : [audit])],
     resolveTenant: currentTenant,
     attach(dataLayer) {
       layer = dataLayer;

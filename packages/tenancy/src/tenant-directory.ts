@@ -1,4 +1,5 @@
 import type { Client, ClientRepository } from '@caas-db/core';
+import { LRUCache } from 'lru-cache';
 import { TenantNotFoundError, TenantSuspendedError } from './errors.js';
 
 /** What the directory knows of a tenant. */
@@ -10,9 +11,9 @@ export interface TenantRecord {
   suspensionReason: string | undefined;
 }
 
+// lru-cache refuses null values, and "no such tenant" must be cached too.
 interface Entry {
   record: TenantRecord | null;
-  expiresAt: number;
 }
 
 /** Options of {@link TenantDirectory}. */
@@ -32,28 +33,22 @@ export interface TenantDirectoryOptions {
  */
 export class TenantDirectory {
   readonly #clients: () => ClientRepository;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries: LRUCache<string, Entry>;
   readonly #loading = new Map<string, Promise<TenantRecord | null>>();
   readonly #ttlMS: number;
   readonly #negativeTtlMS: number;
-  readonly #maxEntries: number;
 
   constructor(clients: () => ClientRepository, options: TenantDirectoryOptions = {}) {
     this.#clients = clients;
     this.#ttlMS = options.ttlMS ?? 30_000;
     this.#negativeTtlMS = options.negativeTtlMS ?? 5000;
-    this.#maxEntries = options.maxEntries ?? 10_000;
+    this.#entries = new LRUCache<string, Entry>({ max: options.maxEntries ?? 10_000 });
   }
 
   /** The tenant's record, or null when no client owns it. */
   async lookup(tenant: string): Promise<TenantRecord | null> {
     const cached = this.#entries.get(tenant);
-    if (cached && cached.expiresAt > Date.now()) {
-      // Re-insert to keep the map in least-recently-used order.
-      this.#entries.delete(tenant);
-      this.#entries.set(tenant, cached);
-      return cached.record;
-    }
+    if (cached) return cached.record;
     let loading = this.#loading.get(tenant);
     if (!loading) {
       loading = this.#load(tenant).finally(() => this.#loading.delete(tenant));
@@ -67,12 +62,9 @@ export class TenantDirectory {
     const record: TenantRecord | null = client
       ? { tenant, status: client.status, plan: client.plan, region: client.region, suspensionReason: client.suspension_reason }
       : null;
-    this.#entries.set(tenant, { record, expiresAt: Date.now() + (record ? this.#ttlMS : this.#negativeTtlMS) });
-    while (this.#entries.size > this.#maxEntries) {
-      const oldest = this.#entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.#entries.delete(oldest);
-    }
+    const ttl = record ? this.#ttlMS : this.#negativeTtlMS;
+    // To lru-cache a ttl of 0 means "never expires"; here it means "do not cache".
+    if (ttl > 0) this.#entries.set(tenant, { record }, { ttl });
     return record;
   }
 

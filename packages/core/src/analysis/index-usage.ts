@@ -17,9 +17,7 @@ export interface IndexUsage {
  * drift (see `syncIndexes`).
  */
 export async function indexUsageOf(collection: ScopedCollection, declared: readonly IndexDeclaration[]): Promise<IndexUsage[]> {
-  const rows: Document[] = await collection.administer('indexStats', (driverCollection) =>
-    driverCollection.aggregate([{ $indexStats: {} }]).toArray(),
-  );
+  const rows: Document[] = await collection.indexStats('indexUsage');
   const names = new Set(declared.map((index) => index.name));
   return rows
     .map((row) => ({

@@ -1,5 +1,6 @@
 import type { CommandStartedEvent, CommandSucceededEvent, Document } from 'mongodb';
 import type { DataClient } from '../connection/data-client.js';
+import { internalsOf } from '../connection/client-internals.js';
 
 /** One slow command. */
 export interface SlowQuery {
@@ -82,9 +83,9 @@ export class SlowQueryLog {
       if (this.#entries.length > this.#capacity) this.#entries.shift();
     };
     this.#onFailed = (event) => this.#pending.delete(event.requestId);
-    client.driver.on('commandStarted', this.#onStarted);
-    client.driver.on('commandSucceeded', this.#onSucceeded);
-    client.driver.on('commandFailed', this.#onFailed);
+    internalsOf(client).driver.on('commandStarted', this.#onStarted);
+    internalsOf(client).driver.on('commandSucceeded', this.#onSucceeded);
+    internalsOf(client).driver.on('commandFailed', this.#onFailed);
   }
 
   /** The recorded slow commands, oldest first. */
@@ -118,8 +119,8 @@ export class SlowQueryLog {
 
   /** Stops recording. */
   detach(): void {
-    this.#client.driver.off('commandStarted', this.#onStarted);
-    this.#client.driver.off('commandSucceeded', this.#onSucceeded);
-    this.#client.driver.off('commandFailed', this.#onFailed);
+    internalsOf(this.#client).driver.off('commandStarted', this.#onStarted);
+    internalsOf(this.#client).driver.off('commandSucceeded', this.#onSucceeded);
+    internalsOf(this.#client).driver.off('commandFailed', this.#onFailed);
   }
 }

@@ -1,11 +1,16 @@
-import type { AggregateOptions, AnyBulkWriteOperation, CountDocumentsOptions, Document, Filter, FindOptions } from 'mongodb';
+import type {
+  AggregateOptions,
+  AnyBulkWriteOperation,
+  CountDocumentsOptions,
+  CreateCollectionOptions,
+  CreateIndexesOptions,
+  Document,
+  Filter,
+  FindOptions,
+} from 'mongodb';
 
-/**
- * One command a repository asks a scoped collection to send, as plain data. Interceptors (tenant
- * scoping, quotas) rewrite or refuse it, observers (monitoring, the tenant auditor, query-shape
- * recording) see it; only then does it reach the driver.
- */
-export type CollectionCommand =
+/** A data command: what repositories send to read and write documents. */
+export type DataCommand =
   | { kind: 'find'; filter: Filter<Document>; options: FindOptions }
   | { kind: 'count'; filter: Filter<Document>; options: CountDocumentsOptions }
   | { kind: 'distinct'; field: string; filter: Filter<Document> }
@@ -25,12 +30,34 @@ export type CollectionCommand =
   | { kind: 'bulkWrite'; operations: AnyBulkWriteOperation<Document>[]; ordered: boolean }
   | { kind: 'aggregate'; pipeline: Document[]; options: AggregateOptions };
 
+/**
+ * An admin command: schema and server work the library itself needs (index sync, explain, index
+ * usage, collection creation, databases for tests). They pass the same pipeline as data commands,
+ * so tenancy scopes (`explain`) or refuses (`indexStats` in tenant scope) each.
+ */
+export type AdminCommand =
+  | { kind: 'listIndexes' }
+  | { kind: 'createIndex'; key: Document; options: CreateIndexesOptions }
+  | { kind: 'dropIndex'; name: string }
+  | { kind: 'explain'; filter: Filter<Document>; options: FindOptions }
+  | { kind: 'indexStats' }
+  | { kind: 'listCollections'; filter: Document }
+  | { kind: 'createCollection'; options: CreateCollectionOptions }
+  | { kind: 'dropDatabase' }
+  | { kind: 'listDatabases' };
+
+/**
+ * One command as plain data. Middlewares (tenant scoping, quotas, invalidation) read and rewrite
+ * it; only the innermost step turns it into a driver call.
+ */
+export type CollectionCommand = DataCommand | AdminCommand;
+
 /** The kinds of {@link CollectionCommand}. */
 export type CommandKind = CollectionCommand['kind'];
 
-/** What a scoped collection is, and who sends a command to it. */
+/** What a command addressed and who sent it, as observers see it. */
 export interface CollectionTarget {
-  /** The collection name. */
+  /** The collection name (`''` for database commands). */
   readonly name: string;
   /** True when every document carries `tenant_id` and must only be reached within one tenant. */
   readonly tenantOwned: boolean;
@@ -40,46 +67,7 @@ export interface CollectionTarget {
   readonly tenant: string | undefined;
 }
 
-/**
- * Rewrites or refuses a command before it is sent. Throw a `CaasDbError` to refuse; nothing is
- * sent then. Interceptors run in order, each on the previous one's output.
- */
-export interface CommandInterceptor {
-  intercept(command: CollectionCommand, target: CollectionTarget): CollectionCommand | Promise<CollectionCommand>;
-  /** The database for this command, when the interceptor chooses it (database-per-tenant). */
-  databaseFor?(target: CollectionTarget): string | undefined | Promise<string | undefined>;
-  /** Called after the server accepted the command, with its result (quota accounting). */
-  afterSuccess?(command: CollectionCommand, target: CollectionTarget, result: unknown): void | Promise<void>;
-  /** Called after the command failed (to release what `intercept` reserved). */
-  afterFailure?(command: CollectionCommand, target: CollectionTarget, error: unknown): void | Promise<void>;
-}
-
-/** Sees every command after interception, with its outcome. */
+/** Sees every command after the pipeline ran it (as scoped and sent), with its outcome. */
 export interface CommandObserver {
   observe(event: { command: CollectionCommand; target: CollectionTarget; durationMS: number; error?: unknown }): void;
-}
-
-/** The update operators that leave a document the same when applied twice. */
-const IDEMPOTENT_UPDATE_OPERATORS = new Set(['$set', '$unset', '$setOnInsert', '$addToSet', '$pull', '$max', '$min', '$currentDate']);
-
-/** True when sending `command` twice has the effect of sending it once (it may then be retried after a network error). */
-export function isIdempotentCommand(command: CollectionCommand): boolean {
-  switch (command.kind) {
-    case 'find':
-    case 'count':
-    case 'distinct':
-    case 'deleteOne':
-    case 'deleteMany':
-      return true;
-    case 'aggregate':
-      return !command.pipeline.some((stage) => '$out' in stage || '$merge' in stage);
-    case 'updateOne':
-    case 'updateMany':
-    case 'findOneAndUpdate':
-      return Object.keys(command.update).every((operator) => IDEMPOTENT_UPDATE_OPERATORS.has(operator));
-    default:
-      // Inserts carry client-generated ids; a retry after an unknown outcome could report a
-      // duplicate key for a write that did succeed, so they are retried only when never sent.
-      return false;
-  }
 }

@@ -3,10 +3,11 @@ import { type Db, MongoClient, MongoTopologyClosedError } from 'mongodb';
 import { ClientClosedError } from '../errors.js';
 import { type Listener, TypedEmitter } from '../events/typed-emitter.js';
 import { type Capabilities, detectCapabilities } from './capabilities.js';
+import { CLIENT_INTERNALS, type ClientInternals } from './client-internals.js';
 import { type DataClientConfig, type ResolvedDataClientConfig, resolveDataClientConfig } from './config.js';
 import { toCaasDbError } from './driver-errors.js';
 import { attachMonitoring, type DataClientEvents, type MonitorState, type TopologySummary } from './monitoring.js';
-import { type RetryableOperation, runWithRetry } from './retry-policy.js';
+import { runWithRetry } from './retry-policy.js';
 
 /** The result of {@link DataClient.health}. It never throws: a failure is reported in `ok` and `error`. */
 export interface HealthReport {
@@ -19,14 +20,6 @@ export interface HealthReport {
   topology: TopologySummary;
   /** Open connections per server. */
   connections: Record<string, number>;
-}
-
-/** Describes one operation run through {@link DataClient.execute}. */
-export interface ExecuteOptions extends RetryableOperation {
-  /** The collection addressed, named in errors such as `DuplicateKeyError`. */
-  collection?: string;
-  /** False to send once without retrying (inside a transaction the driver owns retries). @default true */
-  retry?: boolean;
 }
 
 /** Options of {@link DataClient.close}. */
@@ -46,11 +39,6 @@ export interface DataClient {
   readonly databaseName: string;
   /** True once {@link close} was called. */
   readonly closed: boolean;
-  /**
-   * Runs one database operation: retried on transient failures by the configured policy, its
-   * errors translated into caas-db's typed errors. Every repository command goes through here.
-   */
-  execute<T>(options: ExecuteOptions, operation: (db: Db) => Promise<T>): Promise<T>;
   /** Connects now instead of at the first operation, failing fast with a typed error. */
   connect(): Promise<void>;
   /** What the server supports, probed once and then remembered. */
@@ -66,16 +54,11 @@ export interface DataClient {
    * Later operations fail with `ClientClosedError`. Calling it twice is harmless.
    */
   close(options?: CloseOptions): Promise<void>;
-  /**
-   * The driver's client, for what caas-db does not wrap. Commands sent through it bypass the
-   * retry policy and, once tenancy is configured, are caught by the tenant auditor.
-   */
-  readonly driver: MongoClient;
 }
 
 class MongoDataClient implements DataClient {
   readonly config: ResolvedDataClientConfig;
-  readonly driver: MongoClient;
+  readonly #driver: MongoClient;
   readonly #events = new TypedEmitter<DataClientEvents>();
   readonly #monitor: MonitorState;
   readonly #db: Db;
@@ -83,12 +66,26 @@ class MongoDataClient implements DataClient {
   #closing: Promise<void> | undefined;
   #inFlight = 0;
   #drained: (() => void) | undefined;
+  /** The driver closes its topology after a failed first connect: the next attempt reopens it. */
+  #reopen = false;
 
   constructor(config: ResolvedDataClientConfig) {
     this.config = config;
-    this.driver = new MongoClient(config.uri, config.driverOptions);
-    this.#db = this.driver.db(config.database);
-    this.#monitor = attachMonitoring(this.driver, this.#events, config.slowCommandMS);
+    this.#driver = new MongoClient(config.uri, config.driverOptions);
+    this.#db = this.#driver.db(config.database);
+    this.#monitor = attachMonitoring(this.#driver, this.#events, config.slowCommandMS);
+    const internals: ClientInternals = {
+      driver: this.#driver,
+      db: this.#db,
+      retry: config.retry,
+      attempt: (fn) => this.#attempt(fn),
+      get closing() {
+        return closed();
+      },
+      emitRetry: (event) => this.#events.emit('retry', event),
+    };
+    const closed = () => this.#closing !== undefined;
+    Object.defineProperty(this, CLIENT_INTERNALS, { value: internals, enumerable: false });
   }
 
   get databaseName(): string {
@@ -99,44 +96,48 @@ class MongoDataClient implements DataClient {
     return this.#closing !== undefined;
   }
 
-  async execute<T>(options: ExecuteOptions, operation: (db: Db) => Promise<T>): Promise<T> {
+  async #attempt<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     if (this.#closing) throw new ClientClosedError();
     this.#inFlight += 1;
-    let reopen = false;
-    const attempt = async () => {
-      if (reopen) {
-        reopen = false;
-        await this.driver.connect();
-      }
-      try {
-        return await operation(this.#db);
-      } catch (error) {
-        // After a failed initial connect the driver closes its topology for good; reopen it for the retry.
-        reopen = error instanceof MongoTopologyClosedError;
-        throw error;
-      }
-    };
     try {
-      const settings = options.retry === false ? { ...this.config.retry, retries: 0 } : this.config.retry;
-      return await runWithRetry(attempt, options, settings, (event) => this.#events.emit('retry', event));
+      if (this.#reopen) {
+        this.#reopen = false;
+        await this.#driver.connect();
+      }
+      return await fn(this.#db);
     } catch (error) {
-      if (this.#closing) throw new ClientClosedError({ cause: error });
-      throw toCaasDbError(error, options.collection);
+      this.#reopen ||= error instanceof MongoTopologyClosedError;
+      throw error;
     } finally {
       this.#inFlight -= 1;
       if (this.#inFlight === 0) this.#drained?.();
     }
   }
 
+  /** Client-level commands (connect, ping, the capability probe): no data, so no data-layer pipeline. */
+  async #run<T>(name: string, fn: (db: Db) => Promise<T>): Promise<T> {
+    try {
+      return await runWithRetry(
+        () => this.#attempt(fn),
+        { name, idempotent: true },
+        this.config.retry,
+        (event) => this.#events.emit('retry', event),
+      );
+    } catch (error) {
+      if (this.#closing) throw new ClientClosedError({ cause: error });
+      throw toCaasDbError(error);
+    }
+  }
+
   async connect(): Promise<void> {
-    await this.execute({ name: 'connect', idempotent: true }, async (db) => {
-      await this.driver.connect();
+    await this.#run('connect', async (db) => {
+      await this.#driver.connect();
       await db.command({ ping: 1 });
     });
   }
 
   capabilities(): Promise<Capabilities> {
-    this.#capabilities ??= this.execute({ name: 'capabilities', idempotent: true }, (db) =>
+    this.#capabilities ??= this.#run('capabilities', (db) =>
       detectCapabilities(db, { uri: this.config.uri, options: this.config.driverOptions }),
     ).catch((error: unknown) => {
       this.#capabilities = undefined;
@@ -155,7 +156,7 @@ class MongoDataClient implements DataClient {
       connections: Object.fromEntries(this.#monitor.poolSizes),
     });
     try {
-      await this.execute({ name: 'health', idempotent: true }, (db) => db.command({ ping: 1 }));
+      await this.#run('health', (db) => db.command({ ping: 1 }));
       return report(true);
     } catch (error) {
       return report(false, error instanceof Error ? error.message : String(error));
@@ -185,7 +186,7 @@ class MongoDataClient implements DataClient {
         };
       });
     }
-    await this.driver.close();
+    await this.#driver.close();
     this.#events.removeAllListeners();
   }
 }

@@ -38,28 +38,19 @@ export async function syncIndexes(
   declarations: readonly IndexDeclaration[],
   options: SyncIndexesOptions = {},
 ): Promise<IndexSyncReport> {
-  return collection.administer('syncIndexes', async (driverCollection) => {
-    const existing: Document[] = await driverCollection
-      .listIndexes()
-      .toArray()
-      .catch((error: unknown) => {
-        // A collection that does not exist yet has no indexes.
-        if ((error as { codeName?: string }).codeName === 'NamespaceNotFound') return [];
-        throw error;
-      });
-    const drift = compareIndexes(declarations, existing);
-    const report: IndexSyncReport = { collection: collection.name, drift, created: [], dropped: [] };
-    const rebuild = options.rebuildDifferent ? new Set(drift.different.map((difference) => difference.name)) : new Set<string>();
-    for (const name of [...(options.dropExtra ? drift.extra : []), ...rebuild]) {
-      await driverCollection.dropIndex(name);
-      report.dropped.push(name);
+  const existing = await collection.listIndexes('syncIndexes');
+  const drift = compareIndexes(declarations, existing);
+  const report: IndexSyncReport = { collection: collection.name, drift, created: [], dropped: [] };
+  const rebuild = options.rebuildDifferent ? new Set(drift.different.map((difference) => difference.name)) : new Set<string>();
+  for (const name of [...(options.dropExtra ? drift.extra : []), ...rebuild]) {
+    await collection.dropIndex('syncIndexes', name);
+    report.dropped.push(name);
+  }
+  for (const declaration of declarations) {
+    if (drift.missing.includes(declaration) || rebuild.has(declaration.name)) {
+      await collection.createIndex('syncIndexes', declaration.key as Document, creationOptions(declaration));
+      report.created.push(declaration.name);
     }
-    for (const declaration of declarations) {
-      if (drift.missing.includes(declaration) || rebuild.has(declaration.name)) {
-        await driverCollection.createIndex(declaration.key as Document, creationOptions(declaration));
-        report.created.push(declaration.name);
-      }
-    }
-    return report;
-  });
+  }
+  return report;
 }

@@ -105,16 +105,15 @@ export class MetricRepository {
    * @returns the index report plus whether the collection is a real time-series collection.
    */
   async syncIndexes(options: SyncIndexesOptions = {}): Promise<IndexSyncReport & { timeSeries: boolean }> {
-    const timeSeries = await this.#collection.administer('ensureTimeSeries', async (collection) => {
-      const [existing] = await collection.db.listCollections({ name: collection.collectionName }).toArray();
-      if (!existing) {
-        await collection.db.createCollection(collection.collectionName, { timeseries: metricsTimeSeries }).catch(async () => {
-          await collection.db.createCollection(collection.collectionName);
-        });
-      }
-      const [created] = await collection.db.listCollections({ name: collection.collectionName }).toArray();
-      return created?.type === 'timeseries';
-    });
+    const named = { name: this.#collection.name };
+    const [existing] = await this.#collection.listCollections('ensureTimeSeries', named);
+    if (!existing) {
+      await this.#collection
+        .createCollection('ensureTimeSeries', { timeseries: metricsTimeSeries })
+        .catch(() => this.#collection.createCollection('ensureTimeSeries', {}));
+    }
+    const [created] = await this.#collection.listCollections('ensureTimeSeries', named);
+    const timeSeries = created?.type === 'timeseries';
     return { ...(await this.#store.syncIndexes(options)), timeSeries };
   }
 }

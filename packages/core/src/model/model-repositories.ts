@@ -49,6 +49,24 @@ export interface ModelRepositories {
 /** The repository names of {@link ModelRepositories}. */
 export type RepositoryName = keyof ModelRepositories;
 
+/** The collection of each repository of the data model. */
+export const repositoryCollections: Readonly<Record<RepositoryName, string>> = {
+  users: 'users',
+  conversations: 'conversations',
+  messages: 'messages',
+  files: 'files',
+  groups: 'groups',
+  settings: 'settings',
+  clients: 'clients',
+  applications: 'applications',
+  apiKeys: 'api_keys',
+  billing: 'billing',
+  auditLogs: 'audit_logs',
+  events: 'events',
+  metrics: 'metrics',
+  aggregations: 'aggregations',
+};
+
 /** Options of the model repositories. */
 export interface ModelOptions {
   users?: UserRepositoryOptions;

@@ -5,7 +5,7 @@ import { type PlanSummary, summarizePlan } from '../analysis/query-plan.js';
 import { type BatchBounds, Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags, type ReadCache } from '../cache/read-cache.js';
 import type { ScopedCollection } from '../collection/scoped-collection.js';
-import { stampDocument } from '../collection/tenant-binding.js';
+import { stampDocument } from '../scoping/scope-command.js';
 import { toCaasDbError } from '../connection/driver-errors.js';
 import { ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
 import type { IndexDeclaration, QueryShape } from '../indexes/index-declaration.js';
@@ -701,15 +701,10 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     options: { sort?: Record<string, 1 | -1>; limit?: number; projection?: Document } = {},
   ): Promise<PlanSummary> {
     assertSafeFilter(filter);
-    const tenant = this.collection.tenant;
-    const scoped =
-      this.definition.tenantOwned && tenant !== undefined ? { tenant_id: tenant, ...(filter as Document) } : (filter as Document);
-    const explained = await this.collection.administer('explain', (collection) => {
-      let cursor = collection.find(this.#live(scoped, false));
-      if (options.sort) cursor = cursor.sort(options.sort);
-      if (options.limit) cursor = cursor.limit(options.limit);
-      if (options.projection) cursor = cursor.project(options.projection);
-      return cursor.explain('executionStats');
+    const explained = await this.collection.explain('explain', this.#live(filter, false), {
+      ...(options.sort && { sort: options.sort }),
+      ...(options.limit && { limit: options.limit }),
+      ...(options.projection && { projection: options.projection }),
     });
     return summarizePlan(explained);
   }

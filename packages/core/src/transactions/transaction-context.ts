@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type ClientSession, MongoError } from 'mongodb';
+import { internalsOf } from '../connection/client-internals.js';
 import type { DataClient } from '../connection/data-client.js';
 import { toCaasDbError } from '../connection/driver-errors.js';
 import { CaasDbError, TransactionsUnsupportedError } from '../errors.js';
@@ -56,7 +57,7 @@ export async function runInTransaction<T>(client: DataClient, fn: () => Promise<
     options.onUnsupported?.(reason);
     return fn();
   }
-  const session = client.driver.startSession();
+  const session = internalsOf(client).driver.startSession();
   try {
     const result = await session.withTransaction(
       async () => {

@@ -85,7 +85,9 @@ export function createTestClient(overrides: Partial<DataClientConfig> = {}): Dat
   const client = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName(), ...overrides });
   afterAll(async () => {
     if (!client.closed) {
-      await client.execute({ name: 'dropTestDatabase', idempotent: true }, (db) => db.dropDatabase()).catch(() => undefined);
+      await createDataLayer({ client })
+        .admin.dropDatabase()
+        .catch(() => undefined);
       await client.close();
     }
   });
@@ -156,10 +158,8 @@ export function createTestDataLayer(options: Omit<DataLayerOptions, 'client'> & 
   afterAll(async () => {
     expect(checker.undeclared(), 'queries served by no declared query shape').toEqual([]);
     if (setup?.ownsDatabase) {
-      const names = await client.execute({ name: 'listDatabases', idempotent: true }, (db) => db.admin().listDatabases({ nameOnly: true }));
-      for (const { name } of names.databases) {
-        if (setup.ownsDatabase(name))
-          await client.execute({ name: 'dropDatabase', idempotent: true }, (db) => db.client.db(name).dropDatabase());
+      for (const name of await data.admin.listDatabases()) {
+        if (setup.ownsDatabase(name)) await data.admin.dropDatabase(name);
       }
     }
   });

@@ -1,16 +1,20 @@
-import {
-  type AnyBulkWriteOperation,
-  type CollectionCommand,
-  type Document,
-  stampDocument,
-  TENANT_FIELD,
-  TenantMismatchError,
-} from '@caas-db/core';
-import { TenancyViolationError } from './errors.js';
-import { assertNoServerSideJavaScript, type PipelineScopeOptions, scopePipeline, withTenant } from './scope-pipeline.js';
+import type { AnyBulkWriteOperation, Document } from 'mongodb';
+import type { CollectionCommand } from '../collection/collection-command.js';
+import { TenancyViolationError, TenantMismatchError } from '../errors.js';
+import { assertNoServerSideJavaScript, type PipelineScope, scopePipeline, withTenant } from './scope-pipeline.js';
+import { TENANT_FIELD } from './tenant-field.js';
 
 function touchesTenantField(path: string): boolean {
   return path === TENANT_FIELD || path.startsWith(`${TENANT_FIELD}.`);
+}
+
+/** Stamps a new document with the tenant; a document carrying another tenant is refused. */
+export function stampDocument(document: Document, tenant: string, where: string): Document {
+  if (typeof document !== 'object' || document === null || Array.isArray(document))
+    throw new TenancyViolationError(where, 'a document must be an object');
+  if (document[TENANT_FIELD] !== undefined && document[TENANT_FIELD] !== tenant)
+    throw new TenantMismatchError(tenant, document[TENANT_FIELD], where);
+  return { ...document, [TENANT_FIELD]: tenant };
 }
 
 /**
@@ -21,6 +25,7 @@ function touchesTenantField(path: string): boolean {
 export function scopeUpdate(update: Document | Document[], tenant: string, upsert: boolean, path: string): Document {
   if (Array.isArray(update))
     throw new TenancyViolationError(path, 'pipeline updates are refused in tenant scope (they can rewrite tenant_id)');
+  if (typeof update !== 'object' || update === null) throw new TenancyViolationError(path, 'an update must be an object');
   assertNoServerSideJavaScript(update, path);
   for (const [operator, fields] of Object.entries(update)) {
     if (!operator.startsWith('$'))
@@ -33,10 +38,7 @@ export function scopeUpdate(update: Document | Document[], tenant: string, upser
         if (value !== tenant) throw new TenantMismatchError(tenant, value, `${path}.$setOnInsert`);
         continue;
       }
-      throw new TenancyViolationError(
-        `${path}.${operator}.${field}`,
-        `${operator} of tenant_id is refused: a document never changes tenant`,
-      );
+      throw new TenancyViolationError(`${path}.${operator}.${field}`, `${operator} of tenant_id is refused: a document never changes tenant`);
     }
   }
   if (!upsert) return update;
@@ -49,24 +51,26 @@ function scopeFilter(filter: Document | undefined, tenant: string, path: string)
 }
 
 function scopeBulkOperation(operation: AnyBulkWriteOperation<Document>, tenant: string, path: string): AnyBulkWriteOperation<Document> {
+  if (typeof operation !== 'object' || operation === null) throw new TenancyViolationError(path, 'a bulk operation must be an object');
   if ('insertOne' in operation) {
     assertNoServerSideJavaScript(operation.insertOne.document, `${path}.insertOne`);
     return { insertOne: { document: stampDocument(operation.insertOne.document, tenant, path) } };
   }
   if ('replaceOne' in operation) {
-    const { filter, replacement, upsert } = operation.replaceOne;
+    const { filter, replacement } = operation.replaceOne;
+    assertNoServerSideJavaScript(replacement, `${path}.replaceOne.replacement`);
     return {
       replaceOne: {
         ...operation.replaceOne,
-        filter: scopeFilter(filter, tenant, `${path}.filter`),
+        filter: scopeFilter(filter, tenant, `${path}.replaceOne.filter`),
         replacement: stampDocument(replacement, tenant, path),
-        ...(upsert !== undefined && { upsert }),
       },
     };
   }
   if ('updateOne' in operation || 'updateMany' in operation) {
     const kind = 'updateOne' in operation ? 'updateOne' : 'updateMany';
     const spec = 'updateOne' in operation ? operation.updateOne : operation.updateMany;
+    if (spec.arrayFilters !== undefined) assertNoServerSideJavaScript(spec.arrayFilters, `${path}.${kind}.arrayFilters`);
     return {
       [kind]: {
         ...spec,
@@ -78,22 +82,50 @@ function scopeBulkOperation(operation: AnyBulkWriteOperation<Document>, tenant: 
   if ('deleteOne' in operation)
     return { deleteOne: { ...operation.deleteOne, filter: scopeFilter(operation.deleteOne.filter, tenant, `${path}.deleteOne.filter`) } };
   if ('deleteMany' in operation)
-    return {
-      deleteMany: { ...operation.deleteMany, filter: scopeFilter(operation.deleteMany.filter, tenant, `${path}.deleteMany.filter`) },
-    };
+    return { deleteMany: { ...operation.deleteMany, filter: scopeFilter(operation.deleteMany.filter, tenant, `${path}.deleteMany.filter`) } };
   throw new TenancyViolationError(path, 'unknown bulk operation');
 }
 
+/** What {@link scopeCommand} needs to know besides the command. */
+export interface CommandScope extends PipelineScope {
+  /** The collection the command addresses, when it addresses one. */
+  readonly collection: { readonly name: string; readonly tenantOwned: boolean } | undefined;
+}
+
 /**
- * Scopes one command on a tenant-owned collection to `tenant`, completely: every filter (find,
- * count, distinct, updates, deletes, findOneAndUpdate, each bulk item) gets the tenant predicate;
- * inserts and replacements are stamped, and one naming another tenant is refused; upserts set
- * `tenant_id` on insert; updates of `tenant_id` are refused; pipelines are scoped at every level.
+ * Scopes one command to the tenant in scope, completely and by ownership: on a tenant-owned
+ * collection every filter (find, count, distinct, updates, deletes, findOneAndUpdate, each bulk
+ * item, explain) gets the tenant predicate; inserts and replacements are stamped, and one naming
+ * another tenant is refused; upserts set `tenant_id` on insert; updates of `tenant_id` are refused;
+ * `$indexStats` is refused. Pipelines are scoped at every level by the ownership of the collection
+ * each level reads, also on a collection that is not tenant-owned (`scopePipeline`).
+ *
+ * With no tenant in scope, `scope.onUnbound` is called for every tenant-owned part: it throws to
+ * fail closed (`@caas-db/tenancy`) or returns to leave the command as it is (core without tenancy).
  * @throws {TenancyViolationError} or {TenantMismatchError}; nothing is sent then.
  */
-export function scopeCommand(command: CollectionCommand, tenant: string, options: PipelineScopeOptions): CollectionCommand {
+export function scopeCommand(command: CollectionCommand, scope: CommandScope): CollectionCommand {
+  const owned = scope.collection?.tenantOwned ?? false;
+  if (command.kind === 'aggregate') return { ...command, pipeline: scopePipeline(command.pipeline, owned, scope) };
+  if (!owned) return command;
+  switch (command.kind) {
+    case 'listIndexes':
+    case 'createIndex':
+    case 'dropIndex':
+    case 'listCollections':
+    case 'createCollection':
+    case 'dropDatabase':
+    case 'listDatabases':
+      return command; // schema and server commands hold no tenant's documents
+  }
+  const tenant = scope.tenant;
+  if (tenant === undefined) {
+    scope.onUnbound(command.kind);
+    return command;
+  }
   switch (command.kind) {
     case 'find':
+    case 'explain':
       assertNoServerSideJavaScript(command.options, 'options');
       return { ...command, filter: scopeFilter(command.filter, tenant, 'filter') };
     case 'count':
@@ -110,17 +142,19 @@ export function scopeCommand(command: CollectionCommand, tenant: string, options
     case 'updateOne':
     case 'updateMany':
     case 'findOneAndUpdate':
+      if (command.arrayFilters !== undefined) assertNoServerSideJavaScript(command.arrayFilters, 'arrayFilters');
       return {
         ...command,
         filter: scopeFilter(command.filter, tenant, 'filter'),
         update: scopeUpdate(command.update, tenant, command.upsert, 'update'),
       };
     case 'bulkWrite':
+      if (!Array.isArray(command.operations)) throw new TenancyViolationError('operations', 'must be an array');
       return {
         ...command,
         operations: command.operations.map((operation, index) => scopeBulkOperation(operation, tenant, `operations.${index}`)),
       };
-    case 'aggregate':
-      return { ...command, pipeline: scopePipeline(command.pipeline, tenant, options) };
+    case 'indexStats':
+      throw new TenancyViolationError('indexStats', '$indexStats reports on every tenant’s index use; refused in tenant scope');
   }
 }

@@ -1,0 +1,35 @@
+import type { Db, MongoClient } from 'mongodb';
+import type { RetrySettings } from './config.js';
+import type { RetryEvent } from './retry-policy.js';
+
+/**
+ * What the library's own modules need from a data client that its public interface does not give:
+ * the driver, for the pipeline's innermost step, sessions and command monitoring. Reached through
+ * a registry symbol (`Symbol.for`), so two copies of core (ESM and CommonJS) see the same thing.
+ * Only `@caas-db/core/unsafe` hands any of it to users.
+ */
+export interface ClientInternals {
+  readonly driver: MongoClient;
+  /** The configured database. */
+  readonly db: Db;
+  readonly retry: RetrySettings;
+  /**
+   * Runs one attempt against the server: refuses once the client is closing, counts it in flight
+   * for a draining close, and reopens a topology the driver closed after a failed first connect.
+   */
+  attempt<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  /** Whether `close()` was called (a failure then surfaces as `ClientClosedError`). */
+  readonly closing: boolean;
+  /** Emits the client's `retry` event. */
+  emitRetry(event: RetryEvent): void;
+}
+
+/** The registry key of a data client's internals. */
+export const CLIENT_INTERNALS: unique symbol = Symbol.for('@caas-db/core/client-internals') as never;
+
+/** The internals of a data client made by `createDataClient`. */
+export function internalsOf(client: object): ClientInternals {
+  const internals = (client as { [CLIENT_INTERNALS]?: ClientInternals })[CLIENT_INTERNALS];
+  if (!internals) throw new TypeError('not a caas-db data client (create one with createDataClient)');
+  return internals;
+}

@@ -1,0 +1,112 @@
+import type { ClientSession, Collection, Db, Document, UpdateFilter } from 'mongodb';
+import { LRUCache } from 'lru-cache';
+import type { CollectionPreset } from '../collection/collection-preset.js';
+import type { ClientInternals } from '../connection/client-internals.js';
+import type { Terminal } from './command-pipeline.js';
+import type { OperationContext } from './operation.js';
+
+/**
+ * The innermost step: turns the context's command into one driver call on the context's database,
+ * within the transaction's session if there is one. Nothing else in the library calls the driver
+ * with a command.
+ */
+export function createSend(client: ClientInternals, presetOf: (collection: string) => CollectionPreset | undefined): Terminal {
+  // The driver builds a new Db and Collection object on every lookup; database-per-tenant reaches
+  // many databases, so keep the most recently used ones.
+  const collections = new LRUCache<string, Collection>({ max: 2_000 });
+  const collectionOf = (db: Db, database: string | undefined, name: string): Collection => {
+    const databaseName = database ?? db.databaseName;
+    const key = `${databaseName}\u0000${name}`;
+    let collection = collections.get(key);
+    if (!collection) {
+      const source = databaseName === db.databaseName ? db : db.client.db(databaseName);
+      const preset = presetOf(name);
+      collection = preset
+        ? source.collection(name, {
+            ...(preset.readPreference && { readPreference: preset.readPreference }),
+            ...(preset.readConcern && { readConcern: { level: preset.readConcern } }),
+            ...(preset.writeConcern && { writeConcern: preset.writeConcern }),
+          })
+        : source.collection(name);
+      collections.set(key, collection);
+    }
+    return collection;
+  };
+  return (ctx) => client.attempt((db) => dispatch(db, ctx, collectionOf));
+}
+
+async function dispatch(
+  db: Db,
+  ctx: OperationContext,
+  collectionOf: (db: Db, database: string | undefined, name: string) => Collection,
+): Promise<unknown> {
+  const { command } = ctx;
+  const session: { session?: ClientSession } = ctx.session ? { session: ctx.session } : {};
+  const database = ctx.database === undefined || ctx.database === db.databaseName ? db : db.client.db(ctx.database);
+  switch (command.kind) {
+    case 'dropDatabase':
+      return database.dropDatabase();
+    case 'listDatabases':
+      return db.admin().listDatabases({ nameOnly: true });
+    case 'listCollections':
+      return database.listCollections(command.filter, { nameOnly: false }).toArray();
+    default:
+      break;
+  }
+  const name = ctx.collection?.name;
+  if (name === undefined) throw new TypeError(`${command.kind} needs a collection`);
+  if (command.kind === 'createCollection') return database.createCollection(name, command.options);
+  const collection = collectionOf(db, ctx.database, name);
+  switch (command.kind) {
+    case 'find':
+      return collection.find(command.filter, { ...command.options, ...session }).toArray();
+    case 'count':
+      return collection.countDocuments(command.filter, { ...command.options, ...session });
+    case 'distinct':
+      return collection.distinct(command.field, command.filter, session);
+    case 'insertOne':
+      return collection.insertOne(command.document, session);
+    case 'insertMany':
+      return collection.insertMany(command.documents, { ordered: command.ordered, ...session });
+    case 'updateOne':
+    case 'updateMany': {
+      const options = { upsert: command.upsert, ...(command.arrayFilters && { arrayFilters: command.arrayFilters }), ...session };
+      return command.kind === 'updateOne'
+        ? collection.updateOne(command.filter, command.update as UpdateFilter<Document>, options)
+        : collection.updateMany(command.filter, command.update as UpdateFilter<Document>, options);
+    }
+    case 'findOneAndUpdate':
+      return collection.findOneAndUpdate(command.filter, command.update as UpdateFilter<Document>, {
+        upsert: command.upsert,
+        returnDocument: command.returnDocument,
+        ...(command.projection && { projection: command.projection }),
+        ...(command.arrayFilters && { arrayFilters: command.arrayFilters }),
+        ...session,
+      });
+    case 'deleteOne':
+      return collection.deleteOne(command.filter, session);
+    case 'deleteMany':
+      return collection.deleteMany(command.filter, session);
+    case 'bulkWrite':
+      return collection.bulkWrite(command.operations, { ordered: command.ordered, ...session });
+    case 'aggregate':
+      return collection.aggregate(command.pipeline, { ...command.options, ...session }).toArray();
+    case 'listIndexes':
+      return collection
+        .listIndexes(session)
+        .toArray()
+        .catch((error: unknown) => {
+          // A collection that does not exist yet has no indexes.
+          if ((error as { codeName?: string }).codeName === 'NamespaceNotFound') return [];
+          throw error;
+        });
+    case 'createIndex':
+      return collection.createIndex(command.key as never, { ...command.options, ...session });
+    case 'dropIndex':
+      return collection.dropIndex(command.name, session);
+    case 'explain':
+      return collection.find(command.filter, { ...command.options, ...session }).explain('executionStats');
+    case 'indexStats':
+      return collection.aggregate([{ $indexStats: {} }], session).toArray();
+  }
+}

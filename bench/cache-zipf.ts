@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { createCache } from '../packages/cache/src/index.js';
 import { createDataClient, createDataLayer, type ObjectId } from '../packages/core/src/index.js';
 import { startMongo, startRedis } from '../packages/testing/src/index.js';
+import { unsafeDatabase } from '../packages/core/src/unsafe.js';
 
 const USERS = Number(process.env.USERS ?? 2000);
 const READS = Number(process.env.READS ?? 20_000);
@@ -134,7 +135,7 @@ try {
 } finally {
   for (const cache of caches) await cache.close();
   for (const connection of redis) connection.disconnect();
-  await clients[0]?.execute({ name: 'drop', idempotent: true }, (db) => db.dropDatabase()).catch(() => undefined);
+  if (clients[0]) await unsafeDatabase(clients[0]).dropDatabase().catch(() => undefined);
   for (const client of clients) await client.close();
   await uncached.client.close();
   await Promise.all([mongo.stop(), redisServer.stop()]);

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { createDataClient, createDataLayer, ObjectId } from '../packages/core/src/index.js';
 import { createTenancy, scopeCommand } from '../packages/tenancy/src/index.js';
 import { startMongo } from '../packages/testing/src/index.js';
+import { unsafeDriver } from '../packages/core/src/unsafe.js';
 
 const TENANTS = Number(process.env.TENANTS ?? 50);
 const MESSAGES_PER_TENANT = 200;
@@ -31,7 +32,7 @@ async function measure(strategy: 'shared' | 'database') {
   if (strategy === 'database') for (const tenant of tenants) await tenancy.provisionTenant(tenant);
   const provisionMS = performance.now() - provisionStarted;
 
-  const { databases } = await client.driver.db('admin').admin().listDatabases({ nameOnly: true });
+  const { databases } = await unsafeDriver(client).db('admin').admin().listDatabases({ nameOnly: true });
   const tenantPrefix = `${(await tenancy.databaseOf(tenants[0] ?? 'x')).split('_')[0]}_`;
   const ours = databases
     .map((database) => database.name)
@@ -39,9 +40,9 @@ async function measure(strategy: 'shared' | 'database') {
   let collections = 0;
   let indexes = 0;
   for (const name of new Set(ours)) {
-    for (const collection of await client.driver.db(name).listCollections({}, { nameOnly: true }).toArray()) {
+    for (const collection of await unsafeDriver(client).db(name).listCollections({}, { nameOnly: true }).toArray()) {
       collections += 1;
-      indexes += (await client.driver.db(name).collection(collection.name).listIndexes().toArray()).length;
+      indexes += (await unsafeDriver(client).db(name).collection(collection.name).listIndexes().toArray()).length;
     }
   }
 
@@ -69,7 +70,7 @@ async function measure(strategy: 'shared' | 'database') {
   timings.sort((a, b) => a - b);
   const health = await client.health();
   const connections = Object.values(health.connections).reduce((sum, size) => sum + size, 0);
-  for (const name of new Set(ours)) await client.driver.db(name).dropDatabase();
+  for (const name of new Set(ours)) await unsafeDriver(client).db(name).dropDatabase();
   await client.close();
   return {
     strategy,
@@ -104,9 +105,10 @@ const command = {
   options: {},
 };
 const iterations = 200_000;
-for (let index = 0; index < 10_000; index += 1) scopeCommand(command, 'acme', { lookupLocalFieldWithPipeline: true });
+const scope = { collection: { name: 'messages', tenantOwned: true }, tenant: 'acme', isTenantOwned: () => true, lookupLocalFieldWithPipeline: true, onUnbound: () => undefined };
+for (let index = 0; index < 10_000; index += 1) scopeCommand(command, scope);
 const cpu = process.cpuUsage();
-for (let index = 0; index < iterations; index += 1) scopeCommand(command, 'acme', { lookupLocalFieldWithPipeline: true });
+for (let index = 0; index < iterations; index += 1) scopeCommand(command, scope);
 const used = process.cpuUsage(cpu);
 out(`\nscoping a 4-stage pipeline with a $lookup: ${((used.user + used.system) / iterations).toFixed(2)} µs CPU per command`);
 await mongo.stop();

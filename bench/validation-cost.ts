@@ -5,7 +5,7 @@
  */
 import { cpus } from 'node:os';
 import {
-  createDataClient,
+  CommandPipeline,
   KeysetCursorCodec,
   MessageRepository,
   messagesDefinition,
@@ -19,10 +19,12 @@ class MeasuredMessages extends MessageRepository {
   }
 }
 
-const client = createDataClient({ uri: 'mongodb://127.0.0.1:1', database: 'bench' });
+// Nothing is sent: only prepareInsert runs, so the pipeline has no layers and a terminal that refuses.
+const pipeline = new CommandPipeline([], () => Promise.reject(new Error('not sent in this benchmark')));
+const environment = { pipeline, resolveTenant: undefined, isTenantOwned: () => true };
 const build = (validate: boolean) =>
   new MeasuredMessages(messagesDefinition, {
-    collection: new ScopedCollection(client, { interceptors: [], observers: [] }, 'messages', true, 'acme'),
+    collection: new ScopedCollection(environment, { name: 'messages', tenantOwned: true }, 'acme'),
     cursors: new KeysetCursorCodec(),
     validate,
   });
@@ -68,4 +70,3 @@ process.stdout.write(
     '',
   ].join('\n'),
 );
-await client.close();

@@ -16,6 +16,7 @@ import { createDataClient, createDataLayer, type DataLayer, type ModelRepositori
 import { createSearch } from '../packages/search/src/index.js';
 import { createTenancy } from '../packages/tenancy/src/index.js';
 import { startMongo, startRedis } from '../packages/testing/src/index.js';
+import { unsafeDatabase } from '../packages/core/src/unsafe.js';
 
 const OPS = Number(process.env.BENCH_OPS ?? 1500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -502,16 +503,14 @@ for (const maxSize of [5, 20, 100]) {
     () => repositories.messages.findByConversation(conversation, { limit: 50 }),
   );
   poolSweep[`maxPoolSize ${maxSize}`] = measured.messagesPerSecond;
-  await client.execute({ name: 'drop', idempotent: true }, (db) => db.dropDatabase());
+  await unsafeDatabase(client).dropDatabase();
   await client.close();
   out(`measured: pool of ${maxSize}`);
 }
 
 // ---- storage efficiency of messages --------------------------------------------------------------
-const stats = await coreClient.execute({ name: 'collStats', idempotent: true }, (db) => db.command({ collStats: 'messages' }));
-const sample = await coreClient.execute({ name: 'sample', idempotent: true }, (db) =>
-  db.collection('messages').find({}).limit(1000).toArray(),
-);
+const stats = await unsafeDatabase(coreClient).command({ collStats: 'messages' });
+const sample = await unsafeDatabase(coreClient).collection('messages').find({}).limit(1000).toArray();
 const payload =
   sample.reduce((sum, message) => sum + Buffer.byteLength(String(message.content?.encrypted_data ?? '')), 0) / Math.max(1, sample.length);
 const documentBytes = Number(stats.size) / Math.max(1, Number(stats.count));

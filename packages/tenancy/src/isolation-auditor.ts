@@ -117,6 +117,12 @@ export function auditCommand(commandName: string, command: Document): string[] {
   return problems;
 }
 
+/** `$indexStats` alone counts index use and returns no document (the scoper refuses it in tenant scope). */
+function readsNoDocuments(commandName: string, command: Document): boolean {
+  const pipeline = command.pipeline as Document[] | undefined;
+  return commandName === 'aggregate' && pipeline?.length === 1 && pipeline[0]?.$indexStats !== undefined;
+}
+
 /** Options of the auditor. */
 export interface IsolationAuditorOptions {
   mode: AuditMode;
@@ -190,6 +196,7 @@ export class IsolationAuditor {
     if (!DATA_COMMANDS.has(event.commandName)) return;
     const collection = event.command[event.commandName];
     if (typeof collection !== 'string' || !this.#options.tenantOwned().has(collection)) return;
+    if (readsNoDocuments(event.commandName, event.command)) return;
     this.#checked += 1;
     const shardKey = this.#options.shardKeys?.[collection];
     const problems = [

@@ -5,7 +5,7 @@ export interface IndexDeclaration {
   /** A stable name: sync compares indexes by name. */
   name: string;
   /** Fields in order, with direction (or `'text'`). */
-  key: Record<string, 1 | -1 | 'text'>;
+  key: Record<string, 1 | -1 | 'text' | '2dsphere' | 'hashed'>;
   unique?: boolean;
   sparse?: boolean;
   /** Documents are deleted this many seconds after the date in the (single) key field. */

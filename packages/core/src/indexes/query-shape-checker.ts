@@ -40,7 +40,8 @@ function fieldsOf(filter: Document): { equality: Set<string>; other: Set<string>
 }
 
 function filterOf(command: CollectionCommand): Document | undefined {
-  return 'filter' in command ? command.filter : undefined;
+  // listCollections filters collection names, not documents.
+  return 'filter' in command && command.kind !== 'listCollections' ? command.filter : undefined;
 }
 
 function sortOf(command: CollectionCommand): Array<[string, number]> {

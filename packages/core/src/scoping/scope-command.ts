@@ -119,6 +119,8 @@ export function scopeCommand(command: CollectionCommand, scope: CommandScope): C
       return command; // schema and server commands hold no tenant's documents
   }
   const tenant = scope.tenant;
+  // $indexStats counts index use, no documents: an operator may read it unbound, never a tenant.
+  if (command.kind === 'indexStats' && tenant === undefined) return command;
   if (tenant === undefined) {
     scope.onUnbound(command.kind);
     return command;

@@ -7,8 +7,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** The built packages, loaded by name the way a user's service loads them. */
 const entryPoints: Record<string, string[]> = {
-  '@caas-db/core': ['createDataClient', 'CaasDbError', 'ValidationError', 'DuplicateKeyError', 'detectCapabilities'],
+  '@caas-db/core': ['createDataClient', 'CaasDbError', 'ValidationError', 'DuplicateKeyError', 'createDataLayer', 'TenancyViolationError'],
   '@caas-db/testing': ['startMongo', 'startRedis', 'startTcpProxy', 'TestServerError'],
+  '@caas-db/core/unsafe': ['unsafeDatabase', 'unsafeDriver'],
   '@caas-db/tenancy': [],
   '@caas-db/cache': [],
   '@caas-db/search': [],
@@ -57,4 +58,15 @@ describe('built packages', () => {
       expect(existsSync(viaImport) && existsSync(viaRequire)).toBe(true);
     },
   );
+
+  it('@caas-db/core/unsafe reaches the driver of a client made by the other module format', () => {
+    const script = `
+      const { createDataClient } = await import('@caas-db/core');
+      const { createRequire } = await import('node:module');
+      const { unsafeDriver } = createRequire(process.cwd() + '/package.json')('@caas-db/core/unsafe');
+      const client = createDataClient({ uri: 'mongodb://127.0.0.1:1', database: 'x' });
+      console.log(typeof unsafeDriver(client).db, 'execute' in client, 'driver' in client);`;
+    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' }).trim();
+    expect(output).toBe('function false false');
+  });
 });

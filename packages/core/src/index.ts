@@ -31,7 +31,7 @@ export {
 export { type CommandScope, scopeCommand, scopeUpdate, stampDocument } from './scoping/scope-command.js';
 export { assertNoServerSideJavaScript, type PipelineScope, scopePipeline, withTenant } from './scoping/scope-pipeline.js';
 export { TENANT_FIELD } from './scoping/tenant-field.js';
-export { type Capabilities, type CapabilityName, detectCapabilities } from './connection/capabilities.js';
+export type { Capabilities, CapabilityName } from './connection/capabilities.js';
 export {
   configDefaults,
   type DataClientConfig,

@@ -11,8 +11,8 @@ import * as hdr from 'hdr-histogram-js';
 import { Redis } from 'ioredis';
 import { createCache } from '../packages/cache/src/index.js';
 import { createDataClient, createDataLayer, type ObjectId } from '../packages/core/src/index.js';
-import { startMongo, startRedis } from '../packages/testing/src/index.js';
 import { unsafeDatabase } from '../packages/core/src/unsafe.js';
+import { startMongo, startRedis } from '../packages/testing/src/index.js';
 
 const USERS = Number(process.env.USERS ?? 2000);
 const READS = Number(process.env.READS ?? 20_000);
@@ -135,7 +135,10 @@ try {
 } finally {
   for (const cache of caches) await cache.close();
   for (const connection of redis) connection.disconnect();
-  if (clients[0]) await unsafeDatabase(clients[0]).dropDatabase().catch(() => undefined);
+  if (clients[0])
+    await unsafeDatabase(clients[0])
+      .dropDatabase()
+      .catch(() => undefined);
   for (const client of clients) await client.close();
   await uncached.client.close();
   await Promise.all([mongo.stop(), redisServer.stop()]);

@@ -7,9 +7,9 @@
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createDataClient, createDataLayer, ObjectId } from '../packages/core/src/index.js';
+import { unsafeDriver } from '../packages/core/src/unsafe.js';
 import { createTenancy, scopeCommand } from '../packages/tenancy/src/index.js';
 import { startMongo } from '../packages/testing/src/index.js';
-import { unsafeDriver } from '../packages/core/src/unsafe.js';
 
 const TENANTS = Number(process.env.TENANTS ?? 50);
 const MESSAGES_PER_TENANT = 200;
@@ -105,7 +105,13 @@ const command = {
   options: {},
 };
 const iterations = 200_000;
-const scope = { collection: { name: 'messages', tenantOwned: true }, tenant: 'acme', isTenantOwned: () => true, lookupLocalFieldWithPipeline: true, onUnbound: () => undefined };
+const scope = {
+  collection: { name: 'messages', tenantOwned: true },
+  tenant: 'acme',
+  isTenantOwned: () => true,
+  lookupLocalFieldWithPipeline: true,
+  onUnbound: () => undefined,
+};
 for (let index = 0; index < 10_000; index += 1) scopeCommand(command, scope);
 const cpu = process.cpuUsage();
 for (let index = 0; index < iterations; index += 1) scopeCommand(command, scope);

@@ -13,10 +13,10 @@ import { type Db, MongoClient, ObjectId } from 'mongodb';
 import mongoose from 'mongoose';
 import { createCache } from '../packages/cache/src/index.js';
 import { createDataClient, createDataLayer, type DataLayer, type ModelRepositories } from '../packages/core/src/index.js';
+import { unsafeDatabase } from '../packages/core/src/unsafe.js';
 import { createSearch } from '../packages/search/src/index.js';
 import { createTenancy } from '../packages/tenancy/src/index.js';
 import { startMongo, startRedis } from '../packages/testing/src/index.js';
-import { unsafeDatabase } from '../packages/core/src/unsafe.js';
 
 const OPS = Number(process.env.BENCH_OPS ?? 1500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);

@@ -18,11 +18,11 @@ import {
   repositoryCollections,
   type Syncable,
 } from './model/model-repositories.js';
+import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
 import { CommandPipeline } from './pipeline/command-pipeline.js';
 import { retryLayer, scopingLayer, tracingLayer } from './pipeline/core-layers.js';
 import { aspectsOf, type Middleware, middlewarePhases } from './pipeline/operation.js';
 import { createSend } from './pipeline/send.js';
-import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
 import type { RepositoryContext, RepositoryDefinition } from './repository/repository.js';
 import { tenantIdSchema } from './schema/primitives.js';
 import { runInTransaction, type TransactionMode } from './transactions/transaction-context.js';

@@ -15,22 +15,6 @@ export type {
 } from './collection/collection-command.js';
 export type { CollectionPreset } from './collection/collection-preset.js';
 export { type CollectionEnvironment, ScopedCollection, type UpdateCommandOptions } from './collection/scoped-collection.js';
-export { CommandPipeline, currentOperation, type Terminal } from './pipeline/command-pipeline.js';
-export { targetOf } from './pipeline/core-layers.js';
-export {
-  aspectsOf,
-  type CollectionInfo,
-  type Middleware,
-  type MiddlewarePhase,
-  middlewarePhases,
-  type Next,
-  type OperationAspects,
-  type OperationContext,
-  type OperationDeclaration,
-} from './pipeline/operation.js';
-export { type CommandScope, scopeCommand, scopeUpdate, stampDocument } from './scoping/scope-command.js';
-export { assertNoServerSideJavaScript, type PipelineScope, scopePipeline, withTenant } from './scoping/scope-pipeline.js';
-export { TENANT_FIELD } from './scoping/tenant-field.js';
 export type { Capabilities, CapabilityName } from './connection/capabilities.js';
 export {
   configDefaults,
@@ -163,6 +147,19 @@ export {
   usersDefinition,
 } from './model/users.js';
 export { KeysetCursorCodec, keysetFilter, type Page, type PageOptions, type PageSort, sortDocument } from './pagination/keyset-cursor.js';
+export { CommandPipeline, currentOperation, type Terminal } from './pipeline/command-pipeline.js';
+export { targetOf } from './pipeline/core-layers.js';
+export {
+  aspectsOf,
+  type CollectionInfo,
+  type Middleware,
+  type MiddlewarePhase,
+  middlewarePhases,
+  type Next,
+  type OperationAspects,
+  type OperationContext,
+  type OperationDeclaration,
+} from './pipeline/operation.js';
 export { Repository, type RepositoryContext, type RepositoryDefinition } from './repository/repository.js';
 export type {
   BulkItemResult,
@@ -195,6 +192,9 @@ export {
   text,
 } from './schema/primitives.js';
 export { patchToSetPaths, schemaAtPath, type UpdateValidationOptions, validateUpdate } from './schema/update-validator.js';
+export { type CommandScope, scopeCommand, scopeUpdate, stampDocument } from './scoping/scope-command.js';
+export { assertNoServerSideJavaScript, type PipelineScope, scopePipeline, withTenant } from './scoping/scope-pipeline.js';
+export { TENANT_FIELD } from './scoping/tenant-field.js';
 export {
   afterCommit,
   currentSession,

@@ -122,9 +122,16 @@ describe('the middleware pipeline', () => {
       expect(entry.aspects.access, entry.operation).toBe(read.includes(entry.kind) ? 'read' : 'write');
       if (entry.aspects.access === 'read') expect(entry.aspects.idempotent, entry.operation).toBe(true);
       expect(entry.aspects.admin, entry.operation).toBe(
-        ['listIndexes', 'createIndex', 'dropIndex', 'explain', 'indexStats', 'listCollections', 'createCollection', 'listDatabases'].includes(
-          entry.kind,
-        ),
+        [
+          'listIndexes',
+          'createIndex',
+          'dropIndex',
+          'explain',
+          'indexStats',
+          'listCollections',
+          'createCollection',
+          'listDatabases',
+        ].includes(entry.kind),
       );
     }
     // Declared, not guessed: a non-idempotent $inc write and an idempotent $set by id.
@@ -156,7 +163,11 @@ describe('the middleware pipeline', () => {
     await runner.run([{ $search: { index: 'default', text: { query: 'hi', path: 'x' } } }, { $limit: 5 }]).catch(() => undefined);
     await runner.run([{ $geoNear: { near: { type: 'Point', coordinates: [0, 0] }, distanceField: 'd' } }]).catch(() => undefined);
     const [search, geo] = seen.filter((entry) => entry.kind === 'aggregate').map((entry) => entry.command.pipeline as Document[]);
-    expect(search).toEqual([{ $search: { index: 'default', text: { query: 'hi', path: 'x' } } }, { $match: { tenant_id: 'acme' } }, { $limit: 5 }]);
+    expect(search).toEqual([
+      { $search: { index: 'default', text: { query: 'hi', path: 'x' } } },
+      { $match: { tenant_id: 'acme' } },
+      { $limit: 5 },
+    ]);
     expect(geo).toEqual([{ $geoNear: { near: { type: 'Point', coordinates: [0, 0] }, distanceField: 'd', query: { tenant_id: 'acme' } } }]);
   });
 
@@ -199,7 +210,9 @@ describe('unwinding: a refusal by the innermost layer leaves every outer layer a
     const usageBefore = await tenancy.usage?.usageOf('acme');
     const events: string[] = [];
     // The quota layer's own reserve and release of tenant_usage are writes too: only users' tags count.
-    const off = cache.on('cache:invalidate', (event) => events.push(...event.tags.filter((tag) => tag.includes('users') && !tag.includes('tenant_usage'))));
+    const off = cache.on('cache:invalidate', (event) =>
+      events.push(...event.tags.filter((tag) => tag.includes('users') && !tag.includes('tenant_usage'))),
+    );
     refuse = true;
     const outcomes = await Promise.allSettled([
       acme.users.create({ external_id: 'a', profile: { display_name: 'A' } }),

@@ -6,9 +6,9 @@ import {
   type DataLayerPlugin,
   type Document,
   type IdInput,
-  type Middleware,
   KeysetCursorCodec,
   keysetFilter,
+  type Middleware,
   messagesDefinition,
   objectIdSchema,
   type Page,
@@ -131,27 +131,27 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
 
   /** Keeps `search_tokens` of users and conversations in step with their names, on every write. */
   const derive = (command: CollectionCommand, collection: string | undefined): CollectionCommand => {
-      const source =
-        collection === 'users'
-          ? { field: 'profile', name: 'display_name' }
-          : collection === 'conversations'
-            ? { field: 'metadata', name: 'name' }
-            : undefined;
-      if (!source) return command;
-      const tokensOf = (value: unknown) => (typeof value === 'string' ? indexTokens(value, options.tokens) : []);
-      const stamp = (document: Document) => ({
-        ...document,
-        search_tokens: tokensOf((document[source.field] as Document | undefined)?.[source.name]),
-      });
-      if (command.kind === 'insertOne') return { ...command, document: stamp(command.document) };
-      if (command.kind === 'insertMany') return { ...command, documents: command.documents.map(stamp) };
-      if (command.kind === 'updateOne' || command.kind === 'updateMany' || command.kind === 'findOneAndUpdate') {
-        const set = command.update.$set as Document | undefined;
-        const name = set?.[`${source.field}.${source.name}`] ?? (set?.[source.field] as Document | undefined)?.[source.name];
-        if (name === undefined) return command;
-        return { ...command, update: { ...command.update, $set: { ...set, search_tokens: tokensOf(name) } } };
-      }
-      return command;
+    const source =
+      collection === 'users'
+        ? { field: 'profile', name: 'display_name' }
+        : collection === 'conversations'
+          ? { field: 'metadata', name: 'name' }
+          : undefined;
+    if (!source) return command;
+    const tokensOf = (value: unknown) => (typeof value === 'string' ? indexTokens(value, options.tokens) : []);
+    const stamp = (document: Document) => ({
+      ...document,
+      search_tokens: tokensOf((document[source.field] as Document | undefined)?.[source.name]),
+    });
+    if (command.kind === 'insertOne') return { ...command, document: stamp(command.document) };
+    if (command.kind === 'insertMany') return { ...command, documents: command.documents.map(stamp) };
+    if (command.kind === 'updateOne' || command.kind === 'updateMany' || command.kind === 'findOneAndUpdate') {
+      const set = command.update.$set as Document | undefined;
+      const name = set?.[`${source.field}.${source.name}`] ?? (set?.[source.field] as Document | undefined)?.[source.name];
+      if (name === undefined) return command;
+      return { ...command, update: { ...command.update, $set: { ...set, search_tokens: tokensOf(name) } } };
+    }
+    return command;
   };
   const maintainer: Middleware = {
     name: 'search-tokens',

@@ -56,4 +56,3 @@ export class QuotaExceededError extends CaasDbError {
     this.current = details.current;
   }
 }
-

@@ -2,6 +2,9 @@
  * @caas-db/tenancy: tenant isolation at the one place every command passes.
  * See docs/multi-tenancy.md.
  */
+
+// The one tenant scoper lives in core (used by forTenant and by this plugin alike); re-exported for compatibility.
+export { assertNoServerSideJavaScript, scopeCommand, scopePipeline, scopeUpdate, withTenant } from '@caas-db/core';
 export {
   IsolationAuditError,
   QuotaExceededError,
@@ -25,8 +28,6 @@ export {
 } from './isolation-auditor.js';
 export { QuotaEnforcer, type QuotaLimits, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
 export { InProcessRateLimitStore, type RateLimitStore, type RedisEvaluator, RedisRateLimitStore, type TakeResult } from './rate-limit.js';
-// The one tenant scoper lives in core (used by forTenant and by this plugin alike); re-exported for compatibility.
-export { assertNoServerSideJavaScript, scopeCommand, scopePipeline, scopeUpdate, withTenant } from '@caas-db/core';
 export { type Plan, type StrategyOptions, strategyFor, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
 export { createTenancy, type Tenancy, type TenancyOptions } from './tenancy.js';
 export { currentTenant, requireCurrentTenant, runWithTenant } from './tenant-context.js';

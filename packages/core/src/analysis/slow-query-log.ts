@@ -1,6 +1,6 @@
 import type { CommandStartedEvent, CommandSucceededEvent, Document } from 'mongodb';
-import type { DataClient } from '../connection/data-client.js';
 import { internalsOf } from '../connection/client-internals.js';
+import type { DataClient } from '../connection/data-client.js';
 
 /** One slow command. */
 export interface SlowQuery {

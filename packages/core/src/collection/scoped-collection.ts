@@ -91,7 +91,13 @@ export class ScopedCollection {
     update: Document,
     options: UpdateCommandOptions = {},
   ): Promise<UpdateResult> {
-    return this.#send(operation, { kind: 'updateOne', filter, update, upsert: options.upsert ?? false, ...arrayFiltersOf(options) }) as Promise<UpdateResult>;
+    return this.#send(operation, {
+      kind: 'updateOne',
+      filter,
+      update,
+      upsert: options.upsert ?? false,
+      ...arrayFiltersOf(options),
+    }) as Promise<UpdateResult>;
   }
 
   updateMany(
@@ -100,7 +106,13 @@ export class ScopedCollection {
     update: Document,
     options: UpdateCommandOptions = {},
   ): Promise<UpdateResult> {
-    return this.#send(operation, { kind: 'updateMany', filter, update, upsert: options.upsert ?? false, ...arrayFiltersOf(options) }) as Promise<UpdateResult>;
+    return this.#send(operation, {
+      kind: 'updateMany',
+      filter,
+      update,
+      upsert: options.upsert ?? false,
+      ...arrayFiltersOf(options),
+    }) as Promise<UpdateResult>;
   }
 
   findOneAndUpdate(

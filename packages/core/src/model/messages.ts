@@ -1,10 +1,10 @@
-import { type Document, MongoBulkWriteError, MongoServerError, type ObjectId } from 'mongodb';
+import type { Document, ObjectId } from 'mongodb';
 import { z } from 'zod';
 import { Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags } from '../cache/read-cache.js';
-import { toCaasDbError } from '../connection/driver-errors.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
+import { bulkWriteFailureOf } from '../repository/bulk-write-failures.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
 import type { CreateInput, StoredDocument } from '../repository/repository-types.js';
 import { dateSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema, text } from '../schema/primitives.js';
@@ -195,19 +195,13 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
 
   /** Inserts a batch unordered: each document succeeds or fails on its own. */
   async #insertBatch(documents: Document[]): Promise<ItemOutcome<Document>[]> {
-    const failures = new Map<number, unknown>();
+    let failures = new Map<number, unknown>();
     try {
       await this.collection.insertMany('create (batched)', documents, false);
     } catch (error) {
-      const bulk = (error as { cause?: unknown }).cause;
-      if (!(bulk instanceof MongoBulkWriteError)) throw error;
-      const writeErrors = Array.isArray(bulk.writeErrors) ? bulk.writeErrors : [bulk.writeErrors];
-      for (const writeError of writeErrors) {
-        failures.set(
-          writeError.index,
-          toCaasDbError(new MongoServerError({ ...writeError.err, errmsg: writeError.errmsg ?? 'write failed' }), this.name),
-        );
-      }
+      const failure = bulkWriteFailureOf(error, this.name);
+      if (!failure) throw error;
+      failures = failure.failures;
     }
     await this.#recordLastMessages(documents.filter((_, index) => !failures.has(index)));
     return documents.map((document, index) =>

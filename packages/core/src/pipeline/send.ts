@@ -1,5 +1,5 @@
-import type { ClientSession, Collection, Db, Document, UpdateFilter } from 'mongodb';
 import { LRUCache } from 'lru-cache';
+import type { ClientSession, Collection, Db, Document, UpdateFilter } from 'mongodb';
 import type { CollectionPreset } from '../collection/collection-preset.js';
 import type { ClientInternals } from '../connection/client-internals.js';
 import type { Terminal } from './command-pipeline.js';

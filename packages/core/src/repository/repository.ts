@@ -1,21 +1,22 @@
-import { type AnyBulkWriteOperation, type Document, MongoBulkWriteError, MongoServerError, ObjectId, type UpdateResult } from 'mongodb';
+import { type AnyBulkWriteOperation, type Document, ObjectId, type UpdateResult } from 'mongodb';
 import { z } from 'zod';
 import { type IndexUsage, indexUsageOf } from '../analysis/index-usage.js';
 import { type PlanSummary, summarizePlan } from '../analysis/query-plan.js';
 import { type BatchBounds, Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags, type ReadCache } from '../cache/read-cache.js';
 import type { ScopedCollection } from '../collection/scoped-collection.js';
-import { stampDocument } from '../scoping/scope-command.js';
-import { toCaasDbError } from '../connection/driver-errors.js';
-import { ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
+import { type CaasDbError, ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
 import type { IndexDeclaration, QueryShape } from '../indexes/index-declaration.js';
 import { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from '../indexes/index-sync.js';
 import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument } from '../pagination/keyset-cursor.js';
+import type { OperationDeclaration } from '../pipeline/operation.js';
 import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
 import { dateSchema, type IdInput, objectIdSchema } from '../schema/primitives.js';
 import { patchToSetPaths, validateUpdate } from '../schema/update-validator.js';
+import { stampDocument } from '../scoping/scope-command.js';
 import { currentSession } from '../transactions/transaction-context.js';
 import { parseInput } from '../validation-issues.js';
+import { bulkWriteFailureOf } from './bulk-write-failures.js';
 import type {
   BulkItemResult,
   BulkOperation,
@@ -321,7 +322,9 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
    */
   async update(id: IdInput, patch: Patch<z.input<S>>, options: WriteOptions = {}): Promise<StoredDocument<S>> {
     const objectId = this.parseId(id);
-    return this.#updateOneById('update', objectId, this.preparePatch(patch), options);
+    // A patch is a $set: applying it twice leaves what applying it once does, unless a version is bumped.
+    const operation = { name: 'update', idempotent: !this.definition.versioned };
+    return this.#updateOneById(operation, objectId, this.preparePatch(patch), options);
   }
 
   /**
@@ -336,7 +339,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   }
 
   async #updateOneById(
-    operation: string,
+    operation: OperationDeclaration,
     id: ObjectId,
     update: Document,
     options: WriteOptions & { arrayFilters?: Document[] },
@@ -440,7 +443,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
    * @returns true when a document was deleted.
    */
   async delete(id: IdInput): Promise<boolean> {
-    const result = await this.collection.deleteOne('delete', { _id: this.parseId(id) });
+    const result = await this.collection.deleteOne({ name: 'delete', idempotent: true }, { _id: this.parseId(id) });
     return result.deletedCount === 1;
   }
 
@@ -536,7 +539,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       ]);
     });
 
-    const failures = new Map<number, ReturnType<typeof toCaasDbError>>();
+    let failures = new Map<number, CaasDbError>();
     let counts = { inserted: 0, matched: 0, modified: 0, deleted: 0 };
     try {
       const result = await this.collection.bulkWrite('bulkWrite', writes, ordered);
@@ -547,22 +550,10 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
         deleted: result.deletedCount,
       };
     } catch (error) {
-      const bulkError = (error as { cause?: unknown }).cause;
-      if (!(bulkError instanceof MongoBulkWriteError)) throw error;
-      const partial = bulkError.result;
-      counts = {
-        inserted: partial.insertedCount,
-        matched: partial.matchedCount,
-        modified: partial.modifiedCount,
-        deleted: partial.deletedCount,
-      };
-      const writeErrors = Array.isArray(bulkError.writeErrors) ? bulkError.writeErrors : [bulkError.writeErrors];
-      for (const writeError of writeErrors) {
-        failures.set(
-          writeError.index,
-          toCaasDbError(new MongoServerError({ ...writeError.err, errmsg: writeError.errmsg ?? 'write failed' }), this.name),
-        );
-      }
+      const failure = bulkWriteFailureOf(error, this.name);
+      if (!failure) throw error;
+      counts = failure.counts;
+      failures = failure.failures;
     }
     const firstFailure = failures.size > 0 ? Math.min(...failures.keys()) : Number.POSITIVE_INFINITY;
     const items: BulkItemResult[] = writes.map((_, index) => {

@@ -38,7 +38,10 @@ export function scopeUpdate(update: Document | Document[], tenant: string, upser
         if (value !== tenant) throw new TenantMismatchError(tenant, value, `${path}.$setOnInsert`);
         continue;
       }
-      throw new TenancyViolationError(`${path}.${operator}.${field}`, `${operator} of tenant_id is refused: a document never changes tenant`);
+      throw new TenancyViolationError(
+        `${path}.${operator}.${field}`,
+        `${operator} of tenant_id is refused: a document never changes tenant`,
+      );
     }
   }
   if (!upsert) return update;
@@ -82,7 +85,9 @@ function scopeBulkOperation(operation: AnyBulkWriteOperation<Document>, tenant: 
   if ('deleteOne' in operation)
     return { deleteOne: { ...operation.deleteOne, filter: scopeFilter(operation.deleteOne.filter, tenant, `${path}.deleteOne.filter`) } };
   if ('deleteMany' in operation)
-    return { deleteMany: { ...operation.deleteMany, filter: scopeFilter(operation.deleteMany.filter, tenant, `${path}.deleteMany.filter`) } };
+    return {
+      deleteMany: { ...operation.deleteMany, filter: scopeFilter(operation.deleteMany.filter, tenant, `${path}.deleteMany.filter`) },
+    };
   throw new TenancyViolationError(path, 'unknown bulk operation');
 }
 

@@ -143,7 +143,8 @@ class PipelineScoper {
       }
       case '$graphLookup': {
         const graph = spec as Document;
-        if (typeof graph.from !== 'string') throw new TenancyViolationError(`${where}.from`, '$graphLookup needs a collection name in from');
+        if (typeof graph.from !== 'string')
+          throw new TenancyViolationError(`${where}.from`, '$graphLookup needs a collection name in from');
         if (!this.#scope.isTenantOwned(graph.from)) return stage;
         const tenant = this.#tenantFor(where);
         if (tenant === undefined) return stage;
@@ -183,7 +184,10 @@ class PipelineScoper {
           : undefined;
     const collection = typeof target === 'string' ? target : (target as Document | undefined)?.coll;
     if (typeof collection !== 'string' || this.#scope.isTenantOwned(collection))
-      throw new TenancyViolationError(where, `${name} into a tenant-owned collection is refused: it would write documents no tenant scope checked`);
+      throw new TenancyViolationError(
+        where,
+        `${name} into a tenant-owned collection is refused: it would write documents no tenant scope checked`,
+      );
   }
 
   #lookup(spec: Document, path: string): Document {

@@ -58,14 +58,6 @@ const batchSettingSchema = z.union([
   z.strictObject({ maxBatch: z.number().int().min(1).max(10_000).optional(), maxWaitMS: z.number().int().min(0).max(1000).optional() }),
 ]);
 
-/** `validate`: one optional switch per repository of the data model, by repository name. */
-const validateSchema = z.strictObject(
-  Object.fromEntries(Object.keys(repositoryCollections).map((name) => [name, z.boolean().optional()])) as Record<
-    RepositoryName,
-    z.ZodOptional<z.ZodBoolean>
-  >,
-);
-
 const middlewareSchema = z.custom<Middleware>(
   (value) =>
     typeof value === 'object' &&
@@ -88,7 +80,7 @@ const dataLayerOptionsSchema = z.strictObject({
   }, 'must be a DataClient from createDataClient'),
   cursorSecret: z.string().min(32, 'must be at least 32 characters').optional(),
   transactions: z.enum(['required', 'best-effort']).optional(),
-  validate: validateSchema.optional(),
+  validate: z.record(z.string(), z.boolean()).optional(),
   middlewares: z.array(middlewareSchema).optional(),
   observers: z.array(z.custom<CommandObserver>((value) => typeof value === 'object' && value !== null && 'observe' in value)).optional(),
   plugins: z
@@ -135,10 +127,11 @@ export interface DataLayerOptions {
   /** What `withTransaction` does on a deployment without transactions. @default 'required' */
   transactions?: TransactionMode;
   /**
-   * Turn zod validation off for named repositories' hot paths (`{ messages: false }`). The key and
-   * operator guards still run. See docs/performance.md for the measured gain.
+   * Turn zod validation off for named repositories' hot paths (`{ messages: false }`): a repository
+   * of the data model by its name (`apiKeys`, `auditLogs`), one of your own (`repository()`) by its
+   * collection. The key and operator guards still run. See docs/performance.md for the measured gain.
    */
-  validate?: z.input<typeof validateSchema>;
+  validate?: Partial<Record<RepositoryName, boolean>> & Record<string, boolean>;
   /**
    * Layers of your own in the command pipeline, placed by phase after the plugins' layers of the
    * same phase (tracing, guards, transport-level recording). See docs/architecture.md.
@@ -283,7 +276,8 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const events = new TypedEmitter<DataLayerEvents>();
   const modelOptions: ModelOptions = options.users ? { users: options.users } : {};
   const validateByCollection = new Map(
-    Object.entries(options.validate ?? {}).map(([name, on]) => [repositoryCollections[name as RepositoryName], on as boolean]),
+    // A data-model repository by its name (`apiKeys` → api_keys); a repository of your own by its collection.
+    Object.entries(options.validate ?? {}).map(([name, on]) => [repositoryCollections[name as RepositoryName] ?? name, on]),
   );
 
   const repository = <S extends z.ZodObject, R extends Syncable>(

@@ -9,6 +9,7 @@ import {
   TenantMismatchError,
   tenantIdSchema,
 } from '@caas-db/core';
+import { unsafeDriver } from '@caas-db/core/unsafe';
 import { createTestClient, requireCapability, skipTest, testEnvironment } from '@caas-db/testing/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -206,7 +207,9 @@ describe('scopePipeline: sub-pipelines are scoped by the collection they read, w
     const unbound = scopeOf(undefined);
     expect(() => scopePipeline(pipeline, false, unbound)).toThrow(TenantContextError);
     expect(unbound.unbound).toHaveLength(1);
-    expect(scopePipeline(pipeline, false, lenient(undefined))).toEqual(pipeline);
+    // Core without tenancy leaves it unscoped (a $unionWith by name in its equivalent long form).
+    const unscoped = pipeline[0]?.$unionWith === 'messages' ? [{ $unionWith: { coll: 'messages', pipeline: [] } }] : pipeline;
+    expect(scopePipeline(pipeline, false, lenient(undefined))).toEqual(unscoped);
   });
 
   it('leaves a join into a platform collection unscoped, from either kind of collection, and needs no tenant for it', () => {
@@ -229,13 +232,13 @@ describe('scopePipeline: sub-pipelines are scoped by the collection they read, w
   });
 
   it.each([
-    [{ $out: 'messages' }],
-    [{ $out: { db: 'other', coll: 'messages' } }],
-    [{ $merge: 'users' }],
-    [{ $merge: { into: 'messages' } }],
-    [{ $merge: { into: { db: 'other', coll: 'files' } } }],
-    [{ $merge: { into: 'unknown_collection' } }],
-  ])('refuses %j from a platform collection, with or without a tenant', (stage) => {
+    ['$out into messages', { $out: 'messages' }],
+    ['$out into another database’s messages', { $out: { db: 'other', coll: 'messages' } }],
+    ['$merge into users', { $merge: 'users' }],
+    ['$merge { into: messages }', { $merge: { into: 'messages' } }],
+    ['$merge into another database’s files', { $merge: { into: { db: 'other', coll: 'files' } } }],
+    ['$merge into an undeclared collection', { $merge: { into: 'unknown_collection' } }],
+  ])('refuses %s from a platform collection, with or without a tenant', (_, stage) => {
     for (const scope of [options, scopeOf(undefined), lenient(undefined)]) {
       expect(() => scopePipeline([{ $match: { status: 'active' } }, stage], false, scope)).toThrow(TenancyViolationError);
       expect(() => scopeCommand({ kind: 'aggregate', pipeline: [stage], options: {} }, on('clients', scope))).toThrow(
@@ -454,15 +457,32 @@ describe('regressions: bypasses other tenant layers shipped', () => {
     ];
     const scoped = await acmeBoard.raw.aggregate('test', join);
     expect(scoped.map((entry) => entry.title)).toEqual(['a1', 'g1']);
-    expect(
-      scoped.flatMap((entry) => [...(entry.notes as Document[]), ...(entry.same as Document[])]).map((note) => note.tenant_id),
-    ).toEqual(expect.arrayContaining(['acme']));
     expect(tenantsOf(scoped)).toEqual(['acme']);
-    expect((scoped[1]?.same as Document[]).length).toBe(0); // g1 is globex's note
+    const titlesOf = (entry: Document | undefined) => ((entry?.notes ?? []) as Document[]).map((note) => note.title).sort();
+    expect(scoped.map(titlesOf)).toEqual([
+      ['a1', 'a2', 'a3'],
+      ['a1', 'a2', 'a3'],
+    ]);
+    // (mongo-java-server does not evaluate the array literal of the pre-5.0 correlated form, so that join finds nothing there.)
+    const correlates = testEnvironment().capabilities.lookupLocalFieldWithPipeline;
+    if (correlates) expect(scoped.map((entry) => (entry.same as Document[]).length)).toEqual([1, 0]); // g1 is globex's note
     const ambient = await runWithTenant('globex', () => board.raw.aggregate('test', join));
     expect(tenantsOf(ambient)).toEqual(['globex']);
-    await expect(board.raw.aggregate('test', join)).rejects.toBeInstanceOf(TenantContextError);
-    await expect(board.raw.aggregate('test', [{ $unionWith: 'notes' }])).rejects.toBeInstanceOf(TenantContextError);
+    expect(ambient.map(titlesOf)).toEqual([
+      ['g1', 'g2'],
+      ['g1', 'g2'],
+    ]);
+    if (correlates) expect(ambient.map((entry) => (entry.same as Document[]).length)).toEqual([0, 1]);
+    const sent: string[] = [];
+    const listener = (event: { commandName: string }) => sent.push(event.commandName);
+    unsafeDriver(client).on('commandStarted', listener);
+    try {
+      await expect(board.raw.aggregate('test', join)).rejects.toBeInstanceOf(TenantContextError);
+      await expect(board.raw.aggregate('test', [{ $unionWith: 'notes' }])).rejects.toBeInstanceOf(TenantContextError);
+    } finally {
+      unsafeDriver(client).off('commandStarted', listener);
+    }
+    expect(sent).toEqual([]);
   });
 
   it('a join between platform collections needs no tenant; $out from one into a tenant-owned collection is refused', async () => {

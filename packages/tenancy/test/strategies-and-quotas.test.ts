@@ -1,4 +1,5 @@
 import { createDataLayer, ObjectId } from '@caas-db/core';
+import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +29,9 @@ describe('database-per-tenant strategy, chosen per plan', () => {
   });
 
   afterAll(async () => {
-    await client.execute({ name: 'drop', idempotent: true }, (db) => db.client.db(tenantDatabaseName('big', prefix)).dropDatabase());
+    expect(await data.admin.listDatabases()).toContain(`${prefix}_big`);
+    await data.admin.dropDatabase(tenantDatabaseName('big', prefix));
+    expect(await data.admin.listDatabases()).not.toContain(`${prefix}_big`);
   });
 
   it('keeps an enterprise tenant’s documents in its own database and the others shared', async () => {
@@ -39,17 +42,17 @@ describe('database-per-tenant strategy, chosen per plan', () => {
     const bigUser = await data.forTenant('big').users.create({ external_id: 'u', profile: { display_name: 'Big' } });
     const smallUser = await data.forTenant('small').users.create({ external_id: 'u', profile: { display_name: 'Small' } });
     const [inOwn, inShared] = await Promise.all([
-      client.driver.db(`${prefix}_big`).collection('users').countDocuments({ tenant_id: 'big' }),
-      client.driver.db(testDatabaseName()).collection('users').countDocuments({ tenant_id: 'small' }),
+      unsafeDatabase(client, `${prefix}_big`).collection('users').countDocuments({ tenant_id: 'big' }),
+      unsafeDatabase(client).collection('users').countDocuments({ tenant_id: 'small' }),
     ]);
     expect([inOwn, inShared]).toEqual([1, 1]);
-    expect(await client.driver.db(testDatabaseName()).collection('users').countDocuments({ tenant_id: 'big' })).toBe(0);
+    expect(await unsafeDatabase(client).collection('users').countDocuments({ tenant_id: 'big' })).toBe(0);
     expect((await data.forTenant('big').users.getById(bigUser._id)).profile.display_name).toBe('Big');
     expect(await data.forTenant('big').users.findById(smallUser._id)).toBeNull();
   });
 
   it('provisions a tenant database with every tenant-owned index', async () => {
-    const indexes = await client.driver.db(`${prefix}_big`).collection('messages').listIndexes().toArray();
+    const indexes = await unsafeDatabase(client, `${prefix}_big`).collection('messages').listIndexes().toArray();
     expect(indexes.map((index) => index.name)).toContain('tenant_conversation_id');
   });
 });

@@ -1,5 +1,15 @@
-import { createDataLayer, type DataLayer, ObjectId, TenantContextError, TenantMismatchError } from '@caas-db/core';
-import { createTestClient, testDatabaseName } from '@caas-db/testing/vitest';
+import {
+  type CollectionCommand,
+  createDataLayer,
+  type DataLayer,
+  type Document,
+  type Middleware,
+  ObjectId,
+  TenantContextError,
+  TenantMismatchError,
+} from '@caas-db/core';
+import { unsafeDatabase, unsafeDriver } from '@caas-db/core/unsafe';
+import { createTestClient } from '@caas-db/testing/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   createTenancy,
@@ -20,11 +30,11 @@ const data: DataLayer = createDataLayer({ client, plugins: [tenancy] });
 async function commandsSentDuring(action: () => Promise<unknown>): Promise<string[]> {
   const sent: string[] = [];
   const listener = (event: { commandName: string }) => sent.push(event.commandName);
-  client.driver.on('commandStarted', listener);
+  unsafeDriver(client).on('commandStarted', listener);
   try {
     await action().catch(() => undefined);
   } finally {
-    client.driver.off('commandStarted', listener);
+    unsafeDriver(client).off('commandStarted', listener);
   }
   return sent;
 }
@@ -99,49 +109,127 @@ describe('scoping at the choke point', () => {
   });
 });
 
+/** A `transport` layer that strips the tenant predicate from the filter the scoper added: a scoper bug, simulated. */
+const unscope: Middleware = {
+  name: 'unscope',
+  phase: 'transport',
+  handle: async (ctx, next) => {
+    if ('filter' in ctx.command && ctx.command.filter) {
+      const { tenant_id: _dropped, ...filter } = ctx.command.filter;
+      ctx.command = { ...ctx.command, filter } as CollectionCommand;
+    }
+    return next();
+  },
+};
+
 describe('isolation auditor', () => {
-  it('catches a deliberately unscoped raw driver command and refuses it in enforce mode', async () => {
+  it('reports a deliberately unscoped raw driver command in enforce mode, without blocking it', async () => {
     const violations: IsolationViolation[] = [];
     const stop = tenancy.auditor?.on('isolation:violation', (violation) => violations.push(violation));
-    const raw = client.driver.db(testDatabaseName()).collection('users');
-    await expect(raw.find({ external_id: 'ambient' }).toArray()).rejects.toBeInstanceOf(IsolationAuditError);
-    await expect(raw.deleteMany({})).rejects.toBeInstanceOf(IsolationAuditError);
-    await expect(
-      raw.aggregate([{ $match: { tenant_id: 'acme' } }, { $lookup: { from: 'messages', pipeline: [], as: 'm' } }]).toArray(),
-    ).rejects.toBeInstanceOf(IsolationAuditError);
+    const checkedBefore = tenancy.auditor?.checked ?? 0;
+    const raw = unsafeDatabase(client).collection('users');
+    // The raw driver passes no layer: the commands run, unscoped, and are only reported.
+    expect((await raw.find({ external_id: 'ambient' }).toArray()).map((user) => user.tenant_id)).toEqual(['acme']);
+    expect((await raw.deleteMany({ external_id: 'nobody-has-this-id' })).deletedCount).toBe(0);
+    const joined = await raw
+      .aggregate([{ $match: { tenant_id: 'acme' } }, { $lookup: { from: 'messages', pipeline: [], as: 'm' } }])
+      .toArray();
+    expect(joined.length).toBeGreaterThan(0);
     expect(await raw.countDocuments({ tenant_id: 'acme' })).toBeGreaterThan(0);
     stop?.();
     expect(violations.map((violation) => violation.commandName)).toEqual(['find', 'delete', 'aggregate']);
+    expect(violations.every((violation) => violation.mode === 'enforce' && violation.collection === 'users')).toBe(true);
+    expect(violations[0]?.problems).toEqual(['filter has no tenant_id equality']);
+    expect(violations[1]?.problems).toEqual(['deletes.0.q has no tenant_id equality']);
     expect(violations[2]?.problems).toEqual(['pipeline.1.$lookup.pipeline has no tenant_id equality']);
+    expect(tenancy.auditor?.checked).toBe(checkedBefore + 4);
+    // The unsafe commands left nothing pending: the next operations of the data layer succeed.
     expect(await runWithTenant('acme', () => data.users.count())).toBeGreaterThan(0);
+    expect(await data.forTenant('acme').users.findByExternalId('ambient')).not.toBeNull();
+  });
+
+  it('fails a data-layer operation whose wire command is unscoped with IsolationAuditError in enforce mode', async () => {
+    const enforcing = createTenancy({ requireActiveTenant: false });
+    const layer = createDataLayer({ client: createTestClient(), plugins: [enforcing], middlewares: [unscope] });
+    const violations: IsolationViolation[] = [];
+    enforcing.auditor?.on('isolation:violation', (violation) => violations.push(violation));
+    const acme = layer.forTenant('acme');
+    // An insert has no filter to strip: it is sent scoped and succeeds.
+    const user = await acme.users.create({ external_id: 'audited', profile: { display_name: 'A' } });
+    expect(violations).toEqual([]);
+    const error = await acme.users.findByExternalId('audited').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(IsolationAuditError);
+    expect(error).toMatchObject({ code: 'E_ISOLATION_AUDIT', problems: ['filter has no tenant_id equality'] });
+    expect(violations).toMatchObject([
+      { commandName: 'find', collection: 'users', mode: 'enforce', problems: ['filter has no tenant_id equality'] },
+    ]);
+    await expect(acme.users.delete(user._id)).rejects.toBeInstanceOf(IsolationAuditError);
+    expect(violations.map((violation) => violation.commandName)).toEqual([
+      'find',
+      expect.stringMatching(/^(update|delete|findAndModify)$/),
+    ]);
+    // Only the operation whose command was unscoped fails: the violation is not left pending for the next one.
+    await expect(acme.users.create({ external_id: 'audited-2', profile: { display_name: 'B' } })).resolves.toMatchObject({
+      tenant_id: 'acme',
+    });
   });
 
   it('reports without refusing in warn mode', async () => {
     const warnClient = createTestClient();
     const warnTenancy = createTenancy({ audit: 'warn', requireActiveTenant: false });
-    createDataLayer({ client: warnClient, plugins: [warnTenancy] });
+    const warnLayer = createDataLayer({ client: warnClient, plugins: [warnTenancy], middlewares: [unscope] });
     const violations: IsolationViolation[] = [];
     warnTenancy.auditor?.on('isolation:violation', (violation) => violations.push(violation));
-    await warnClient.driver.db(testDatabaseName()).collection('messages').find({}).toArray();
+    await unsafeDatabase(warnClient).collection('messages').find({}).toArray();
     expect(violations).toHaveLength(1);
     expect(violations[0]).toMatchObject({ commandName: 'find', collection: 'messages', mode: 'warn' });
+    // A data-layer operation with an unscoped wire command is reported too, and still returns its result.
+    await warnLayer.forTenant('acme').users.create({ external_id: 'warned', profile: { display_name: 'W' } });
+    expect(await warnLayer.forTenant('acme').users.findByExternalId('warned')).toMatchObject({ tenant_id: 'acme' });
+    expect(violations).toHaveLength(2);
+    expect(violations[1]).toMatchObject({ commandName: 'find', collection: 'users', mode: 'warn' });
   });
 });
 
 describe('shard targeting', () => {
-  it('refuses inserts that lack a field of a declared shard key, and accepts the ones the repositories send', async () => {
+  it('reports raw inserts that lack a field of a declared shard key, fails data-layer ones, and accepts the ones the repositories send', async () => {
     const shardClient = createTestClient();
     const sharded = createTenancy({ requireActiveTenant: false, shardKeys: { messages: ['tenant_id', 'conversation_id', '_id'] } });
-    const layer = createDataLayer({ client: shardClient, plugins: [sharded] });
+    /** A `transport` layer that drops the conversation from inserted messages once switched on: a repository bug, simulated. */
+    let dropConversation = false;
+    const withoutConversation = ({ conversation_id: _dropped, ...document }: Document) => document;
+    const dropping: Middleware = {
+      name: 'drop-conversation',
+      phase: 'transport',
+      handle: async (ctx, next) => {
+        if (dropConversation && ctx.command.kind === 'insertOne')
+          ctx.command = { ...ctx.command, document: withoutConversation(ctx.command.document) };
+        if (dropConversation && ctx.command.kind === 'insertMany')
+          ctx.command = { ...ctx.command, documents: ctx.command.documents.map(withoutConversation) };
+        return next();
+      },
+    };
+    const layer = createDataLayer({ client: shardClient, plugins: [sharded], middlewares: [dropping] });
+    const violations: IsolationViolation[] = [];
+    sharded.auditor?.on('isolation:violation', (violation) => violations.push(violation));
     const message = await layer
       .forTenant('acme')
       .messages.create({ conversation_id: new ObjectId(), sender_id: new ObjectId(), content: { type: 'text', encrypted_data: 'eA' } });
     expect(message.tenant_id).toBe('acme');
-    const raw = shardClient.driver.db(testDatabaseName()).collection('messages');
-    await expect(raw.insertOne({ tenant_id: 'acme', sender_id: new ObjectId() })).rejects.toMatchObject({
-      code: 'E_ISOLATION_AUDIT',
-      problems: ['documents.0 lacks shard key field conversation_id'],
-    });
+    expect(violations).toEqual([]);
+    const raw = unsafeDatabase(shardClient).collection('messages');
+    const inserted = await raw.insertOne({ tenant_id: 'acme', sender_id: new ObjectId() });
+    expect(await raw.countDocuments({ tenant_id: 'acme', _id: inserted.insertedId })).toBe(1);
+    expect(violations).toMatchObject([
+      { commandName: 'insert', collection: 'messages', mode: 'enforce', problems: ['documents.0 lacks shard key field conversation_id'] },
+    ]);
+    dropConversation = true;
+    await expect(
+      layer
+        .forTenant('acme')
+        .messages.create({ conversation_id: new ObjectId(), sender_id: new ObjectId(), content: { type: 'text', encrypted_data: 'eA' } }),
+    ).rejects.toMatchObject({ code: 'E_ISOLATION_AUDIT', problems: ['documents.0 lacks shard key field conversation_id'] });
+    expect(violations).toHaveLength(2);
     expect(() => createTenancy({ shardKeys: { messages: ['conversation_id'] } })).toThrow(/start with tenant_id/);
   });
 });

@@ -26,7 +26,7 @@ import { createSend } from './pipeline/send.js';
 import type { RepositoryContext, RepositoryDefinition } from './repository/repository.js';
 import { tenantIdSchema } from './schema/primitives.js';
 import { runInTransaction, type TransactionMode } from './transactions/transaction-context.js';
-import { parseConfig, toValidationIssues } from './validation-issues.js';
+import { parseConfig, parseInput, toValidationIssues } from './validation-issues.js';
 
 /**
  * Extends a data layer at its seams: middlewares and observers, the ambient tenant, a read cache,
@@ -176,6 +176,11 @@ export type DataLayer = ModelRepositories & {
   withTransaction<T>(fn: () => Promise<T>): Promise<T>;
   /** Creates every repository's missing indexes and reports drift; drops nothing unless asked. */
   syncIndexes(options?: SyncIndexesOptions): Promise<IndexSyncReport[]>;
+  /**
+   * The collections declared tenant-owned by the repositories built so far (every repository of
+   * the data model, and yours from the moment `repository()` builds them). The set is live.
+   */
+  tenantOwnedCollections(): ReadonlySet<string>;
   /** Database-level admin commands, through the same pipeline as every other command. */
   readonly admin: DataLayerAdmin;
   /** The pipeline's layers in the order they run, outermost first (for diagnostics and docs). */
@@ -258,6 +263,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const internals = internalsOf(client);
   const presets = options.presets ?? {};
   const tenantOwned = new Map<string, boolean>();
+  const declaredTenantOwned = new Set<string>();
   // A collection no repository declared counts as tenant-owned: joins into it fail closed.
   const isTenantOwned = (collection: string) => tenantOwned.get(collection) ?? true;
   const observers = [...plugins.flatMap((plugin) => plugin.observers ?? []), ...(options.observers ?? [])];
@@ -285,8 +291,10 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     construct: new (definition: RepositoryDefinition<S>, context: RepositoryContext) => R,
     tenant?: string,
   ): R => {
+    const boundTenant = tenant === undefined ? undefined : parseInput(tenantIdSchema, tenant, 'tenant');
     tenantOwned.set(definition.collection, definition.tenantOwned);
-    const collection = new ScopedCollection(environment, { name: definition.collection, tenantOwned: definition.tenantOwned }, tenant);
+    if (definition.tenantOwned) declaredTenantOwned.add(definition.collection);
+    const collection = new ScopedCollection(environment, { name: definition.collection, tenantOwned: definition.tenantOwned }, boundTenant);
     const validate = validateByCollection.get(definition.collection);
     const inserts =
       definition.collection === 'messages' ? batchingOf(options.batching?.messages, { maxBatch: 500, maxWaitMS: 5 }) : undefined;
@@ -333,6 +341,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     },
     forTenant,
     repository,
+    tenantOwnedCollections: () => declaredTenantOwned,
     admin: createAdmin(pipeline, environment),
     layers: pipeline.layers.map(({ name, phase }) => ({ name, phase })),
     on: (event, listener) => events.on(event, listener),

@@ -14,6 +14,7 @@ import {
   type Page,
   parseInput,
   type RepositoryDefinition,
+  tenantIdSchema,
   usersDefinition,
 } from '@caas-db/core';
 import { type ZodObject, z } from 'zod';
@@ -245,7 +246,7 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
       return paged(repo, 'search.conversations', namePipeline('conversations', text, tenant ?? ''), { engine, text }, page);
     },
     pipelineFor: (kind, query, forTenant) => namePipeline(kind, parse(textQuerySchema, query, 'query'), forTenant),
-    forTenant: (tenantId) => api(tenantId),
+    forTenant: (tenantId) => api(parse(tenantIdSchema, tenantId, 'tenantId')),
   });
 
   const unbound = api(undefined);

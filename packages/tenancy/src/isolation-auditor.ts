@@ -49,30 +49,90 @@ function pipelineTenant(pipeline: unknown): unknown {
   return undefined;
 }
 
-/** Collects the tenant predicates of every level of a pipeline; an unscoped level records `undefined`. */
-function collectPipeline(pipeline: unknown, path: string, found: Array<[string, unknown]>, leads: boolean): void {
+/** Whether a collection is tenant-owned; the auditor's checks of joins depend on it. */
+type Ownership = (collection: string) => boolean;
+
+const everyCollection: Ownership = () => true;
+
+/**
+ * Collects the tenant predicates of every level of a pipeline that reads a tenant-owned collection
+ * (`leads`: the level's own input; joins by the ownership of their target); an unscoped level
+ * records `undefined`. `$out`/`$merge` into a tenant-owned collection always count as unscoped.
+ */
+function collectPipeline(pipeline: unknown, path: string, found: Array<[string, unknown]>, leads: boolean, owned: Ownership): void {
   if (!Array.isArray(pipeline)) return;
   if (leads) found.push([path, pipelineTenant(pipeline)]);
   (pipeline as Document[]).forEach((stage, index) => {
+    if (typeof stage !== 'object' || stage === null) return;
     const where = `${path}.${index}`;
-    if (stage.$lookup) collectPipeline(stage.$lookup.pipeline ?? [], `${where}.$lookup.pipeline`, found, true);
-    if (stage.$unionWith)
-      collectPipeline(
-        typeof stage.$unionWith === 'string' ? [] : (stage.$unionWith.pipeline ?? []),
-        `${where}.$unionWith.pipeline`,
-        found,
-        true,
-      );
-    if (stage.$graphLookup)
-      found.push([`${where}.$graphLookup.restrictSearchWithMatch`, tenantOf(stage.$graphLookup.restrictSearchWithMatch)]);
+    const lookup = stage.$lookup as Document | undefined;
+    if (lookup) {
+      const sub = lookup.pipeline ?? [];
+      if (typeof lookup.from !== 'string' || owned(lookup.from)) collectPipeline(sub, `${where}.$lookup.pipeline`, found, true, owned);
+      else collectPipeline(sub, `${where}.$lookup.pipeline`, found, false, owned);
+    }
+    const union = stage.$unionWith as Document | string | undefined;
+    if (union !== undefined) {
+      const coll = typeof union === 'string' ? union : union.coll;
+      const sub = typeof union === 'string' ? [] : (union.pipeline ?? []);
+      collectPipeline(sub, `${where}.$unionWith.pipeline`, found, typeof coll !== 'string' || owned(coll), owned);
+    }
+    const graph = stage.$graphLookup as Document | undefined;
+    if (graph && (typeof graph.from !== 'string' || owned(graph.from)))
+      found.push([`${where}.$graphLookup.restrictSearchWithMatch`, tenantOf(graph.restrictSearchWithMatch)]);
     if (stage.$facet)
-      for (const [facet, sub] of Object.entries(stage.$facet as Document)) collectPipeline(sub, `${where}.$facet.${facet}`, found, false);
-    if (stage.$out || stage.$merge) found.push([where, undefined]);
+      for (const [facet, sub] of Object.entries(stage.$facet as Document))
+        collectPipeline(sub, `${where}.$facet.${facet}`, found, false, owned);
+    const output = stage.$out ?? stage.$merge;
+    if (output !== undefined) {
+      const into = typeof output === 'string' ? output : ((output as Document).into ?? (output as Document).coll);
+      const name = typeof into === 'string' ? into : (into as Document | undefined)?.coll;
+      if (typeof name !== 'string' || owned(name)) found.push([where, undefined]);
+    }
   });
 }
 
-/** Every place of a wire command that must carry the tenant predicate, with what it carries. */
-export function tenantPredicatesOf(commandName: string, command: Document): Array<[string, unknown]> {
+/** The tenant an update writes (`$set`, `$setOnInsert`, a replacement), or `undefined` when it writes none. */
+function tenantsWrittenBy(update: unknown): Array<[string, unknown]> {
+  if (Array.isArray(update)) return [['u', undefined]]; // a pipeline update can compute tenant_id
+  if (typeof update !== 'object' || update === null) return [];
+  const written: Array<[string, unknown]> = [];
+  for (const [key, value] of Object.entries(update as Document)) {
+    if (!key.startsWith('$')) {
+      if (key === TENANT_FIELD) written.push([key, value]);
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) continue;
+    for (const [field, fieldValue] of Object.entries(value as Document)) {
+      const renamesOnto = key === '$rename' && typeof fieldValue === 'string' && fieldValue.split('.')[0] === TENANT_FIELD;
+      if (field.split('.')[0] !== TENANT_FIELD && !renamesOnto) continue;
+      written.push([`${key}.${field}`, key === '$set' || key === '$setOnInsert' ? fieldValue : undefined]);
+    }
+  }
+  return written;
+}
+
+/** Paths of functions inside a command (a `toBSON` would serialize something other than what was checked). */
+function functionsIn(value: unknown, path: string, found: string[], depth = 0): void {
+  if (depth > 100 || found.length > 0) return;
+  if (typeof value === 'function') {
+    found.push(`${path} is a function (it could serialize differently from what was checked)`);
+    return;
+  }
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof Date) return;
+  if (typeof (value as { _bsontype?: unknown })._bsontype === 'string') return;
+  if (typeof (value as { toBSON?: unknown }).toBSON === 'function') {
+    found.push(`${path}.toBSON is a function (it could serialize differently from what was checked)`);
+    return;
+  }
+  for (const [key, child] of Object.entries(value)) functionsIn(child, path ? `${path}.${key}` : key, found, depth + 1);
+}
+
+/**
+ * Every place of a wire command on a tenant-owned collection that must carry the tenant predicate,
+ * with what it carries; updates also list the tenant each statement writes.
+ */
+export function tenantPredicatesOf(commandName: string, command: Document, owned: Ownership = everyCollection): Array<[string, unknown]> {
   const found: Array<[string, unknown]> = [];
   switch (commandName) {
     case 'find':
@@ -84,6 +144,7 @@ export function tenantPredicatesOf(commandName: string, command: Document): Arra
       break;
     case 'findAndModify':
       found.push(['query', tenantOf(command.query)]);
+      for (const [path, tenant] of tenantsWrittenBy(command.update)) found.push([`update.${path}`, tenant]);
       break;
     case 'insert':
       (command.documents as Document[] | undefined)?.forEach((document, index) => {
@@ -93,6 +154,7 @@ export function tenantPredicatesOf(commandName: string, command: Document): Arra
     case 'update':
       (command.updates as Document[] | undefined)?.forEach((statement, index) => {
         found.push([`updates.${index}.q`, tenantOf(statement.q)]);
+        for (const [path, tenant] of tenantsWrittenBy(statement.u)) found.push([`updates.${index}.u.${path}`, tenant]);
       });
       break;
     case 'delete':
@@ -101,15 +163,15 @@ export function tenantPredicatesOf(commandName: string, command: Document): Arra
       });
       break;
     case 'aggregate':
-      collectPipeline(command.pipeline, 'pipeline', found, true);
+      collectPipeline(command.pipeline, 'pipeline', found, true, owned);
       break;
   }
   return found;
 }
 
 /** The problems of a command on a tenant-owned collection: places without a tenant, or several tenants in one command. */
-export function auditCommand(commandName: string, command: Document): string[] {
-  const predicates = tenantPredicatesOf(commandName, command);
+export function auditCommand(commandName: string, command: Document, owned: Ownership = everyCollection): string[] {
+  const predicates = tenantPredicatesOf(commandName, command, owned);
   if (predicates.length === 0) return [`${commandName} carries no filter or documents to scope`];
   const problems = predicates.filter(([, tenant]) => typeof tenant !== 'string').map(([path]) => `${path} has no tenant_id equality`);
   const tenants = new Set(predicates.map(([, tenant]) => tenant).filter((tenant) => typeof tenant === 'string'));
@@ -194,15 +256,31 @@ export class IsolationAuditor {
 
   #inspect(event: CommandStartedEvent): void {
     if (!DATA_COMMANDS.has(event.commandName)) return;
-    const collection = event.command[event.commandName];
-    if (typeof collection !== 'string' || !this.#options.tenantOwned().has(collection)) return;
-    if (readsNoDocuments(event.commandName, event.command)) return;
-    this.#checked += 1;
-    const shardKey = this.#options.shardKeys?.[collection];
-    const problems = [
-      ...auditCommand(event.commandName, event.command),
-      ...(shardKey ? missingShardKeyFields(event.commandName, event.command, shardKey) : []),
-    ];
+    const owned = this.#options.tenantOwned();
+    const isOwned = (name: string) => owned.has(name);
+    const target = event.command[event.commandName];
+    const collection = typeof target === 'string' ? target : '(database)';
+    let problems: string[];
+    if (typeof target === 'string' && isOwned(target)) {
+      if (readsNoDocuments(event.commandName, event.command)) return;
+      this.#checked += 1;
+      const shardKey = this.#options.shardKeys?.[target];
+      problems = [
+        ...auditCommand(event.commandName, event.command, isOwned),
+        ...(shardKey ? missingShardKeyFields(event.commandName, event.command, shardKey) : []),
+      ];
+    } else if (event.commandName === 'aggregate') {
+      // A platform collection or the database itself: only its joins into tenant collections count.
+      const joins = tenantPredicatesOf('aggregate', event.command, isOwned).slice(1);
+      if (joins.length === 0) return;
+      this.#checked += 1;
+      problems = joins.filter(([, tenant]) => typeof tenant !== 'string').map(([path]) => `${path} has no tenant_id equality`);
+      const tenants = new Set(joins.map(([, tenant]) => tenant).filter((tenant) => typeof tenant === 'string'));
+      if (tenants.size > 1) problems.push(`names several tenants: ${[...tenants].join(', ')}`);
+    } else {
+      return;
+    }
+    functionsIn(event.command, '', problems);
     if (problems.length === 0) return;
     const violation: IsolationViolation = {
       commandName: event.commandName,

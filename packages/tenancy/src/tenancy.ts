@@ -14,6 +14,7 @@ import { type AuditMode, IsolationAuditor } from './isolation-auditor.js';
 import { QuotaEnforcer, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
 import { type StrategyOptions, strategyFor, strategyOptionsSchema, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
 import { currentTenant, runWithTenant } from './tenant-context.js';
+import { TENANT_DATABASE_OWNER_COLLECTION, TenantDatabaseOwners } from './tenant-database-owner.js';
 import { TenantDirectory, type TenantDirectoryOptions, type TenantRecord } from './tenant-directory.js';
 
 /** Options of {@link createTenancy}. */
@@ -101,7 +102,6 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
   let layer: DataLayer | undefined;
   let usage: TenantUsageRepository | undefined;
   let auditor: IsolationAuditor | undefined;
-  const tenantOwned = new Set<string>();
   const attached = (): DataLayer => {
     if (!layer)
       throw new ConfigError([{ path: 'plugins', message: 'the tenancy plugin is not attached to a data layer yet', code: 'custom' }]);
@@ -118,6 +118,8 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
     const record = await recordOf(tenant);
     return strategyFor(record?.plan, strategy) === 'database' ? tenantDatabaseName(tenant, strategy.databasePrefix) : undefined;
   };
+  /** Who owns each tenant database: checked (or claimed) the first time a tenant is routed to its own. */
+  const owners = new TenantDatabaseOwners(attached);
 
   /**
    * `context`: every command needs a tenant for whatever tenant-owned data it reaches (the core
@@ -132,8 +134,14 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
       const tenant = ctx.tenant;
       if (tenant !== undefined && (ctx.aspects.tenantScoped || ctx.command.kind === 'aggregate')) await recordOf(tenant);
       if (ctx.collection?.tenantOwned) {
-        tenantOwned.add(ctx.collection.name);
-        if (tenant !== undefined) ctx.database = await databaseFor(tenant);
+        if (tenant !== undefined) {
+          const { name } = ctx.collection;
+          const database = owners.checkedDatabase(name, tenant) ?? (await databaseFor(tenant));
+          // Refused before anything is sent when another tenant owns the database; the owner
+          // check's own commands (on its collection) skip it.
+          if (database !== undefined && name !== TENANT_DATABASE_OWNER_COLLECTION) await owners.verify(tenant, database, ctx.session);
+          ctx.database = database;
+        }
       }
       return next();
     },
@@ -181,16 +189,13 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
     resolveTenant: currentTenant,
     attach(dataLayer) {
       layer = dataLayer;
-      for (const repository of Object.values(dataLayer)) {
-        const definition = (repository as { definition?: { collection: string; tenantOwned: boolean } }).definition;
-        if (definition?.tenantOwned) tenantOwned.add(definition.collection);
-      }
       usage = dataLayer.repository(tenantUsageDefinition, TenantUsageRepository);
       const mode = options.audit ?? 'enforce';
       if (mode !== 'off') {
         auditor = new IsolationAuditor(dataLayer.client, {
           mode,
-          tenantOwned: () => tenantOwned,
+          // The data layer declares every repository's collection when it builds it, before its first command.
+          tenantOwned: () => dataLayer.tenantOwnedCollections(),
           ...(options.shardKeys && { shardKeys: options.shardKeys }),
         });
       }

@@ -165,7 +165,7 @@ describe('auditor blind spots (raw driver, reported)', () => {
           name: 'move',
           phase: 'transport',
           handle: (ctx, next) => {
-            if (ctx.command.kind === 'updateOne') ctx.command = { ...ctx.command, update: { $set: { tenant_id: 'b' } } };
+            if (ctx.command.kind === 'findOneAndUpdate') ctx.command = { ...ctx.command, update: { $set: { tenant_id: 'b' } } };
             return next();
           },
         },

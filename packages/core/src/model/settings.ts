@@ -2,6 +2,7 @@ import type { Document, ObjectId } from 'mongodb';
 import { z } from 'zod';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
 import type { StoredDocument } from '../repository/repository-types.js';
+import { assertSafeDocument } from '../schema/input-guard.js';
 import { type FreeForm, freeFormSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema } from '../schema/primitives.js';
 
 /** The fields of a `settings` document: one per tenant (scope `tenant`) and one per user (scope `user`). */
@@ -55,6 +56,8 @@ export class SettingsRepository extends Repository<typeof settingsSchema> {
   async set(key: string, value: unknown, userId?: IdInput): Promise<void> {
     const tenant = this.requireTenant('set');
     const field = this.parse(safeKeySchema, key, 'key');
+    // The key guard runs before zod, which would silently drop a __proto__ key.
+    assertSafeDocument(value, `settings.${field}`);
     const parsed = this.parse(settingValueSchema, value, `settings.${field}`);
     const { owner_key, ...owner } = this.#ownerKey(userId);
     const now = this.now();

@@ -385,11 +385,15 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   ): Promise<{ document: StoredDocument<S>; created: boolean }> {
     assertSafeFilter(filter);
     const prepared = this.prepareInsert(input);
-    const { _id, created_at, schema_version, deleted_at, version, updated_at, ...fields } = prepared;
+    const { _id, created_at, schema_version, deleted_at, version, updated_at, tenant_id, ...fields } = prepared;
+    // A document never changes tenant: the tenant is matched and set on insert only, where the
+    // scoper expects it (a tenant_id in $set is refused in tenant scope).
+    const scopedFilter: Document = tenant_id === undefined ? (filter as Document) : { ...(filter as Document), tenant_id };
     const update: Document = {
       $set: { ...fields, updated_at },
       $setOnInsert: {
         _id,
+        ...(tenant_id !== undefined && { tenant_id }),
         created_at,
         schema_version,
         ...(this.definition.softDelete && { deleted_at }),
@@ -400,9 +404,11 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       delete update.$setOnInsert.version;
       update.$inc = { version: 1 };
     }
-    const result = await this.upsertOne('upsert', filter as Document, update);
+    const result = await this.upsertOne('upsert', scopedFilter, update);
     const created = result.upsertedCount > 0;
-    const document = await this.findOne(created ? ({ _id } as DocumentFilter<StoredDocument<S>>) : filter, { includeDeleted: true });
+    const document = await this.findOne((created ? { _id } : scopedFilter) as DocumentFilter<StoredDocument<S>>, {
+      includeDeleted: true,
+    });
     if (!document) throw new NotFoundError(this.name, JSON.stringify(filter));
     return { document: document as StoredDocument<S>, created };
   }
@@ -653,7 +659,8 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     const projection = this.#projectionOf(parsed.projection);
     if (projection && sort.field !== '_id') projection[sort.field] = 1;
     const limit = parsed.limit ?? DEFAULT_PAGE_SIZE;
-    const fingerprint = KeysetCursorCodec.fingerprint(this.name, filter, sort);
+    // Bound to the tenant too: a cursor issued to one tenant is refused for every other.
+    const fingerprint = KeysetCursorCodec.fingerprint(`${this.name}\u0000${this.collection.tenant ?? ''}`, filter, sort);
     const query = parsed.cursor ? { $and: [filter, keysetFilter(sort, this.cursors.decode(parsed.cursor, fingerprint, sort))] } : filter;
     const rows = await this.collection.find(operation, query, {
       sort: sortDocument(sort),

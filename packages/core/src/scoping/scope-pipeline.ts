@@ -37,19 +37,41 @@ export interface PipelineScope {
   readonly onUnbound: (path: string) => void;
 }
 
-/** Refuses server-side JavaScript anywhere in `value`. */
-export function assertNoServerSideJavaScript(value: unknown, path: string): void {
+/** Values the BSON serializer writes as themselves, with nothing inside to walk. */
+function isBsonLeaf(value: object): boolean {
+  return (
+    value instanceof Date ||
+    value instanceof RegExp ||
+    ArrayBuffer.isView(value) ||
+    typeof (value as { _bsontype?: unknown })._bsontype === 'string'
+  );
+}
+
+/**
+ * Refuses server-side JavaScript anywhere in `value`, walking every object by its own keys whatever
+ * its prototype. Refuses what cannot be checked by walking: functions (a `toBSON` method would
+ * serialize something other than what was checked) and class instances that are not BSON values.
+ */
+export function assertNoServerSideJavaScript(value: unknown, path: string, depth = 0): void {
+  if (typeof value === 'function') throw new TenancyViolationError(path, 'a function cannot be sent (toBSON would bypass the checks)');
+  if (typeof value !== 'object' || value === null) return;
+  if (depth > 100) throw new TenancyViolationError(path, 'a command nested more than 100 levels deep is refused');
   if (Array.isArray(value)) {
     value.forEach((item, index) => {
-      assertNoServerSideJavaScript(item, `${path}.${index}`);
+      assertNoServerSideJavaScript(item, `${path}.${index}`, depth + 1);
     });
     return;
   }
-  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== Object.prototype) return;
+  if (isBsonLeaf(value)) return;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null)
+    throw new TenancyViolationError(path, 'only plain objects, arrays and BSON values can be sent in tenant scope');
+  if (typeof (value as { toBSON?: unknown }).toBSON === 'function')
+    throw new TenancyViolationError(`${path}.toBSON`, 'toBSON would serialize something other than what was checked');
   for (const [key, child] of Object.entries(value)) {
     if (SERVER_SIDE_JAVASCRIPT.has(key))
       throw new TenancyViolationError(`${path}.${key}`, `${key} (server-side JavaScript) is refused in tenant scope`);
-    assertNoServerSideJavaScript(child, `${path}.${key}`);
+    assertNoServerSideJavaScript(child, `${path}.${key}`, depth + 1);
   }
 }
 
@@ -61,6 +83,7 @@ function tenantMatch(tenant: string): Document {
 export function withTenant(filter: Document | undefined, tenant: string, path: string): Document {
   if (filter !== undefined && (typeof filter !== 'object' || filter === null || Array.isArray(filter)))
     throw new TenancyViolationError(path, 'a filter must be an object');
+  assertNoServerSideJavaScript(filter, path);
   if (!filter || Object.keys(filter).length === 0) return tenantMatch(tenant);
   if (Object.hasOwn(filter, TENANT_FIELD)) {
     if (filter[TENANT_FIELD] !== tenant) throw new TenantMismatchError(tenant, filter[TENANT_FIELD], path);

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { type Db, MongoClient, ObjectId } from 'mongodb';
 import mongoose from 'mongoose';
 import { createCache } from '../packages/cache/src/index.js';
-import { createDataClient, createDataLayer, type DataLayer, type ModelRepositories } from '../packages/core/src/index.js';
+import { createDataClient, createDataLayer, type DataLayer, type TenantRepositories } from '../packages/core/src/index.js';
 import { unsafeDatabase } from '../packages/core/src/unsafe.js';
 import { createSearch } from '../packages/search/src/index.js';
 import { createTenancy } from '../packages/tenancy/src/index.js';
@@ -121,7 +121,7 @@ interface World {
   messages: ObjectId[];
 }
 
-async function seedLayer(repositories: ModelRepositories): Promise<World> {
+async function seedLayer(repositories: TenantRepositories): Promise<World> {
   const users = (
     await repositories.users.createMany(
       Array.from({ length: 200 }, (_, index) => ({

@@ -3,8 +3,8 @@ import {
   type DataLayerPlugin,
   type Listener,
   type Middleware,
-  type ModelRepositories,
   parseConfig,
+  type TenantRepositories,
   targetOf,
 } from '@caas-db/core';
 import type { Redis } from 'ioredis';
@@ -55,7 +55,7 @@ export interface CachePlugin extends DataLayerPlugin {
   /** Subscribes to cache events. */
   on<Name extends keyof CacheEvents>(event: Name, listener: Listener<CacheEvents[Name]>): () => void;
   /** Loads a tenant's hot data into the cache, bounded in time and size. */
-  warm(repositories: ModelRepositories, options?: WarmOptions): Promise<WarmReport>;
+  warm(repositories: TenantRepositories, options?: WarmOptions): Promise<WarmReport>;
   /** Stops the invalidation bus (the Redis client is the caller's to close). */
   close(): Promise<void>;
 }

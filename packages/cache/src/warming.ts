@@ -1,4 +1,4 @@
-import type { ModelRepositories } from '@caas-db/core';
+import type { TenantRepositories } from '@caas-db/core';
 
 /** Bounds of a warm-up. */
 export interface WarmOptions {
@@ -24,7 +24,7 @@ export interface WarmReport {
  * most recently active users and the first page of each one's conversations, bounded in count and
  * time. Pass the repositories of one tenant (`data.forTenant(tenantId)`).
  */
-export async function warmTenant(repositories: ModelRepositories, options: WarmOptions = {}): Promise<WarmReport> {
+export async function warmTenant(repositories: TenantRepositories, options: WarmOptions = {}): Promise<WarmReport> {
   const started = Date.now();
   const deadline = started + (options.timeBudgetMS ?? 2000);
   const report: WarmReport = { users: 0, conversationLists: 0, elapsedMS: 0, stoppedEarly: false };

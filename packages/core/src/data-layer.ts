@@ -17,6 +17,8 @@ import {
   type RepositoryName,
   repositoryCollections,
   type Syncable,
+  type TenantRepositories,
+  tenantRepositoriesOf,
 } from './model/model-repositories.js';
 import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
 import { CommandPipeline } from './pipeline/command-pipeline.js';
@@ -192,7 +194,7 @@ export type DataLayer = ModelRepositories & {
    * status, quotas, auditing).
    * @throws {ValidationError} when `tenantId` is not a valid tenant id.
    */
-  forTenant(tenantId: string): ModelRepositories;
+  forTenant(tenantId: string): TenantRepositories;
   /**
    * Builds a repository of your own on the same pipeline (scoping, monitoring), e.g. for a
    * collection your service adds; `tenant` binds it to one tenant.
@@ -311,15 +313,15 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
 
   const repositories = createModelRepositories(repository, modelOptions);
   // A service talks to many tenants; rebuilding a tenant's repositories is cheap, so keep the recent ones.
-  const bound = new LRUCache<string, ModelRepositories>({ max: 10_000 });
-  const forTenant = (tenantId: string): ModelRepositories => {
+  const bound = new LRUCache<string, TenantRepositories>({ max: 10_000 });
+  const forTenant = (tenantId: string): TenantRepositories => {
     const result = tenantIdSchema.safeParse(tenantId);
     if (!result.success) throw new ValidationError('tenantId', toValidationIssues(result.error.issues));
     let repositoriesOfTenant = bound.get(result.data);
     if (!repositoriesOfTenant) {
-      repositoriesOfTenant = createModelRepositories(
-        (definition, construct) => repository(definition, construct, result.data),
-        modelOptions,
+      repositoriesOfTenant = tenantRepositoriesOf(
+        result.data,
+        createModelRepositories((definition, construct) => repository(definition, construct, result.data), modelOptions),
       );
       bound.set(result.data, repositoriesOfTenant);
     }

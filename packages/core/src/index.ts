@@ -135,8 +135,11 @@ export {
   type RepositoryName,
   repositoryCollections,
   type Syncable,
+  type TenantOwnedRepositoryName,
+  type TenantRepositories,
 } from './model/model-repositories.js';
 export { type Settings, SettingsRepository, settingsDefinition, settingsSchema } from './model/settings.js';
+export type { TenantAccount } from './model/tenant-account.js';
 export {
   relationshipTypes,
   type User,

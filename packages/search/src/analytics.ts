@@ -8,6 +8,7 @@ import {
   type ModelRepositories,
   objectIdSchema,
   parseInput,
+  type TenantOwnedRepositoryName,
 } from '@caas-db/core';
 import { type ZodObject, z } from 'zod';
 import { PipelineRepository, type ReadPreferenceMode } from './pipeline-repository.js';
@@ -152,7 +153,7 @@ export function createAnalytics(data: DataLayer, options: AnalyticsOptions = {})
     throw new ConfigError([{ path: 'readPreference', message: 'must be a read preference mode', code: 'invalid_value' }]);
   }
   const build = (tenant: string | undefined): Analytics => {
-    const repositories: ModelRepositories = tenant === undefined ? data : data.forTenant(tenant);
+    const repositories: Pick<ModelRepositories, TenantOwnedRepositoryName> = tenant === undefined ? data : data.forTenant(tenant);
     const events = data.repository(eventsDefinition, PipelineRepository<ZodObject>, tenant) as unknown as PipelineRepository<ZodObject>;
     const rollups = data.repository(
       aggregationsDefinition,

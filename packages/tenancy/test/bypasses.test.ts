@@ -8,6 +8,7 @@ import {
   type Document,
   IsolationAuditError,
   messagesDefinition,
+  NotFoundError,
   Repository,
   TenancyViolationError,
   TenantMismatchError,
@@ -85,6 +86,32 @@ describe('tenant identifiers that are not valid strings', () => {
     expect(() => data.repository(messagesDefinition, Pipelines, value as string)).toThrow(ValidationError);
     expect(() => search.forTenant(value as string)).toThrow(ValidationError);
     expect(() => tenancy.runWithTenant(value as string, () => 1)).toThrow(ValidationError);
+  });
+});
+
+describe('platform repositories on a tenant-bound view', () => {
+  it('offers only the tenant’s own records, and the types show it', async () => {
+    const a = data.forTenant('a');
+    for (const platform of ['clients', 'applications', 'apiKeys', 'auditLogs', 'billing']) expect(platform in a).toBe(false);
+    // @ts-expect-error platform administration is not on a tenant-bound view
+    expect(a.clients).toBeUndefined();
+    await data.clients.create({ tenant_id: 'a', name: 'A', region: 'eu-west-1' });
+    await data.clients.create({ tenant_id: 'b', name: 'B', region: 'eu-west-1' });
+    expect((await a.account.client())?.tenant_id).toBe('a');
+    const { key: bKey, secret: bSecret } = await data.forTenant('b').account.apiKeys.issue({ name: 'b key', scopes: ['messages:read'] });
+    const { key: aKey } = await a.account.apiKeys.issue({ name: 'a key', scopes: ['messages:read'] });
+    expect(aKey.tenant_id).toBe('a');
+    expect((await a.account.apiKeys.list()).items.map((key) => key.tenant_id)).toEqual(['a']);
+    await expect(a.account.apiKeys.revoke(bKey._id)).rejects.toBeInstanceOf(NotFoundError);
+    expect((await data.apiKeys.verify(bSecret)).valid).toBe(true);
+    expect(await a.account.apiKeys.revoke(aKey._id)).toBe(true);
+    await data
+      .forTenant('b')
+      .account.auditLogs.append({ actor: { type: 'system', id: 'job' }, action: 'x.y', target: { collection: 'users' }, at: new Date() });
+    expect((await a.account.auditLogs.list()).items).toEqual([]);
+    const issue = { name: 'sneaky', scopes: ['messages:read'], tenant_id: 'b' };
+    const sneaky = await a.account.apiKeys.issue(issue as never).catch((error: unknown) => error);
+    if (!(sneaky instanceof Error)) expect(sneaky.key.tenant_id).toBe('a');
   });
 });
 

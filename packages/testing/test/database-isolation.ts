@@ -1,4 +1,5 @@
 import type { DataClient } from '@caas-db/core';
+import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { testDatabaseName } from '@caas-db/testing/vitest';
 import { expect } from 'vitest';
 
@@ -9,11 +10,11 @@ import { expect } from 'vitest';
 export async function expectOnlyOwnData(client: DataClient, owner: string): Promise<void> {
   expect(testDatabaseName()).toBe(client.databaseName);
   for (let round = 0; round < 20; round += 1) {
-    await client.execute({ name: 'insert', idempotent: true }, (db) => db.collection('shared_name').insertOne({ owner, round }));
+    await unsafeDatabase(client).collection('shared_name').insertOne({ owner, round });
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  const owners = await client.execute({ name: 'distinct', idempotent: true }, (db) => db.collection('shared_name').distinct('owner'));
+  const owners = await unsafeDatabase(client).collection('shared_name').distinct('owner');
   expect(owners).toEqual([owner]);
-  const count = await client.execute({ name: 'count', idempotent: true }, (db) => db.collection('shared_name').countDocuments());
+  const count = await unsafeDatabase(client).collection('shared_name').countDocuments();
   expect(count).toBe(20);
 }

@@ -14,6 +14,7 @@ import { GroupRepository, groupsDefinition } from './groups.js';
 import { MessageRepository, messagesDefinition } from './messages.js';
 import { MetricRepository, metricsDefinition } from './metrics.js';
 import { SettingsRepository, settingsDefinition } from './settings.js';
+import { createTenantAccount, type TenantAccount } from './tenant-account.js';
 import { UserRepository, type UserRepositoryOptions, type userSchema, usersDefinition } from './users.js';
 
 /** Anything the data layer can build and sync: a repository or an append-only store. */
@@ -45,6 +46,26 @@ export interface ModelRepositories {
   readonly metrics: MetricRepository;
   readonly aggregations: AggregationRepository;
 }
+
+/** The repositories of the collections whose documents belong to tenants. */
+export type TenantOwnedRepositoryName =
+  | 'users'
+  | 'conversations'
+  | 'messages'
+  | 'files'
+  | 'groups'
+  | 'settings'
+  | 'events'
+  | 'metrics'
+  | 'aggregations';
+
+/**
+ * What a tenant-bound view (`dataLayer.forTenant(id)`) offers: every tenant-owned repository, scoped
+ * to the tenant, and `account`, the tenant's own platform records. The platform repositories
+ * themselves (clients, applications, API keys, audit logs, billing) are not on it: they administer
+ * every tenant and live on the unbound data layer.
+ */
+export type TenantRepositories = Pick<ModelRepositories, TenantOwnedRepositoryName> & { readonly account: TenantAccount };
 
 /** The repository names of {@link ModelRepositories}. */
 export type RepositoryName = keyof ModelRepositories;
@@ -100,5 +121,22 @@ export function createModelRepositories(build: RepositoryBuilder, options: Model
     events: build(eventsDefinition, EventRepository),
     metrics: build(metricsDefinition, MetricRepository),
     aggregations: build(aggregationsDefinition, AggregationRepository),
+  };
+}
+
+/** The tenant-bound view of `repositories` (built bound to `tenant`). */
+export function tenantRepositoriesOf(tenant: string, repositories: ModelRepositories): TenantRepositories {
+  const { users, conversations, messages, files, groups, settings, events, metrics, aggregations } = repositories;
+  return {
+    users,
+    conversations,
+    messages,
+    files,
+    groups,
+    settings,
+    events,
+    metrics,
+    aggregations,
+    account: createTenantAccount(tenant, repositories),
   };
 }

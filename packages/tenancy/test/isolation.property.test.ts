@@ -39,6 +39,23 @@ const definition = (collection: string): RepositoryDefinition<typeof itemSchema>
   queries: [],
 });
 
+/** A platform collection (no tenant): its pipelines may still join into tenant-owned ones. */
+const boardSchema = z.strictObject({ k: z.number().int(), ref: z.number().int() });
+const boardDefinition: RepositoryDefinition<typeof boardSchema> = {
+  collection: 'boards',
+  schema: boardSchema,
+  tenantOwned: false,
+  schemaVersion: 1,
+  indexes: [],
+  queries: [],
+};
+
+class Boards extends Repository<typeof boardSchema> {
+  get raw() {
+    return this.collection;
+  }
+}
+
 /** Exposes the scoped collection so the test can send arbitrary commands through the choke point. */
 class Items extends Repository<typeof itemSchema> {
   get raw() {
@@ -60,6 +77,11 @@ const links = Object.fromEntries(TENANTS.map((tenant) => [tenant, data.repositor
   Tenant,
   Items
 >;
+const boards = Object.fromEntries(TENANTS.map((tenant) => [tenant, data.repository(boardDefinition, Boards, tenant)])) as Record<
+  Tenant,
+  Boards
+>;
+const unboundBoards = data.repository(boardDefinition, Boards);
 const observer = new MongoClient(testEnvironment().mongo.uri);
 const auditViolations: IsolationViolation[] = [];
 
@@ -126,6 +148,17 @@ function tenantsIn(value: unknown, found: Set<unknown> = new Set()): Set<unknown
 // ---- generators ----------------------------------------------------------------------------------
 const tenantArbitrary = fc.constantFrom<Tenant>(...TENANTS);
 const anyTenantId = fc.constantFrom<string>(...TENANTS, 'nobody');
+/** Tenant ids of every JSON type, as they might arrive from a parsed header or token. */
+const oddTenantId: fc.Arbitrary<unknown> = fc.oneof(
+  anyTenantId,
+  fc.constantFrom<unknown>(null, 1, true, '', 'T-ONE', { $ne: null }, { $gt: '' }, { $in: [...TENANTS] }, [...TENANTS], { $exists: true }),
+);
+/** The same object with another prototype: a null prototype, or a class instance. */
+function withOddPrototype(value: Document, kind: 'null' | 'class'): Document {
+  if (kind === 'null') return Object.assign(Object.create(null) as Document, value);
+  class Filter {}
+  return Object.assign(new Filter() as Document, value);
+}
 const leaf: fc.Arbitrary<Document> = fc.oneof(
   fc.integer({ min: 0, max: 3 }).map((k) => ({ k })),
   fc.integer({ min: 0, max: 3 }).map((k) => ({ k: { $gt: k } })),
@@ -138,6 +171,9 @@ const leaf: fc.Arbitrary<Document> = fc.oneof(
   anyTenantId.map((tenant) => ({ $expr: { $eq: ['$tenant_id', tenant] } })),
   fc.constant({ $expr: { $gt: ['$n', 2] } }),
   fc.constant({ tenant_id: { $exists: true } }),
+  oddTenantId.map((tenant) => ({ tenant_id: tenant })),
+  fc.constant({ tags: { $elemMatch: { tenant_id: { $ne: null } } } }),
+  fc.constant({ $expr: { $ne: ['$tenant_id', null] } }),
 );
 const { filter: filterArbitrary } = fc.letrec<{ filter: Document }>((tie) => ({
   filter: fc.oneof(
@@ -147,6 +183,7 @@ const { filter: filterArbitrary } = fc.letrec<{ filter: Document }>((tie) => ({
     fc.array(tie('filter'), { minLength: 1, maxLength: 3 }).map((branches) => ({ $nor: branches })),
     fc.array(tie('filter'), { minLength: 1, maxLength: 3 }).map((branches) => ({ $and: branches })),
     fc.tuple(leaf, leaf).map(([a, b]) => ({ ...a, ...b })),
+    fc.tuple(tie('filter'), fc.constantFrom<'null' | 'class'>('null', 'class')).map(([filter, kind]) => withOddPrototype(filter, kind)),
   ),
 }));
 const updateArbitrary: fc.Arbitrary<Document> = fc.oneof(
@@ -158,6 +195,10 @@ const updateArbitrary: fc.Arbitrary<Document> = fc.oneof(
   fc.constant({ $rename: { tenant_id: 'owner' } }),
   fc.constant({ $rename: { tag: 'tenant_id' } }),
   anyTenantId.map((tenant) => ({ $setOnInsert: { tenant_id: tenant }, $set: { n: 7 } })),
+  oddTenantId.map((tenant) => ({ $set: { tenant_id: tenant } })),
+  fc.constant({ $set: { 'tenant_id.x': 1 } }),
+  fc.constant([{ $set: { tenant_id: 't-two' } }] as unknown as Document),
+  anyTenantId.map((tenant) => ({ tenant_id: tenant, k: 1, tag: 'replaced', n: 0, ref: 0 })),
 );
 const { pipeline: pipelineArbitrary } = fc.letrec<{ stage: Document; pipeline: Document[] }>((tie) => ({
   stage: fc.oneof(
@@ -165,9 +206,17 @@ const { pipeline: pipelineArbitrary } = fc.letrec<{ stage: Document; pipeline: D
     filterArbitrary.map((filter) => ({ $match: filter })),
     fc.constant({ $project: { tenant_id: 1, k: 1, n: 1 } }),
     fc.constant({ $group: { _id: '$k', tenants: { $addToSet: '$tenant_id' } } }),
-    tie('pipeline').map((pipeline) => ({ $lookup: { from: 'links', let: { k: '$k' }, pipeline, as: 'joined' } })),
-    fc.constant({ $lookup: { from: 'links', localField: 'ref', foreignField: 'ref', as: 'joined' } }),
+    fc
+      .tuple(tie('pipeline'), fc.constantFrom('links', 'items', 'boards'))
+      .map(([pipeline, from]) => ({ $lookup: { from, let: { k: '$k' }, pipeline, as: 'joined' } })),
+    fc
+      .constantFrom('links', 'items', 'boards')
+      .map((from) => ({ $lookup: { from, localField: 'ref', foreignField: 'ref', as: 'joined' } })),
+    fc
+      .tuple(tie('pipeline'), fc.constantFrom('links', 'boards'))
+      .map(([pipeline, from]) => ({ $lookup: { from, localField: 'ref', foreignField: 'ref', pipeline, as: 'joined' } })),
     fc.constantFrom<Document>({ $unionWith: 'links' }, { $unionWith: { coll: 'links', pipeline: [{ $match: { k: 1 } }] } }),
+    tie('pipeline').map((pipeline) => ({ $unionWith: { coll: 'items', pipeline } })),
     fc.tuple(tie('pipeline'), tie('pipeline')).map(([a, b]) => ({ $facet: { a, b } })),
     fc.constant({
       $graphLookup: { from: 'links', startWith: '$ref', connectFromField: 'ref', connectToField: 'k', as: 'graph', maxDepth: 1 },
@@ -177,6 +226,10 @@ const { pipeline: pipelineArbitrary } = fc.letrec<{ stage: Document; pipeline: D
       { $merge: { into: 'stolen' } },
       { $match: { $where: 'true' } },
       { $collStats: { count: {} } },
+      { $indexStats: {} },
+      { $documents: [{ tenant_id: 't-two' }] },
+      { $lookup: { from: 'links', let: { f: { $function: { body: 'return 1', args: [], lang: 'js' } } }, pipeline: [], as: 'x' } },
+      { $merge: { into: 'links' } },
     ),
   ),
   pipeline: fc.array(tie('stage'), { maxLength: 3 }),
@@ -186,14 +239,31 @@ type Operation =
   | { kind: 'find' | 'count' | 'deleteMany'; filter: Document }
   | { kind: 'updateMany' | 'upsert'; filter: Document; update: Document }
   | { kind: 'aggregate'; pipeline: Document[] }
-  | { kind: 'insert'; tenantId: string }
+  | { kind: 'insert'; tenantId: unknown }
+  | { kind: 'platformAggregate'; pipeline: Document[]; bound: boolean }
+  | { kind: 'bulk'; items: Document[] }
   | { kind: 'repositoryFind'; filter: Document }
   | { kind: 'searchUsers' | 'searchMessages'; query: string };
 const operationArbitrary: fc.Arbitrary<Operation> = fc.oneof(
   fc.record({ kind: fc.constantFrom('find' as const, 'count' as const, 'deleteMany' as const), filter: filterArbitrary }),
   fc.record({ kind: fc.constantFrom('updateMany' as const, 'upsert' as const), filter: filterArbitrary, update: updateArbitrary }),
   fc.record({ kind: fc.constant('aggregate' as const), pipeline: pipelineArbitrary }),
-  fc.record({ kind: fc.constant('insert' as const), tenantId: anyTenantId }),
+  fc.record({ kind: fc.constant('insert' as const), tenantId: oddTenantId }),
+  fc.record({ kind: fc.constant('platformAggregate' as const), pipeline: pipelineArbitrary, bound: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('bulk' as const),
+    items: fc.array(
+      fc.oneof(
+        oddTenantId.map((tenant) => ({ insertOne: { document: { tenant_id: tenant, k: 8, tag: 'bulk', n: 0, ref: 0 } } })),
+        fc.tuple(filterArbitrary, updateArbitrary).map(([filter, update]) => ({ updateMany: { filter, update } })),
+        fc.tuple(filterArbitrary, oddTenantId).map(([filter, tenant]) => ({
+          replaceOne: { filter, replacement: { tenant_id: tenant, k: 7, tag: 'r', n: 0, ref: 0 }, upsert: true },
+        })),
+        filterArbitrary.map((filter) => ({ deleteMany: { filter } })),
+      ),
+      { minLength: 1, maxLength: 3 },
+    ),
+  }),
   fc.record({ kind: fc.constant('repositoryFind' as const), filter: filterArbitrary }),
   fc.record({
     kind: fc.constantFrom('searchUsers' as const, 'searchMessages' as const),
@@ -218,6 +288,11 @@ async function run(acting: Tenant, operation: Operation): Promise<unknown> {
       return raw.aggregate('property', operation.pipeline);
     case 'insert':
       return raw.insertOne('property', { tenant_id: operation.tenantId, k: 9, tag: 'new', n: 0, ref: 0 });
+    case 'platformAggregate':
+      // From a platform collection, bound to the tenant or not (then tenancy must fail closed on any join into tenant data).
+      return (operation.bound ? boards[acting] : unboundBoards).raw.aggregate('property', operation.pipeline);
+    case 'bulk':
+      return raw.bulkWrite('property', operation.items as never, false);
     case 'repositoryFind':
       return items[acting].findMany(operation.filter as never, { limit: 100 });
     case 'searchUsers':
@@ -235,18 +310,29 @@ beforeAll(async () => {
     await seed(tenant);
     await seedSearchable(tenant);
   }
+  await unboundBoards.createMany([
+    { k: 0, ref: 0 },
+    { k: 1, ref: 1 },
+  ]);
 });
 
 afterAll(async () => {
   await observer.close();
 });
 
-describe('tenant isolation (property, 1,000 random operations)', () => {
-  it('never reads, changes or deletes another tenant’s documents; every refusal is a typed error', async () => {
+/** 1,000 runs in `pnpm test`; `pnpm fuzz:tenancy` sets CAAS_DB_FUZZ_RUNS=100000. */
+const RUNS = Number(process.env.CAAS_DB_FUZZ_RUNS ?? 1000);
+
+describe(`tenant isolation (property, ${RUNS} random operations)`, () => {
+  it('never reads, changes or deletes another tenant’s documents; every refusal is a typed error', {
+    timeout: 60_000 + RUNS * 100,
+  }, async () => {
     const seedValue = Number(process.env.CAAS_DB_PROPERTY_SEED ?? Date.now() % 2 ** 31);
     process.stdout.write(`isolation property seed: ${seedValue} (replay with CAAS_DB_PROPERTY_SEED=${seedValue})\n`);
     let refused = 0;
     let succeeded = 0;
+    let foreign = 0;
+    const refusals: Record<string, number> = {};
     await fc.assert(
       fc.asyncProperty(tenantArbitrary, operationArbitrary, async (acting, operation) => {
         const before = await snapshotOthers(acting);
@@ -257,16 +343,23 @@ describe('tenant isolation (property, 1,000 random operations)', () => {
         } catch (error) {
           refused += 1;
           expect(isCaasDbError(error), `untyped error: ${String(error)}`).toBe(true);
+          const code = isCaasDbError(error) ? error.code : 'untyped';
+          refusals[code] = (refusals[code] ?? 0) + 1;
         }
         const leaked = [...tenantsIn(result)].filter((tenant) => tenant !== acting);
+        foreign += leaked.length;
         expect(leaked, 'documents of another tenant were returned').toEqual([]);
         expect(await snapshotOthers(acting), 'another tenant’s documents changed').toEqual(before);
         if ((await items[acting].count()) < 3) await seed(acting);
       }),
-      { numRuns: 1000, seed: seedValue, endOnFailure: true },
+      { numRuns: RUNS, seed: seedValue, endOnFailure: true },
+    );
+    process.stdout.write(
+      `isolation property: ${RUNS} operations, ${succeeded} ran, ${refused} refused ${JSON.stringify(refusals)}, foreign documents seen: ${foreign}, auditor violations: ${auditViolations.length}\n`,
     );
     expect(auditViolations, 'the auditor saw an unscoped command: the choke point let one through').toEqual([]);
-    expect(succeeded).toBeGreaterThan(200);
-    expect(refused).toBeGreaterThan(50);
+    expect(foreign).toBe(0);
+    expect(succeeded).toBeGreaterThan(RUNS / 5);
+    expect(refused).toBeGreaterThan(RUNS / 20);
   });
 });

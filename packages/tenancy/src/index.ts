@@ -31,4 +31,10 @@ export { InProcessRateLimitStore, type RateLimitStore, type RedisEvaluator, Redi
 export { type Plan, type StrategyOptions, strategyFor, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
 export { createTenancy, type Tenancy, type TenancyOptions } from './tenancy.js';
 export { currentTenant, requireCurrentTenant, runWithTenant } from './tenant-context.js';
+export {
+  TENANT_DATABASE_OWNER_COLLECTION,
+  TenantDatabaseOwnerError,
+  TenantDatabaseOwnerRepository,
+  tenantDatabaseOwnerDefinition,
+} from './tenant-database-owner.js';
 export { TenantDirectory, type TenantDirectoryOptions, type TenantRecord } from './tenant-directory.js';

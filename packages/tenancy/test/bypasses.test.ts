@@ -111,7 +111,7 @@ describe('platform repositories on a tenant-bound view', () => {
     expect((await a.account.auditLogs.list()).items).toEqual([]);
     const issue = { name: 'sneaky', scopes: ['messages:read'], tenant_id: 'b' };
     const sneaky = await a.account.apiKeys.issue(issue as never).catch((error: unknown) => error);
-    if (!(sneaky instanceof Error)) expect(sneaky.key.tenant_id).toBe('a');
+    if (!(sneaky instanceof Error)) expect((sneaky as { key: { tenant_id: string } }).key.tenant_id).toBe('a');
   });
 });
 

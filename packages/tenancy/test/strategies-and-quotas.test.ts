@@ -1,18 +1,31 @@
-import { createDataLayer, ObjectId } from '@caas-db/core';
-import { unsafeDatabase } from '@caas-db/core/unsafe';
+import { type CommandStartedEvent, createDataLayer, ObjectId, TenancyViolationError } from '@caas-db/core';
+import { unsafeDatabase, unsafeDriver } from '@caas-db/core/unsafe';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTenancy, InProcessRateLimitStore, QuotaExceededError, RedisRateLimitStore, tenantDatabaseName } from '../src/index.js';
+import {
+  createTenancy,
+  InProcessRateLimitStore,
+  QuotaExceededError,
+  RedisRateLimitStore,
+  TENANT_DATABASE_OWNER_COLLECTION,
+  TenantDatabaseOwnerError,
+  tenantDatabaseName,
+} from '../src/index.js';
 
 describe('tenantDatabaseName', () => {
-  it('derives a legal database name, hashing ids that would be too long', () => {
+  it('derives a legal database name, hashing ids that would be too long into names no readable one can take', () => {
     expect(tenantDatabaseName('acme')).toBe('caas_t_acme');
     const long = 'a'.repeat(64);
     const hashed = tenantDatabaseName(long);
-    expect(hashed).toMatch(/^caas_t_h[0-9a-f]{32}$/);
-    expect(hashed.length).toBeLessThan(64);
+    expect(hashed).toMatch(/^caas_t__[0-9a-f]{55}$/);
+    expect(hashed.length).toBe(63);
     expect(tenantDatabaseName('a'.repeat(63))).not.toBe(hashed);
+  });
+
+  it('refuses an invalid tenant id or prefix instead of deriving a name from it', () => {
+    expect(() => tenantDatabaseName('../admin')).toThrow(expect.objectContaining({ code: 'E_VALIDATION' }));
+    expect(() => tenantDatabaseName('acme', 'a'.repeat(40))).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
   });
 });
 
@@ -54,6 +67,79 @@ describe('database-per-tenant strategy, chosen per plan', () => {
   it('provisions a tenant database with every tenant-owned index', async () => {
     const indexes = await unsafeDatabase(client, `${prefix}_big`).collection('messages').listIndexes().toArray();
     expect(indexes.map((index) => index.name)).toContain('tenant_conversation_id');
+  });
+});
+
+describe('tenant database owner', () => {
+  const client = createTestClient();
+  const prefix = `o${testDatabaseName().slice(-6)}`;
+  const tenancy = createTenancy({ requireActiveTenant: false, strategy: { default: 'database', databasePrefix: prefix } });
+  const data = createDataLayer({ client, plugins: [tenancy] });
+  const owner = new ObjectId();
+  /** Every command the driver sends, with the database and collection it addresses. */
+  const sent: Array<{ database: string; command: string; collection: unknown }> = [];
+  const record = (event: CommandStartedEvent) =>
+    sent.push({ database: event.databaseName, command: event.commandName, collection: event.command[event.commandName] });
+
+  beforeAll(() => {
+    unsafeDriver(client).on('commandStarted', record);
+  });
+
+  afterAll(async () => {
+    unsafeDriver(client).off('commandStarted', record);
+    for (const name of await data.admin.listDatabases()) if (name.startsWith(`${prefix}_`)) await data.admin.dropDatabase(name);
+  });
+
+  const ownerRecords = (tenant: string) =>
+    unsafeDatabase(client, tenantDatabaseName(tenant, prefix)).collection(TENANT_DATABASE_OWNER_COLLECTION).find({}).toArray();
+
+  it('claims a tenant database on first use, once, and records its owner', async () => {
+    const tenant = data.forTenant('owner-a');
+    await Promise.all(Array.from({ length: 5 }, (_, index) => tenant.groups.create({ name: `g${index}`, owner_id: owner })));
+    await tenant.groups.count();
+    const checks = sent.filter((entry) => entry.collection === TENANT_DATABASE_OWNER_COLLECTION);
+    expect(checks).toEqual([
+      { database: tenantDatabaseName('owner-a', prefix), command: 'find', collection: TENANT_DATABASE_OWNER_COLLECTION },
+      { database: tenantDatabaseName('owner-a', prefix), command: 'insert', collection: TENANT_DATABASE_OWNER_COLLECTION },
+    ]);
+    expect(await ownerRecords('owner-a')).toEqual([expect.objectContaining({ _id: 'owner', tenant_id: 'owner-a' })]);
+  });
+
+  it('lets two processes of the same tenant race for the claim: both get in, one record', async () => {
+    const otherProcess = createDataLayer({
+      client,
+      plugins: [createTenancy({ requireActiveTenant: false, strategy: { default: 'database', databasePrefix: prefix } })],
+    });
+    const layers = [data, otherProcess];
+    await Promise.all(layers.map((layer, index) => layer.forTenant('owner-b').groups.create({ name: `p${index}`, owner_id: owner })));
+    expect(await ownerRecords('owner-b')).toEqual([expect.objectContaining({ _id: 'owner', tenant_id: 'owner-b' })]);
+    expect(await data.forTenant('owner-b').groups.count()).toBe(2);
+  });
+
+  it('refuses a tenant whose database another tenant owns, sending nothing but the owner check to it', async () => {
+    const database = tenantDatabaseName('owner-c', prefix);
+    const claim = { _id: 'owner', tenant_id: 'someone-else', schema_version: 1 } as never;
+    await unsafeDatabase(client, database).collection(TENANT_DATABASE_OWNER_COLLECTION).insertOne(claim);
+    sent.length = 0;
+    const tenant = data.forTenant('owner-c');
+    for (const call of [
+      () => tenant.groups.create({ name: 'x', owner_id: owner }),
+      () => tenant.groups.count(),
+      () => tenancy.provisionTenant('owner-c'),
+    ]) {
+      const error = await call().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(TenantDatabaseOwnerError);
+      expect(error).toBeInstanceOf(TenancyViolationError);
+      expect(error).toMatchObject({ code: 'E_TENANCY_VIOLATION', tenant: 'owner-c', database });
+      expect((error as Error).message).not.toContain('someone-else');
+    }
+    const toDatabase = sent.filter((entry) => entry.database === database);
+    expect(toDatabase.length).toBeGreaterThan(0);
+    expect(toDatabase.filter((entry) => entry.collection !== TENANT_DATABASE_OWNER_COLLECTION)).toEqual([]);
+    expect(toDatabase.map((entry) => entry.command).filter((command) => command !== 'find' && command !== 'insert')).toEqual([]);
+    const collections = await unsafeDatabase(client, database).listCollections({}, { nameOnly: true }).toArray();
+    expect(collections.map((collection) => collection.name)).toEqual([TENANT_DATABASE_OWNER_COLLECTION]);
+    expect(await ownerRecords('owner-c')).toEqual([claim]);
   });
 });
 

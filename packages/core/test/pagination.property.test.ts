@@ -11,6 +11,7 @@ import {
   type RepositoryDefinition,
   tenantIdSchema,
 } from '../src/index.js';
+import { unsafeDatabase } from '../src/unsafe.js';
 
 const itemSchema = z.strictObject({ tenant_id: tenantIdSchema, list_id: objectIdSchema, rank: z.number().int() });
 const itemsDefinition: RepositoryDefinition<typeof itemSchema> = {
@@ -67,10 +68,9 @@ describe('keyset pagination under concurrent inserts (property)', () => {
             if (ranks.length > 0) await items.createMany(ranks.map((rank) => ({ list_id: listId, rank })));
           };
           await insert(initialRanks);
+          // Read around the pagination under test: straight from the database.
           const present = new Set(
-            (
-              await client.execute({ name: 'all', idempotent: true }, (db) => db.collection('items').find({ list_id: listId }).toArray())
-            ).map((row) => row._id.toHexString()),
+            (await unsafeDatabase(client).collection('items').find({ list_id: listId }).toArray()).map((row) => row._id.toHexString()),
           );
 
           const seen: string[] = [];

@@ -1,6 +1,7 @@
 import { createTestClient, createTestDataLayer, requireCapability } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 import { createDataLayer, ObjectId, recommendedPresets, SlowQueryLog, summarizePlan } from '../src/index.js';
+import { unsafeDriver } from '../src/unsafe.js';
 
 describe('summarizePlan', () => {
   it('reads the index, covering, sorting and counts of a plan', () => {
@@ -94,7 +95,7 @@ describe('presets per operation class', () => {
     const client = createTestClient();
     const data = createDataLayer({ client, presets: recommendedPresets });
     const sent: unknown[] = [];
-    client.driver.on('commandStarted', (event) => {
+    unsafeDriver(client).on('commandStarted', (event) => {
       if (event.commandName === 'update' && event.command.update === 'billing') sent.push(event.command.writeConcern);
     });
     await data.billing.recordUsage('acme', 'messages', 1);

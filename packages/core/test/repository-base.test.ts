@@ -17,6 +17,7 @@ import {
   text,
   ValidationError,
 } from '../src/index.js';
+import { unsafeDatabase } from '../src/unsafe.js';
 
 const noteSchema = z.strictObject({
   tenant_id: tenantIdSchema,
@@ -67,7 +68,8 @@ beforeAll(async () => {
 });
 
 beforeEach(async () => {
-  await client.execute({ name: 'clean', idempotent: true }, (db) => db.collection('notes').deleteMany({}));
+  // Every tenant's notes, soft-deleted ones included: no repository call removes them all.
+  await unsafeDatabase(client).collection('notes').deleteMany({});
 });
 
 /** Runs `action`, expects a typed error, and proves the database did not change. */
@@ -409,5 +411,13 @@ describe('validation switch', () => {
     const stored = await fast.create({ title: 'fast', author_id: author });
     expect(stored.title).toBe('fast');
     await expectRefusedWithoutWrites(() => fast.create({ title: 'x', author_id: author, extra: { $set: 1 } } as never));
+  });
+
+  it('names the data model’s repositories by repository name, also where it differs from the collection', async () => {
+    const entry = { actor: { type: 'system', id: 'job' }, action: 'x.y', target: { collection: 'users' }, at: new Date(), extra: 1 };
+    const strict = createDataLayer({ client });
+    await expect(strict.auditLogs.append(entry as never)).rejects.toBeInstanceOf(ValidationError);
+    const fast = createDataLayer({ client, validate: { auditLogs: false } });
+    expect((await fast.auditLogs.append(entry as never)).action).toBe('x.y');
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 /** Why a Redis call was given up. */
@@ -51,6 +52,16 @@ end
 return dropped
 `;
 
+/**
+ * Deletes a lock only if it still holds the caller's token. Reading and deleting in one script
+ * matters: a lock that expired while its holder was loading may since have been taken by a peer,
+ * and a plain DEL (or a GET then a DEL) would free the peer's lock. KEYS: lock. ARGV: token.
+ */
+const UNLOCK_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 /** The result of a Redis read: the encoded entry if any, and Redis' clock at the read. */
 export interface RedisRead {
   entry: Buffer | null;
@@ -61,7 +72,8 @@ export interface RedisRead {
 /**
  * The shared tier (L2) on Redis. Every call is bounded by `timeoutMS`; the caller treats a failure
  * as a miss and goes to MongoDB. Keys: `<prefix>e:<key>` entries, `<prefix>t:<tag>` tag sets,
- * `<prefix>v:<tag>` when each tag was last invalidated.
+ * `<prefix>v:<tag>` when each tag was last invalidated, `<prefix>l:<key>` load locks (holding
+ * their holder's token).
  */
 export class RedisTier {
   readonly #redis: Redis;
@@ -75,6 +87,7 @@ export class RedisTier {
     redis.defineCommand('caasCacheRead', { numberOfKeys: 1, lua: READ_SCRIPT });
     redis.defineCommand('caasCacheFill', { lua: FILL_SCRIPT });
     redis.defineCommand('caasCacheInvalidate', { lua: INVALIDATE_SCRIPT });
+    redis.defineCommand('caasCacheUnlock', { numberOfKeys: 1, lua: UNLOCK_SCRIPT });
   }
 
   /** True while the connection is up; calls are skipped otherwise. */
@@ -132,12 +145,24 @@ export class RedisTier {
     } while (cursor !== '0');
   }
 
-  /** Takes a short lock so one instance loads a key while others wait for its result. */
-  async lock(key: string, ttlMS: number): Promise<boolean> {
-    return (await this.#bounded('lock', this.#redis.set(`${this.#prefix}l:${key}`, '1', 'PX', ttlMS, 'NX'))) === 'OK';
+  /**
+   * Takes a short lock so one instance loads a key while others wait for its result.
+   * @returns the lock's token (random, one per acquisition), to pass to {@link RedisTier.unlock};
+   * undefined when another holder has the lock.
+   */
+  async lock(key: string, ttlMS: number): Promise<string | undefined> {
+    const token = randomBytes(16).toString('base64url');
+    const taken = await this.#bounded('lock', this.#redis.set(`${this.#prefix}l:${key}`, token, 'PX', ttlMS, 'NX'));
+    return taken === 'OK' ? token : undefined;
   }
 
-  async unlock(key: string): Promise<void> {
-    await this.#bounded('unlock', this.#redis.del(`${this.#prefix}l:${key}`));
+  /**
+   * Releases a lock taken with {@link RedisTier.lock}, only if it still holds `token`: once the lock
+   * expired and a peer took it, a late release leaves the peer's lock alone.
+   * @returns true when the lock was released.
+   */
+  async unlock(key: string, token: string): Promise<boolean> {
+    const command = (this.#redis as unknown as { caasCacheUnlock(key: string, token: string): Promise<number> }).caasCacheUnlock;
+    return (await this.#bounded('unlock', command.call(this.#redis, `${this.#prefix}l:${key}`, token))) === 1;
   }
 }

@@ -37,16 +37,62 @@ export interface TwoTierCacheOptions {
   distributedLock?: boolean | { ttlMS?: number; waitMS?: number };
 }
 
-/** Counters of a cache. */
+/** Counters of a cache, since it was created. docs/caching.md (Metrics) lists them too. */
 export interface CacheStats {
+  /** Reads of cached methods, one per caller (callers that join a load in flight included). */
   requests: number;
-  l1: { hits: number; misses: number; entries: number; bytes: number; evictions: number };
-  l2: { hits: number; misses: number; errors: number; skipped: number };
-  /** (L1 hits + L2 hits) / requests. */
+  l1: {
+    /** Reads served a fresh in-process entry. */
+    hits: number;
+    /** Reads that found no fresh in-process entry (stale serves and joined loads included); 0 without an L1. */
+    misses: number;
+    /** Entries held now. */
+    entries: number;
+    /** Bytes held now (encoded entries and their keys). */
+    bytes: number;
+    /** Entries dropped to make room (not those dropped by invalidation or after a reconnect). */
+    evictions: number;
+  };
+  l2: {
+    /** Loads served from Redis, counted once however many callers joined them (an entry a peer filled while this instance waited on the distributed lock included). */
+    hits: number;
+    /** Lookups Redis answered without a fresh entry: absent, expired or undecodable. */
+    misses: number;
+    /**
+     * Failed Redis operations of the cache, each also emitted as `cache:error`: lookups that failed
+     * or timed out, lookups not tried because the connection was down, undecodable entries, and
+     * failed fills, locks, unlocks, invalidations and replays after a reconnect.
+     */
+    errors: number;
+  };
+  /** (l1.hits + l2.hits) / requests; 0 before the first request. */
   hitRate: number;
+  /** Stale entries served: within `staleWhileRevalidateMS` after expiry, or within `staleIfErrorMS` when the load failed. */
   staleServes: number;
-  loads: { count: number; totalMS: number; maxMS: number; errors: number };
-  invalidations: { local: number; remote: number; failed: number };
+  loads: {
+    /** Loads from MongoDB that succeeded (one per flight, however many callers joined it). */
+    count: number;
+    /** Their total time, in milliseconds. */
+    totalMS: number;
+    /** The slowest of them, in milliseconds. */
+    maxMS: number;
+    /** Loads that failed, whether or not a stale entry was served instead. */
+    errors: number;
+  };
+  invalidations: {
+    /** Invalidations by this instance (writes through its data layer and direct `invalidate` calls). */
+    local: number;
+    /** Invalidations received from other instances on the bus. */
+    remote: number;
+    /** Local invalidations that could not delete their Redis entries or publish on the bus (replayed on reconnect). */
+    failed: number;
+    /**
+     * Errors of the invalidation bus's subscriber connection (failed connects and subscribes,
+     * unreadable messages), each also emitted as `cache:error` with operation `bus`. While they
+     * occur, other instances' invalidations may be missed: L1 is cleared when the subscriber reconnects.
+     */
+    busErrors: number;
+  };
 }
 
 /** Events of a cache. */
@@ -61,13 +107,22 @@ export interface CacheEvents {
 }
 
 interface Flight {
-  promise: Promise<unknown>;
+  /**
+   * The encoded entry the load ended with. Callers share the flight but never a value: each
+   * decodes its own copy, so one caller mutating its result cannot change another's.
+   */
+  promise: Promise<Buffer>;
   /** Invalidation sequence when the load started. */
   startedAt: number;
   tags: ReadonlySet<string>;
 }
 
 const RECENT_INVALIDATIONS = 4096;
+
+/** A caller's own copy of the value in an encoded entry (see {@link Flight.promise}). */
+function copyOf<T>(encoded: Buffer): T {
+  return (decodeEntry(encoded)?.value ?? null) as T;
+}
 
 function stableArgs(args: unknown): string {
   return createHash('sha1')
@@ -102,7 +157,6 @@ export class TwoTierCache implements ReadCache {
     l2Hits: 0,
     l2Misses: 0,
     l2Errors: 0,
-    l2Skipped: 0,
     staleServes: 0,
     loads: 0,
     loadMS: 0,
@@ -111,6 +165,7 @@ export class TwoTierCache implements ReadCache {
     localInvalidations: 0,
     remoteInvalidations: 0,
     failedInvalidations: 0,
+    busErrors: 0,
   };
 
   constructor(options: TwoTierCacheOptions) {
@@ -145,7 +200,10 @@ export class TwoTierCache implements ReadCache {
   }
 
   #error(operation: string, error: unknown): void {
-    if (operation !== 'bus') this.#stats.l2Errors += 1;
+    // The bus is counted apart: its subscriber connection fails on its own schedule (every
+    // reconnect attempt), and what it risks is missed invalidations, not slower reads.
+    if (operation === 'bus') this.#stats.busErrors += 1;
+    else this.#stats.l2Errors += 1;
     this.#events.emit('cache:error', { operation, error: error instanceof Error ? error.message : String(error) });
   }
 
@@ -186,7 +244,10 @@ export class TwoTierCache implements ReadCache {
     this.#stats.requests += 1;
     const key = this.#key(request);
     const now = Date.now();
-    const local = decodeEntry(this.#memory?.get(key));
+    // L1 holds encoded entries, so this decode is the caller's own copy (one BSON deserialize per
+    // hit: about as fast as structuredClone, which would turn ObjectIds into plain objects).
+    const raw = this.#memory?.get(key);
+    const local = decodeEntry(raw);
     if (local && now < local.freshUntil) {
       this.#stats.l1Hits += 1;
       if (this.#events.hasListeners('cache:hit')) this.#events.emit('cache:hit', { method: request.method, tier: 'l1' });
@@ -197,9 +258,10 @@ export class TwoTierCache implements ReadCache {
       this.#stats.staleServes += 1;
       this.#events.emit('cache:stale', { method: request.method, reason: 'revalidate' });
       void this.#flight(key, request, policy, load, tagsOf, local).catch(() => undefined);
-      return local.value as T;
+      // The refresh keeps `local` (it serves it to others if the load fails): this caller gets a copy of its own.
+      return copyOf<T>(raw as Buffer);
     }
-    return (await this.#flight(key, request, policy, load, tagsOf, local)) as T;
+    return copyOf<T>(await this.#flight(key, request, policy, load, tagsOf, local));
   }
 
   /** One load per key at a time (single flight): concurrent misses share it. */
@@ -210,10 +272,10 @@ export class TwoTierCache implements ReadCache {
     load: () => Promise<T>,
     tagsOf: (value: T) => string[],
     stale: CacheEntry | undefined,
-  ): Promise<unknown> {
+  ): Promise<Buffer> {
     const existing = this.#flights.get(key);
     if (existing) return existing.promise;
-    const flight: Flight = { promise: Promise.resolve(), startedAt: this.#sequence, tags: new Set(request.tags) };
+    const flight: Flight = { promise: Promise.resolve(Buffer.alloc(0)), startedAt: this.#sequence, tags: new Set(request.tags) };
     flight.promise = this.#loadThrough(key, request, policy, load, tagsOf, stale, flight).finally(() => {
       if (this.#flights.get(key) === flight) this.#flights.delete(key);
     });
@@ -221,6 +283,10 @@ export class TwoTierCache implements ReadCache {
     return flight.promise;
   }
 
+  /**
+   * L2, then MongoDB, then fill. Resolves to the encoded entry (never a decoded value: see
+   * {@link Flight.promise}).
+   */
   async #loadThrough<T>(
     key: string,
     request: CachedRead,
@@ -229,36 +295,58 @@ export class TwoTierCache implements ReadCache {
     tagsOf: (value: T) => string[],
     stale: CacheEntry | undefined,
     flight: Flight,
-  ): Promise<unknown> {
+  ): Promise<Buffer> {
     let since: string | undefined;
     let candidate = stale;
-    if (this.#redis?.ready) {
-      try {
-        const read = await this.#redis.read(key);
-        const remote = decodeEntry(read.entry);
-        if (read.entry && !remote) this.#error('decode', new Error(`undecodable entry under ${key}`));
-        if (remote && Date.now() < remote.freshUntil) {
-          this.#stats.l2Hits += 1;
-          if (this.#events.hasListeners('cache:hit')) this.#events.emit('cache:hit', { method: request.method, tier: 'l2' });
-          if (!this.#invalidatedSince(flight)) this.#memory?.set(key, encodeEntry(remote), request.tags);
-          return remote.value;
+    /** The token of the distributed lock, when this flight took it (and only then releases it). */
+    let lockToken: string | undefined;
+    try {
+      if (this.#redis?.ready) {
+        try {
+          const read = await this.#redis.read(key);
+          const remote = decodeEntry(read.entry);
+          if (read.entry && !remote) this.#error('decode', new Error(`undecodable entry under ${key}`));
+          if (read.entry && remote && Date.now() < remote.freshUntil) {
+            this.#stats.l2Hits += 1;
+            if (this.#events.hasListeners('cache:hit')) this.#events.emit('cache:hit', { method: request.method, tier: 'l2' });
+            // A copy: the reply may be a view into a larger socket buffer, which L1 would otherwise keep alive.
+            const encoded = Buffer.from(read.entry);
+            if (!this.#invalidatedSince(flight)) this.#memory?.set(key, encoded, request.tags);
+            return encoded;
+          }
+          this.#stats.l2Misses += 1;
+          candidate = remote ?? candidate;
+          since = read.time;
+          const peer = await this.#waitForPeer(key);
+          if (peer?.filled) {
+            this.#stats.l2Hits += 1;
+            if (!this.#invalidatedSince(flight)) this.#memory?.set(key, peer.filled, request.tags);
+            return peer.filled;
+          }
+          lockToken = peer?.token;
+        } catch (error) {
+          this.#error('read', error);
         }
-        this.#stats.l2Misses += 1;
-        candidate = remote ?? candidate;
-        since = read.time;
-        const filledByPeer = await this.#waitForPeer(key);
-        if (filledByPeer) {
-          this.#stats.l2Hits += 1;
-          if (!this.#invalidatedSince(flight)) this.#memory?.set(key, encodeEntry(filledByPeer), request.tags);
-          return filledByPeer.value;
-        }
-      } catch (error) {
-        this.#error('read', error);
+      } else if (this.#redis) {
+        // Not tried, but failed all the same: an outage counts where any other Redis failure does.
+        this.#error('read', new Error('Redis is not connected'));
       }
-    } else if (this.#redis) {
-      this.#stats.l2Skipped += 1;
+      return await this.#loadAndFill(key, request, policy, load, tagsOf, candidate, flight, since);
+    } finally {
+      if (lockToken !== undefined) await this.#releaseLock(key, lockToken);
     }
+  }
 
+  async #loadAndFill<T>(
+    key: string,
+    request: CachedRead,
+    policy: MethodPolicy,
+    load: () => Promise<T>,
+    tagsOf: (value: T) => string[],
+    candidate: CacheEntry | undefined,
+    flight: Flight,
+    since: string | undefined,
+  ): Promise<Buffer> {
     const started = performance.now();
     let value: T;
     try {
@@ -269,7 +357,7 @@ export class TwoTierCache implements ReadCache {
       if (candidate && Date.now() < bound) {
         this.#stats.staleServes += 1;
         this.#events.emit('cache:stale', { method: request.method, reason: 'error' });
-        return candidate.value;
+        return encodeEntry(candidate);
       }
       throw error;
     }
@@ -280,8 +368,9 @@ export class TwoTierCache implements ReadCache {
     if (this.#events.hasListeners('cache:miss')) this.#events.emit('cache:miss', { method: request.method, loadMS });
 
     const tags = [...new Set([...request.tags, ...tagsOf(value)])];
-    if (this.#invalidatedSince(flight, tags)) return value;
     const found = value !== null && value !== undefined;
+    // Encoded even when not cached below: the callers of this flight decode their copies from it.
+    if (this.#invalidatedSince(flight, tags)) return encodeEntry({ value: found ? value : null, freshUntil: 0, staleUntil: 0 });
     const ttl = this.#ttl(found ? policy.ttlMS : (policy.negativeTtlMS ?? 2000));
     const now = Date.now();
     const entry: CacheEntry = {
@@ -294,30 +383,42 @@ export class TwoTierCache implements ReadCache {
     if (this.#redis?.ready && since !== undefined) {
       await this.#redis.fill(key, encoded, entry.staleUntil - now, tags, since).catch((error: unknown) => this.#error('fill', error));
     }
-    this.#releasePeerLock(key);
-    return value;
+    return encoded;
   }
 
   /**
-   * With the distributed lock on: takes the key's lock (this instance loads), or waits a moment for
-   * the instance holding it to fill the entry, which is then returned.
+   * With the distributed lock on: takes the key's lock (this instance loads, and gets the lock's
+   * token to release it with), or waits a moment for the instance holding it to fill the entry,
+   * which is then returned encoded. Neither (the wait ran out): this instance loads without the
+   * lock, and so must not release it.
    */
-  async #waitForPeer(key: string): Promise<CacheEntry | undefined> {
+  async #waitForPeer(key: string): Promise<{ token?: string; filled?: Buffer } | undefined> {
     const lock = this.#options.distributedLock;
     if (!lock || !this.#redis) return undefined;
     const settings = typeof lock === 'object' ? lock : {};
-    if (await this.#redis.lock(key, settings.ttlMS ?? 2000)) return undefined;
+    const token = await this.#redis.lock(key, settings.ttlMS ?? 2000);
+    if (token !== undefined) return { token };
     const deadline = Date.now() + (settings.waitMS ?? 200);
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
-      const entry = decodeEntry((await this.#redis.read(key)).entry);
-      if (entry && Date.now() < entry.freshUntil) return entry;
+      const { entry: raw } = await this.#redis.read(key);
+      const entry = decodeEntry(raw);
+      if (raw && entry && Date.now() < entry.freshUntil) return { filled: Buffer.from(raw) };
     }
-    return undefined;
+    return {};
   }
 
-  #releasePeerLock(key: string): void {
-    if (this.#options.distributedLock && this.#redis?.ready) void this.#redis.unlock(key).catch(() => undefined);
+  /**
+   * Releases the lock this flight took, after its fill, so waiting peers find the entry. The
+   * token check (in Redis) leaves alone a lock that expired meanwhile and a peer has taken since.
+   */
+  async #releaseLock(key: string, token: string): Promise<void> {
+    if (!this.#redis?.ready) return; // it expires by its TTL
+    try {
+      await this.#redis.unlock(key, token);
+    } catch (error) {
+      this.#error('unlock', error);
+    }
   }
 
   /** True when a tag of the flight (or of `tags`) was invalidated after the flight started. */
@@ -384,11 +485,16 @@ export class TwoTierCache implements ReadCache {
         bytes: this.#memory?.bytes ?? 0,
         evictions: this.#memory?.evictions ?? 0,
       },
-      l2: { hits: s.l2Hits, misses: s.l2Misses, errors: s.l2Errors, skipped: s.l2Skipped },
+      l2: { hits: s.l2Hits, misses: s.l2Misses, errors: s.l2Errors },
       hitRate: s.requests === 0 ? 0 : hits / s.requests,
       staleServes: s.staleServes,
       loads: { count: s.loads, totalMS: s.loadMS, maxMS: s.loadMaxMS, errors: s.loadErrors },
-      invalidations: { local: s.localInvalidations, remote: s.remoteInvalidations, failed: s.failedInvalidations },
+      invalidations: {
+        local: s.localInvalidations,
+        remote: s.remoteInvalidations,
+        failed: s.failedInvalidations,
+        busErrors: s.busErrors,
+      },
     };
   }
 

@@ -3,7 +3,7 @@ import { startRedis, startTcpProxy } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CacheOptions, type CachePlugin, createCache } from '../src/index.js';
+import { type CacheOptions, type CachePlugin, createCache, RedisTier } from '../src/index.js';
 
 const methods: CacheOptions['methods'] = {
   'users.findById': { ttlMS: 60_000 },
@@ -93,6 +93,67 @@ describe('read-through in two tiers', () => {
     const a = await acme.users.findById(user._id);
     if (a) a.profile.display_name = 'mutated by a caller';
     expect((await acme.users.findById(user._id))?.profile.display_name).toBe('C');
+  });
+
+  it('hands every caller joining one load its own copy, the loader too', async () => {
+    const user = await acme.users.create({
+      external_id: 'flight-copies',
+      profile: { display_name: 'F' },
+      last_seen: new Date('2026-11-26T10:00:00Z'),
+    });
+    const { data, client } = layer();
+    const repositories = data.forTenant('acme');
+    const results: Array<Awaited<ReturnType<typeof acme.users.findById>>> = [];
+    const finds = await findsDuring(client, 'users', async () => {
+      results.push(...(await Promise.all(Array.from({ length: 5 }, () => repositories.users.findById(user._id)))));
+    });
+    expect(finds).toBe(1); // one load, joined by the four others
+    expect(new Set(results).size).toBe(5);
+    for (const result of results) {
+      expect(result?._id).toBeInstanceOf(ObjectId);
+      expect(result?.last_seen).toBeInstanceOf(Date);
+    }
+    if (results[0]) results[0].profile.display_name = 'mutated by one caller';
+    expect(results.slice(1).map((result) => result?.profile.display_name)).toEqual(['F', 'F', 'F', 'F']);
+    expect((await repositories.users.findById(user._id))?.profile.display_name).toBe('F');
+  });
+
+  it('hands every caller joining one L2 read its own copy', async () => {
+    const user = await acme.users.create({ external_id: 'l2-copies', profile: { display_name: 'L2' } });
+    await acme.users.findById(user._id); // fills L2
+    const { data, cache } = layer({ memory: false });
+    await until(async () => redisClients.at(-1)?.status === 'ready', 5000);
+    const repositories = data.forTenant('acme');
+    const results = await Promise.all(Array.from({ length: 5 }, () => repositories.users.findById(user._id)));
+    expect(cache.stats().l2.hits).toBe(1); // one L2 read, joined by the four others
+    expect(new Set(results).size).toBe(5);
+    if (results[0]) results[0].profile.display_name = 'mutated by one caller';
+    expect(results.slice(1).map((result) => result?.profile.display_name)).toEqual(['L2', 'L2', 'L2', 'L2']);
+    expect(results[1]?._id).toBeInstanceOf(ObjectId);
+    expect((await repositories.users.findById(user._id))?.profile.display_name).toBe('L2');
+  });
+
+  it('serves a stale entry to a later caller as a copy the stale-while-revalidate caller cannot change', async () => {
+    const cache = createCache({
+      methods: { 'users.findById': { ttlMS: 1, staleWhileRevalidateMS: 60_000, staleIfErrorMS: 60_000 } },
+      memory: { maxEntries: 1 },
+    });
+    plugins.push(cache);
+    const read = (id: string, load: () => Promise<unknown>) =>
+      cache.cache.read({ method: 'users.findById', collection: 'users', tenant: 'acme', args: { id }, tags: [] }, load, () => []);
+    await read('a', async () => ({ name: 'original' }));
+    const filledAt = Date.now();
+    await until(async () => Date.now() > filledAt + 2, 1000); // past ttlMS
+    let fail!: (error: Error) => void;
+    const failing = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
+    const served = (await read('a', () => failing)) as { name: string }; // stale, while a refresh runs
+    served.name = 'mutated by the stale-while-revalidate caller';
+    await read('b', async () => ({ name: 'b' })); // evicts 'a' from L1 (one entry at most)
+    const joined = read('a', () => Promise.resolve({ name: 'not loaded: this caller joins the refresh' }));
+    fail(new Error('MongoDB is down'));
+    expect(await joined).toEqual({ name: 'original' }); // stale-if-error
   });
 
   it('caches not-found briefly, and an insert of that id is seen at once', async () => {
@@ -188,6 +249,105 @@ describe('stampede protection', () => {
   });
 });
 
+describe('distributed lock ownership', () => {
+  /** A loader that reports when it started and returns only when let go. */
+  function gatedLoad(value: unknown): { load: () => Promise<unknown>; started: () => boolean; release: () => void } {
+    let started = false;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return {
+      load: async () => {
+        started = true;
+        await gate;
+        return value;
+      },
+      started: () => started,
+      release,
+    };
+  }
+
+  function lockingCache(prefix: string, lock: { ttlMS: number; waitMS: number }): { cache: CachePlugin; redis: Redis } {
+    const redis = redisFor();
+    const cache = createCache({ methods, redis, prefix, distributedLock: lock });
+    plugins.push(cache);
+    return { cache, redis };
+  }
+
+  const request = (id: ObjectId) => ({ method: 'users.findById', collection: 'users', tenant: 'acme', args: { id }, tags: [] });
+
+  it('takes the lock with a token of its own, and a release with another token leaves it', async () => {
+    const redis = redisFor();
+    await until(async () => redis.status === 'ready', 5000);
+    const prefix = `${testDatabaseName()}:tier-lock:`;
+    const tier = new RedisTier(redis, prefix, 1000);
+    const mine = await tier.lock('key', 10_000);
+    expect(typeof mine).toBe('string');
+    expect(await tier.lock('key', 10_000)).toBeUndefined(); // held
+    await tier.unlock('key', 'not-the-owner');
+    expect(await redis.exists(`${prefix}l:key`)).toBe(1);
+    await tier.unlock('key', mine as string);
+    expect(await redis.exists(`${prefix}l:key`)).toBe(0);
+  });
+
+  it('a late release after the lock expired does not free the lock a peer took since', async () => {
+    const prefix = `${testDatabaseName()}:late-release:`;
+    const a = lockingCache(prefix, { ttlMS: 100, waitMS: 0 });
+    const b = lockingCache(prefix, { ttlMS: 30_000, waitMS: 0 });
+    const raw = redisFor();
+    await until(async () => [a.redis, b.redis, raw].every((redis) => redis.status === 'ready'), 5000);
+    const id = new ObjectId();
+    const loadA = gatedLoad({ _id: id, by: 'a' });
+    const readA = a.cache.cache.read(request(id), loadA.load, () => []);
+    await until(async () => loadA.started(), 5000);
+    const [lockKey] = await raw.keys(`${prefix}l:*`);
+    expect(lockKey).toBeDefined();
+    // A is still loading when its lock runs out; B misses, takes the lock and loads.
+    await until(async () => (await raw.exists(lockKey as string)) === 0, 5000);
+    const loadB = gatedLoad({ _id: id, by: 'b' });
+    const readB = b.cache.cache.read(request(id), loadB.load, () => []);
+    await until(async () => loadB.started(), 5000);
+    const tokenOfB = await raw.get(lockKey as string);
+    expect(tokenOfB).not.toBeNull();
+    loadA.release();
+    await readA;
+    await a.redis.ping(); // anything A sent on its connection has run by now
+    expect(await raw.get(lockKey as string)).toBe(tokenOfB);
+    loadB.release();
+    await readB;
+    await b.redis.ping();
+    expect(await raw.exists(lockKey as string)).toBe(0); // B released its own lock
+  });
+
+  it('an instance that waited for a peer and then loaded itself never releases the peer’s lock', async () => {
+    const prefix = `${testDatabaseName()}:not-taken:`;
+    const peer = lockingCache(prefix, { ttlMS: 30_000, waitMS: 0 });
+    const waiter = lockingCache(prefix, { ttlMS: 30_000, waitMS: 30 });
+    const raw = redisFor();
+    await until(async () => [peer.redis, waiter.redis, raw].every((redis) => redis.status === 'ready'), 5000);
+    const id = new ObjectId();
+    const loadPeer = gatedLoad({ _id: id, by: 'peer' });
+    const readPeer = peer.cache.cache.read(request(id), loadPeer.load, () => []);
+    await until(async () => loadPeer.started(), 5000);
+    const [lockKey] = await raw.keys(`${prefix}l:*`);
+    const tokenOfPeer = await raw.get(lockKey as string);
+    expect(tokenOfPeer).not.toBeNull();
+    // The waiter finds the lock taken, waits 30 ms without a fill, then loads and fills itself.
+    expect(
+      await waiter.cache.cache.read(
+        request(id),
+        async () => ({ _id: id, by: 'waiter' }),
+        () => [],
+      ),
+    ).toEqual({ _id: id, by: 'waiter' });
+    await waiter.redis.ping();
+    expect(await raw.get(lockKey as string)).toBe(tokenOfPeer);
+    loadPeer.release();
+    await readPeer;
+  });
+});
+
 describe('stale entries', () => {
   it('serves stale while one refresh runs', async () => {
     const { data, cache } = layer({ methods: { 'users.findById': { ttlMS: 50, staleWhileRevalidateMS: 10_000 } } });
@@ -266,6 +426,38 @@ describe('Redis failures never reach callers', () => {
       expect(cache.stats().invalidations.failed).toBeGreaterThan(0);
       expect((await otherData.users.findById(user._id))?.profile.display_name).toBe('down-4');
       expect(hitsBefore).toBeGreaterThanOrEqual(0);
+    } finally {
+      await redisServer.stop();
+    }
+  });
+
+  it('counts reads during an outage as L2 errors, and errors of the invalidation bus', async (context) => {
+    const redisServer = await startRedis();
+    try {
+      if (!redisServer.restart) return context.skip('an external Redis cannot be stopped');
+      const redis = redisFor(redisServer.url);
+      const cache = createCache({ methods, redis, prefix: 'counters:', memory: false });
+      plugins.push(cache);
+      const errors: string[] = [];
+      cache.on('cache:error', (event) => errors.push(event.operation));
+      const data = createDataLayer({ client: createTestClient(), plugins: [cache] });
+      await until(async () => redis.status === 'ready', 5000);
+      const repositories = data.forTenant('acme');
+      const user = await repositories.users.create({ external_id: 'counters', profile: { display_name: 'C' } });
+      await repositories.users.findById(user._id);
+      expect(cache.stats().l2.misses).toBe(1);
+      expect(cache.stats().l2.errors).toBe(0);
+      await redisServer.restart(async () => {
+        await until(async () => redis.status !== 'ready', 5000);
+        const before = cache.stats();
+        expect((await repositories.users.findById(user._id))?.external_id).toBe('counters');
+        expect(cache.stats().l2.errors).toBe(before.l2.errors + 1);
+        expect(cache.stats().l2).toEqual({ hits: 0, misses: 1, errors: before.l2.errors + 1 }); // no other counter
+        expect(errors).toContain('read');
+        // The subscriber's reconnect attempts fail while the server is away.
+        await until(async () => cache.stats().invalidations.busErrors > 0, 5000);
+        expect(errors).toContain('bus');
+      });
     } finally {
       await redisServer.stop();
     }

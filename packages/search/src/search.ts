@@ -12,13 +12,14 @@ import {
   messagesDefinition,
   objectIdSchema,
   type Page,
+  type PageSort,
   parseInput,
   type RepositoryDefinition,
   tenantIdSchema,
   usersDefinition,
 } from '@caas-db/core';
 import { type ZodObject, z } from 'zod';
-import { PipelineRepository as SearchRepository } from './pipeline-repository.js';
+import { PipelineRepository, type ReadPreferenceMode } from './pipeline-repository.js';
 import { indexTokens, queryTokens, type TokenOptions } from './token-index.js';
 
 /** The engines: `token` works on any MongoDB-compatible server; `text` needs `$text`; `atlas` needs Atlas Search. */
@@ -77,7 +78,35 @@ const messageFiltersSchema = z.strictObject({
 
 const parse = parseInput;
 
-const SCORE_SORT = { field: 'score', direction: 'desc' } as const;
+const SCORE_SORT: PageSort = { field: 'score', direction: 'desc' };
+
+/**
+ * Runs one keyset page of a search pipeline. Cursors are signed with the codec the data layer gives
+ * every repository it builds, so they honour `createDataLayer({ cursorSecret })`: a cursor from
+ * one instance of a service works on another, and after a restart. (A codec of the plugin's own
+ * would have a random per-process secret, or a second secret option to keep in step.)
+ */
+class SearchRepository<S extends ZodObject> extends PipelineRepository<S> {
+  async runPage(
+    operation: string,
+    base: Document[],
+    fingerprintOf: Document,
+    page: { limit: number; cursor?: string | null | undefined },
+    readPreference: ReadPreferenceMode | undefined,
+  ): Promise<SearchPage<Document>> {
+    // Bound to the tenant, as the repositories' cursors are: one tenant's cursor is refused for another.
+    const fingerprint = KeysetCursorCodec.fingerprint(`${this.name}\u0000${this.tenant ?? ''}`, fingerprintOf, SCORE_SORT);
+    const after = page.cursor ? [{ $match: keysetFilter(SCORE_SORT, this.cursors.decode(page.cursor, fingerprint, SCORE_SORT)) }] : [];
+    const rows = await this.run(
+      operation,
+      [...base, ...after, { $sort: { score: -1, _id: -1 } }, { $limit: page.limit + 1 }],
+      readPreference,
+    );
+    const items = rows.slice(0, page.limit) as Array<Document & { score: number }>;
+    const last = items.at(-1);
+    return { items, nextCursor: rows.length > page.limit && last ? this.cursors.encode(fingerprint, SCORE_SORT, last) : null };
+  }
+}
 
 /** The search API; bound to the ambient tenant (`runWithTenant`) or, through `forTenant`, to one. */
 export interface SearchApi {
@@ -121,7 +150,6 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
   if (!['token', 'text', 'atlas'].includes(engine))
     throw new ConfigError([{ path: 'engine', message: 'must be token, text or atlas', code: 'invalid_value' }]);
   let layer: DataLayer | undefined;
-  const cursors = new KeysetCursorCodec();
   const attached = () => {
     if (!layer)
       throw new ConfigError([{ path: 'plugins', message: 'the search plugin is not attached to a data layer yet', code: 'custom' }]);
@@ -206,16 +234,7 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
     page: unknown,
   ): Promise<SearchPage<Document>> => {
     const { limit = 20, cursor } = parse(pageSchema, page ?? {}, 'page');
-    const fingerprint = KeysetCursorCodec.fingerprint(repo.name, fingerprintOf, SCORE_SORT);
-    const after = cursor ? [{ $match: keysetFilter(SCORE_SORT, cursors.decode(cursor, fingerprint, SCORE_SORT)) }] : [];
-    const rows = await repo.run(
-      operation,
-      [...base, ...after, { $sort: { score: -1, _id: -1 } }, { $limit: limit + 1 }],
-      options.readPreference,
-    );
-    const items = rows.slice(0, limit) as Array<Document & { score: number }>;
-    const last = items.at(-1);
-    return { items, nextCursor: rows.length > limit && last ? cursors.encode(fingerprint, SCORE_SORT, last) : null };
+    return repo.runPage(operation, base, fingerprintOf, { limit, cursor }, options.readPreference);
   };
 
   const api = (tenant: string | undefined): SearchApi => ({

@@ -12,16 +12,19 @@ const periodSchema = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a mont
 
 /**
  * The fields of a `billing` document: either a usage counter (`kind: 'usage'`, one per tenant,
- * month and metric, incremented atomically) or a plan change (`kind: 'plan'`). A platform collection.
+ * month and metric, incremented atomically) or a plan change (`kind: 'plan'`, one per tenant and
+ * `effective_from` instant, so a month may hold any number of changes). A platform collection.
  */
 export const billingSchema = z.strictObject({
   tenant_id: tenantIdSchema,
   kind: z.enum(['usage', 'plan']),
-  /** The billing month, `YYYY-MM`. */
+  /** The billing month, `YYYY-MM` (of `effective_from` for a plan change). */
   period: periodSchema,
+  /** What a usage counter counts; absent on plan changes. */
   metric: z.enum(billingMetrics).optional(),
   quantity: z.number().min(0).optional(),
   plan: z.enum(plans).optional(),
+  /** When a plan change takes effect; absent on usage counters. */
   effective_from: dateSchema.optional(),
 });
 
@@ -36,10 +39,14 @@ export const billingDefinition: RepositoryDefinition<typeof billingSchema> = {
   schemaVersion: 1,
   indexes: [
     {
-      name: 'tenant_kind_period_metric',
-      key: { tenant_id: 1, kind: 1, period: 1, metric: 1 },
+      // `effective_from` is in the key because plan changes have no `metric`: without it, two
+      // changes in one month collided as (tenant, 'plan', month, null). Usage counters have no
+      // `effective_from`, so they stay one per tenant, month and metric. Renamed from
+      // `tenant_kind_period_metric` so that sync creates it before the old one is dropped (`dropExtra`).
+      name: 'tenant_kind_period_metric_effective',
+      key: { tenant_id: 1, kind: 1, period: 1, metric: 1, effective_from: 1 },
       unique: true,
-      purpose: 'one usage counter per tenant, month and metric (recordUsage, usageFor)',
+      purpose: 'one usage counter per tenant, month and metric (recordUsage, usageFor); one plan change per tenant and instant (setPlan)',
     },
     {
       name: 'tenant_kind_effective',
@@ -49,6 +56,7 @@ export const billingDefinition: RepositoryDefinition<typeof billingSchema> = {
   ],
   queries: [
     { name: 'recordUsage / usageFor', equality: ['tenant_id', 'kind', 'period'], range: ['metric'] },
+    { name: 'setPlan', equality: ['tenant_id', 'kind', 'effective_from'] },
     {
       name: 'currentPlan',
       equality: ['tenant_id', 'kind'],
@@ -99,13 +107,26 @@ export class BillingRepository extends Repository<typeof billingSchema> {
     return Object.fromEntries(rows.map((row) => [row.metric, row.quantity]));
   }
 
-  /** Records a plan change taking effect at `effectiveFrom`. */
+  /**
+   * Records a plan change taking effect at `effectiveFrom`. Every change is kept, however many fall
+   * in one month; {@link currentPlan} answers the one in effect at a moment. There is one change per
+   * tenant and instant: setting a plan again at the same `effectiveFrom` (a retried request, two
+   * operators racing) replaces that change's plan instead of failing, and concurrent calls are safe.
+   * @returns the stored change.
+   */
   async setPlan(tenantId: string, plan: (typeof plans)[number], effectiveFrom: Date = this.now()): Promise<BillingRecord> {
+    const tenant = this.parse(tenantIdSchema, tenantId, 'tenantId');
     const when = this.parse(dateSchema, effectiveFrom, 'effectiveFrom');
-    return this.create({ tenant_id: tenantId, kind: 'plan', period: billingPeriodOf(when), plan, effective_from: when });
+    // An upsert on the unique (tenant, kind, month, metric, instant) key: a race of two inserts of
+    // the same instant is retried as an update by `upsert`, so the last writer's plan stands.
+    const { document } = await this.upsert(
+      { tenant_id: tenant, kind: 'plan', effective_from: when },
+      { tenant_id: tenant, kind: 'plan', period: billingPeriodOf(when), plan, effective_from: when },
+    );
+    return document;
   }
 
-  /** The plan in effect at `at`, or null when none was ever set. */
+  /** The plan in effect at `at` (the latest change effective at or before it), or null when none was. */
   async currentPlan(tenantId: string, at: Date = this.now()): Promise<(typeof plans)[number] | null> {
     const [latest] = await this.collection.find(
       'currentPlan',

@@ -1,6 +1,7 @@
 import { createTestDataLayer, refusalCheck } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 import { DuplicateKeyError, NotFoundError, ObjectId, ValidationError } from '../../src/index.js';
+import { unsafeDatabase } from '../../src/unsafe.js';
 
 const data = createTestDataLayer();
 
@@ -65,7 +66,9 @@ describe('api_keys', () => {
     });
     expect(secret).toMatch(/^caas_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
     expect(secret.startsWith(`caas_${key.prefix}_`)).toBe(true);
-    const raw = await data.client.execute({ name: 'raw', idempotent: true }, (db) => db.collection('api_keys').findOne({ _id: key._id }));
+    // The stored document as it is in the database, not as the repository returns it.
+    const raw = await unsafeDatabase(data.client).collection('api_keys').findOne({ _id: key._id });
+    expect(raw).not.toBeNull();
     // The secret part is base64url, which may itself contain '_': cut after the prefix, not on '_'.
     const secretPart = secret.slice(`caas_${key.prefix}_`.length);
     expect(secretPart).toHaveLength(43);
@@ -151,5 +154,62 @@ describe('audit_logs', () => {
     await expectNoWrites(() =>
       data.auditLogs.append({ actor: { type: 'user', id: 'u' }, action: 'a.b', target: { collection: 'x' }, ip: '999.1.1.1', at }),
     );
+  });
+});
+
+describe('billing plan changes within a month', () => {
+  const at = (iso: string) => new Date(iso);
+  const planRecords = (tenant: string) => data.billing.count({ tenant_id: tenant, kind: 'plan' });
+  // Listed here rather than imported, to keep this block's edits away from the file's import lines.
+  const plans = ['free', 'starter', 'pro', 'enterprise'] as const;
+
+  it('records two and three changes in one month and answers the plan in effect between them', async () => {
+    await data.billing.setPlan('hooli', 'free', at('2026-03-01T00:00:00Z'));
+    await data.billing.setPlan('hooli', 'starter', at('2026-03-10T12:00:00Z'));
+    expect(await planRecords('hooli')).toBe(2);
+    expect(await data.billing.currentPlan('hooli', at('2026-02-28T23:59:59.999Z'))).toBeNull();
+    expect(await data.billing.currentPlan('hooli', at('2026-03-05T00:00:00Z'))).toBe('free');
+    expect(await data.billing.currentPlan('hooli', at('2026-03-10T11:59:59.999Z'))).toBe('free');
+    expect(await data.billing.currentPlan('hooli', at('2026-03-10T12:00:00Z'))).toBe('starter');
+
+    const third = await data.billing.setPlan('hooli', 'enterprise', at('2026-03-20T00:00:00Z'));
+    expect(third).toMatchObject({ tenant_id: 'hooli', kind: 'plan', period: '2026-03', plan: 'enterprise' });
+    expect(await planRecords('hooli')).toBe(3);
+    expect(await data.billing.currentPlan('hooli', at('2026-03-15T00:00:00Z'))).toBe('starter');
+    expect(await data.billing.currentPlan('hooli', at('2026-03-25T00:00:00Z'))).toBe('enterprise');
+    expect(await data.billing.currentPlan('hooli', at('2026-04-01T00:00:00Z'))).toBe('enterprise');
+
+    // A change recorded late (backdated) still takes its place in the history.
+    await data.billing.setPlan('hooli', 'pro', at('2026-03-15T00:00:00Z'));
+    expect(await planRecords('hooli')).toBe(4);
+    expect(await data.billing.currentPlan('hooli', at('2026-03-14T00:00:00Z'))).toBe('starter');
+    expect(await data.billing.currentPlan('hooli', at('2026-03-16T00:00:00Z'))).toBe('pro');
+    expect(await data.billing.currentPlan('hooli', at('2026-03-21T00:00:00Z'))).toBe('enterprise');
+  });
+
+  it('keeps one change per instant: setting a plan again at the same effective time replaces it', async () => {
+    const when = at('2026-05-07T09:00:00Z');
+    await data.billing.setPlan('pied-piper', 'starter', when);
+    const again = await data.billing.setPlan('pied-piper', 'pro', when);
+    expect(again).toMatchObject({ plan: 'pro', effective_from: when });
+    expect(await planRecords('pied-piper')).toBe(1);
+    expect(await data.billing.currentPlan('pied-piper', when)).toBe('pro');
+  });
+
+  it('records concurrent changes without a duplicate key error', async () => {
+    const instants = Array.from({ length: 12 }, (_, index) => new Date(Date.UTC(2026, 6, 1 + index, 8)));
+    const planAt = (index: number) => plans[index % plans.length] as (typeof plans)[number];
+    await Promise.all(instants.map((when, index) => data.billing.setPlan('endframe', planAt(index), when)));
+    expect(await planRecords('endframe')).toBe(instants.length);
+    for (const [index, when] of instants.entries()) {
+      expect(await data.billing.currentPlan('endframe', new Date(when.getTime() + 1000))).toBe(planAt(index));
+    }
+
+    // Racing calls for the same instant (a retried request, two operators) leave one change.
+    const when = at('2026-08-03T10:00:00Z');
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, index) => data.billing.setPlan('raviga', planAt(index), when)));
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([]);
+    expect(await planRecords('raviga')).toBe(1);
+    expect(plans).toContain(await data.billing.currentPlan('raviga', when));
   });
 });

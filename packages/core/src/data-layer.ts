@@ -10,6 +10,7 @@ import type { DataClient } from './connection/data-client.js';
 import { TenancyViolationError, ValidationError } from './errors.js';
 import { type Listener, TypedEmitter } from './events/typed-emitter.js';
 import type { IndexSyncReport, SyncIndexesOptions } from './indexes/index-sync.js';
+import { invariantsLayer, type ModelInvariants } from './invariants/model-invariants.js';
 import {
   createModelRepositories,
   type ModelOptions,
@@ -266,6 +267,9 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const presets = options.presets ?? {};
   const tenantOwned = new Map<string, boolean>();
   const declaredTenantOwned = new Set<string>();
+  // First declaration wins: a definition without invariants built later for the same collection
+  // (data.repository({ ...auditLogsDefinition, invariants: undefined }, Repository)) cannot lift them.
+  const invariants = new Map<string, ModelInvariants>();
   // A collection no repository declared counts as tenant-owned: joins into it fail closed.
   const isTenantOwned = (collection: string) => tenantOwned.get(collection) ?? true;
   const observers = [...plugins.flatMap((plugin) => plugin.observers ?? []), ...(options.observers ?? [])];
@@ -273,6 +277,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     [
       ...(observers.length > 0 ? [tracingLayer(observers)] : []),
       scopingLayer(async () => (await client.capabilities()).lookupLocalFieldWithPipeline),
+      invariantsLayer((collection) => invariants.get(collection)),
       retryLayer(internals),
       ...plugins.flatMap((plugin) => plugin.middlewares ?? []),
       ...(options.middlewares ?? []),
@@ -296,6 +301,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     const boundTenant = tenant === undefined ? undefined : parseInput(tenantIdSchema, tenant, 'tenant');
     tenantOwned.set(definition.collection, definition.tenantOwned);
     if (definition.tenantOwned) declaredTenantOwned.add(definition.collection);
+    if (definition.invariants && !invariants.has(definition.collection)) invariants.set(definition.collection, definition.invariants);
     const collection = new ScopedCollection(environment, { name: definition.collection, tenantOwned: definition.tenantOwned }, boundTenant);
     const validate = validateByCollection.get(definition.collection);
     const inserts =
@@ -367,6 +373,7 @@ function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironme
       database,
       requireTenant: false,
       isTenantOwned: environment.isTenantOwned,
+      grant: undefined,
       layers: [],
     });
   };

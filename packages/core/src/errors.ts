@@ -30,6 +30,7 @@ export const ErrorCodes = {
   TENANT_MISMATCH: 'E_TENANT_MISMATCH',
   TENANCY_VIOLATION: 'E_TENANCY_VIOLATION',
   ISOLATION_AUDIT: 'E_ISOLATION_AUDIT',
+  INVARIANT: 'E_INVARIANT',
 } as const;
 
 /** The union of core's stable error codes. */
@@ -249,5 +250,21 @@ export class IsolationAuditError extends CaasDbError {
     this.commandName = commandName;
     this.collection = collection;
     this.problems = problems;
+  }
+}
+
+/**
+ * A write would break an invariant its model declares (an append-only collection, a field only the
+ * model's own methods write, a state that only moves forward, an immutable system field). Nothing
+ * was sent.
+ */
+export class InvariantError extends CaasDbError {
+  readonly code = ErrorCodes.INVARIANT;
+  /** Where in the command the problem is, e.g. `messages.update[0].status`. */
+  readonly path: string;
+
+  constructor(path: string, reason: string) {
+    super(`${reason} (at ${path})`);
+    this.path = path;
   }
 }

@@ -62,6 +62,7 @@ export {
   DatabaseError,
   DuplicateKeyError,
   ErrorCodes,
+  InvariantError,
   IsolationAuditError,
   isCaasDbError,
   NotFoundError,
@@ -83,6 +84,7 @@ export {
 } from './indexes/index-declaration.js';
 export { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from './indexes/index-sync.js';
 export { createQueryShapeChecker, type UndeclaredQuery } from './indexes/query-shape-checker.js';
+export { invariantsLayer, type ModelInvariants } from './invariants/model-invariants.js';
 export { type Aggregation, AggregationRepository, aggregationSchema, aggregationsDefinition } from './model/aggregations.js';
 export {
   type ApiKey,

@@ -108,6 +108,7 @@ describe('the middleware pipeline', () => {
       'tenancy-context',
       'record-context',
       'tenant-scope',
+      'invariants',
       'quotas',
       'record-guard',
       'cache-invalidation',

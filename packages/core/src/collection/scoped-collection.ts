@@ -195,6 +195,7 @@ export class ScopedCollection {
       database: undefined,
       requireTenant: false,
       isTenantOwned: environment.isTenantOwned,
+      grant: typeof operation === 'string' ? undefined : operation.grant,
       layers: [],
     });
   }

@@ -1,11 +1,12 @@
 import { ObjectId } from 'mongodb';
 import { z } from 'zod';
 import { cacheTags } from '../cache/read-cache.js';
-import { DuplicateKeyError, NotFoundError, ValidationError } from '../errors.js';
+import { DuplicateKeyError, InvariantError, NotFoundError, ValidationError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
 import type { StoredDocument } from '../repository/repository-types.js';
 import { dateSchema, type IdInput, objectIdSchema, tenantIdSchema, text } from '../schema/primitives.js';
+import { lastMessageGrant } from './internal-grants.js';
 
 /** Kinds of conversation. */
 export const conversationTypes = ['direct', 'group', 'channel'] as const;
@@ -63,6 +64,7 @@ export const conversationsDefinition: RepositoryDefinition<typeof conversationSc
   schemaVersion: 1,
   softDelete: true,
   sortable: ['updated_at', 'created_at'],
+  invariants: { guardedFields: ['last_message'], isGranted: (presented) => presented === lastMessageGrant },
   indexes: [
     {
       name: 'tenant_dedupe_key',
@@ -265,14 +267,16 @@ export class ConversationRepository extends Repository<typeof conversationSchema
    * Denormalizes a new message into `last_message` and moves the conversation up in activity order.
    * An older message arriving late never replaces a newer one (newer: a later `created_at`, or the
    * same with a greater id).
-   * @internal called by `messages.create`.
+   * @internal called by the messages repository only (`grant`).
    */
   async recordLastMessage(
+    presented: symbol,
     conversationId: ObjectId,
     message: { _id: ObjectId; sender_id: ObjectId; created_at: Date; preview: string },
   ): Promise<void> {
+    this.#requireGrant(presented, 'recordLastMessage');
     await this.collection.updateOne(
-      'recordLastMessage',
+      { name: 'recordLastMessage', idempotent: true, grant: lastMessageGrant },
       {
         _id: conversationId,
         // Newest by (sent_at, message id): messages created in the same millisecond still have one order.
@@ -282,17 +286,78 @@ export class ConversationRepository extends Repository<typeof conversationSchema
           { 'last_message.sent_at': message.created_at, 'last_message.message_id': { $lt: message._id } },
         ],
       },
-      {
-        $set: {
-          last_message: {
-            message_id: message._id,
-            content_preview: message.preview,
-            sender_id: message.sender_id,
-            sent_at: message.created_at,
-          },
-        },
-        $max: { updated_at: message.created_at },
-      },
+      { $set: { last_message: lastMessageOf(message) }, $max: { updated_at: message.created_at } },
     );
   }
+
+  /**
+   * Moves `last_message` off a message that is no longer live (soft delete, purge) to `newest()`,
+   * or removes it when there is none. A message arriving meanwhile wins: the change applies only
+   * while `last_message` still names `removed`.
+   * @internal called by the messages repository only (`grant`).
+   */
+  async replaceLastMessage(
+    presented: symbol,
+    conversationId: ObjectId,
+    removed: ObjectId,
+    newest: () => Promise<{
+      _id: ObjectId;
+      sender_id: ObjectId;
+      created_at: Date;
+      content?: { encrypted_preview?: string | undefined };
+    } | null>,
+  ): Promise<void> {
+    this.#requireGrant(presented, 'replaceLastMessage');
+    const filter = { _id: conversationId, 'last_message.message_id': removed };
+    const [current] = await this.collection.find('replaceLastMessage', filter, { limit: 1, projection: { _id: 1 } });
+    if (!current) return;
+    const next = await newest();
+    const operation = { name: 'replaceLastMessage', idempotent: true, grant: lastMessageGrant };
+    if (next) {
+      const preview = next.content?.encrypted_preview ?? '';
+      await this.collection.updateOne(operation, filter, { $set: { last_message: lastMessageOf({ ...next, preview }) } });
+    } else {
+      await this.collection.updateOne(operation, filter, { $unset: { last_message: '' } });
+    }
+  }
+
+  /**
+   * Compares `last_message` with the newest live message and repairs it when it drifted.
+   * @returns whether it was right, and the message id it names now.
+   */
+  async verifyLastMessage(
+    conversationId: IdInput,
+    newest: () => Promise<{
+      _id: ObjectId;
+      sender_id: ObjectId;
+      created_at: Date;
+      content?: { encrypted_preview?: string | undefined };
+    } | null>,
+  ): Promise<{ consistent: boolean; messageId: ObjectId | null }> {
+    const id = this.parseId(conversationId, 'conversationId');
+    const conversation = await this.getById(id, { projection: { last_message: 1 } });
+    const next = await newest();
+    const stored = conversation.last_message?.message_id ?? null;
+    const consistent = String(stored) === String(next?._id ?? null);
+    if (!consistent) {
+      const operation = { name: 'verifyLastMessage (repair)', idempotent: true, grant: lastMessageGrant };
+      await this.collection.updateOne(
+        operation,
+        { _id: id },
+        next
+          ? { $set: { last_message: lastMessageOf({ ...next, preview: next.content?.encrypted_preview ?? '' }) } }
+          : { $unset: { last_message: '' } },
+      );
+    }
+    return { consistent, messageId: next?._id ?? null };
+  }
+
+  #requireGrant(presented: symbol, operation: string): void {
+    if (presented !== lastMessageGrant)
+      throw new InvariantError(`conversations.${operation}`, 'last_message is moved by the messages repository only');
+  }
+}
+
+function lastMessageOf(message: { _id: ObjectId; sender_id: ObjectId; created_at: Date; preview: string }) {
+  return { message_id: message._id, content_preview: message.preview, sender_id: message.sender_id, sent_at: message.created_at };
 }

@@ -10,6 +10,18 @@ import type { CreateInput, StoredDocument } from '../repository/repository-types
 import { dateSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema, text } from '../schema/primitives.js';
 import { currentSession } from '../transactions/transaction-context.js';
 import type { ConversationRepository } from './conversations.js';
+import { lastMessageGrant } from './internal-grants.js';
+
+/** Most recipients one message's content key is wrapped for. */
+const MAX_RECIPIENT_KEYS = 1024;
+/** How many recent counter changes a message remembers, to apply each exactly once. */
+const COUNTER_WINDOW = 64;
+
+/**
+ * The grant of this module's own methods: only they write the fields the model guards (threads,
+ * receipts, reactions, deletion). Module-private, so no subclass or generic method can present it.
+ */
+const grant = Symbol('messages');
 
 /** Kinds of message content. */
 export const contentTypes = ['text', 'file', 'image', 'video', 'audio', 'system'] as const;
@@ -32,7 +44,10 @@ export const messageSchema = z.strictObject({
       .min(1)
       .max(256 * 1024),
     /** Per-recipient encrypted content keys: recipient user id → wrapped key. */
-    encrypted_key: z.record(safeKeySchema, z.string().min(1).max(4096)).optional(),
+    encrypted_key: z
+      .record(safeKeySchema, z.string().min(1).max(4096))
+      .refine((keys) => Object.keys(keys).length <= MAX_RECIPIENT_KEYS, `must hold at most ${MAX_RECIPIENT_KEYS} recipient keys`)
+      .optional(),
     /** Encrypted preview for conversation lists. */
     encrypted_preview: text(4096).optional(),
     /** The file a file/image/video/audio message carries. */
@@ -46,8 +61,13 @@ export const messageSchema = z.strictObject({
     .strictObject({
       /** The message this one replies to. */
       parent_id: objectIdSchema.optional(),
-      /** Replies this message has (kept by `create`). */
+      /** Replies this message has (kept by `create`, `softDelete` and `restore`). */
       reply_count: z.number().int().min(0).default(0),
+      /**
+       * Ids of the latest counter changes applied to `reply_count` (bounded): a change re-sent
+       * after an uncertain outcome finds its id here and is not applied twice.
+       */
+      applied: z.array(z.string().max(64)).max(COUNTER_WINDOW).optional(),
     })
     .optional(),
   read_by: z
@@ -55,6 +75,8 @@ export const messageSchema = z.strictObject({
     .max(100_000)
     .default([]),
   status: z.enum(messageStatuses).default('sent'),
+  /** The status a soft-deleted message had, so `restore` returns it there. */
+  previous_status: z.enum(messageStatuses).optional(),
   /** Blind-index tokens for search over encrypted content. */
   search_tokens: z.array(searchTokenSchema).max(512).optional(),
   /** The key version the search tokens were derived with. */
@@ -96,6 +118,12 @@ export const messagesDefinition: RepositoryDefinition<typeof messageSchema> = {
   softDelete: true,
   sortable: ['created_at'],
   creatable: ['tenant_id', 'conversation_id', 'sender_id', 'content', 'thread', 'search_tokens', 'search_key_version'],
+  invariants: {
+    guardedFields: ['thread', 'read_by', 'reactions', 'deleted_at', 'previous_status', 'edited_at', 'edit_count'],
+    initialValues: { read_by: [], reactions: [], deleted_at: null },
+    forwardOnly: { status: messageStatuses },
+    isGranted: (presented) => presented === grant,
+  },
   indexes: [
     {
       name: 'tenant_conversation_id',
@@ -134,9 +162,18 @@ export const messagesDefinition: RepositoryDefinition<typeof messageSchema> = {
     { name: 'listBySender', equality: ['tenant_id', 'sender_id'], sort: [['_id', -1]] },
     { name: 'searchMessages', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]], residual: ['conversation_id'] },
     { name: 'findById / markAsRead / reactions / edit', equality: ['_id'] },
+    {
+      name: 'newestLive (last_message)',
+      equality: ['tenant_id', 'conversation_id'],
+      sort: [
+        ['created_at', -1],
+        ['_id', -1],
+      ],
+    },
   ],
 };
 
+const threadInput = z.strictObject({ parent_id: objectIdSchema });
 const reactionInput = z.strictObject({ messageId: objectIdSchema, userId: objectIdSchema, emoji: z.string().min(1).max(32) });
 const editInput = messageSchema.shape.content.pick({ encrypted_data: true, encrypted_key: true, encrypted_preview: true });
 
@@ -159,33 +196,34 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
    * @throws {ValidationError} when the input is invalid or the thread parent is not in the conversation; nothing is written.
    */
   override async create(input: CreateMessageInput): Promise<Message> {
-    const { thread, ...rest } = (input ?? {}) as CreateMessageInput;
-    const parentId = thread?.parent_id === undefined ? undefined : this.parseId(thread.parent_id, 'thread.parent_id');
+    if (typeof input !== 'object' || input === null || Array.isArray(input))
+      throw new ValidationError('message', [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);
+    const { thread, ...rest } = input;
+    const parentId = thread === undefined ? undefined : this.parse(threadInput, thread, 'message.thread').parent_id;
     const document = this.prepareInsert({ ...rest, ...(parentId && { thread: { parent_id: parentId } }) }, 'message');
     if (parentId) {
-      const counted = await this.collection.updateOne(
-        'create (reply count)',
+      const parent = await this.collection.find(
+        'create (thread parent)',
         { _id: parentId, conversation_id: document.conversation_id, deleted_at: null },
-        { $inc: { 'thread.reply_count': 1 } },
+        { limit: 1, projection: { _id: 1 } },
       );
-      if (counted.matchedCount === 0) {
+      if (parent.length === 0) {
         throw new ValidationError('message', [
           { path: 'thread.parent_id', message: 'is not a live message of this conversation', code: 'invalid_reference' },
         ]);
       }
-      try {
-        await this.collection.insertOne('create', document);
-      } catch (error) {
-        await this.collection.updateOne('create (undo reply count)', { _id: parentId }, { $inc: { 'thread.reply_count': -1 } });
-        throw error;
-      }
+      // Insert first, then count it: both are idempotent (the insert by its _id, the count by the
+      // reply's id in the parent's applied window), so a retry after an uncertain outcome, by the
+      // pipeline or by the caller with the same _id, stores and counts the reply exactly once.
+      await this.collection.insertOne({ name: 'create', idempotent: true, grant }, document);
+      await this.#applyReplyCount(parentId, `+${String(document._id)}`, 1);
     } else if (this.insertBatching && !currentSession()) {
       // Coalesced with concurrent sends of the same tenant into one insertMany; the batch also
       // updates each conversation's last_message once.
       this.#batcher ??= new Coalescer(this.insertBatching, (documents) => this.#insertBatch(documents));
       return (await this.#batcher.add(this.collection.tenant ?? '', document)) as Message;
     } else {
-      await this.collection.insertOne('create', document);
+      await this.collection.insertOne({ name: 'create', idempotent: true, grant }, document);
     }
     await this.#recordLastMessages([document]);
     return document as Message;
@@ -197,7 +235,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   async #insertBatch(documents: Document[]): Promise<ItemOutcome<Document>[]> {
     let failures = new Map<number, unknown>();
     try {
-      await this.collection.insertMany('create (batched)', documents, false);
+      await this.collection.insertMany({ name: 'create (batched)', idempotent: true, grant }, documents, false);
     } catch (error) {
       const failure = bulkWriteFailureOf(error, this.name);
       if (!failure) throw error;
@@ -221,7 +259,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     }
     await Promise.all(
       [...newest.values()].map((document) =>
-        conversations.recordLastMessage(document.conversation_id as ObjectId, {
+        conversations.recordLastMessage(lastMessageGrant, document.conversation_id as ObjectId, {
           _id: document._id as ObjectId,
           sender_id: document.sender_id as ObjectId,
           created_at: document.created_at as Date,
@@ -278,7 +316,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const user = this.parseId(userId, 'userId');
     const now = this.now();
     const receipt = await this.collection.updateOne(
-      'markAsRead',
+      { name: 'markAsRead', idempotent: true, grant },
       { _id: id, deleted_at: null, 'read_by.user_id': { $ne: user } },
       { $push: { read_by: { user_id: user, read_at: now } }, $set: { updated_at: now } },
     );
@@ -298,7 +336,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   async #advanceStatus(operation: string, id: ObjectId, to: 'delivered' | 'read'): Promise<boolean> {
     const earlier = messageStatuses.slice(0, messageStatuses.indexOf(to));
     const result = await this.collection.updateOne(
-      operation,
+      { name: operation, idempotent: true },
       { _id: id, deleted_at: null, status: { $in: earlier } },
       { $set: { status: to, updated_at: this.now() } },
     );
@@ -306,47 +344,85 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /**
-   * Soft-deletes the message (status `deleted`); it disappears from every default read, and a
-   * reply no longer counts in its parent's `reply_count`.
+   * Soft-deletes the message (status `deleted`, the status it had kept for `restore`); it
+   * disappears from every default read, a reply no longer counts in its parent's `reply_count`, and
+   * the conversation's `last_message` moves to the newest live message (or is removed).
    */
   override async softDelete(messageId: IdInput): Promise<boolean> {
     const id = this.parseId(messageId, 'messageId');
     const now = this.now();
     const before = await this.collection.findOneAndUpdate(
-      'softDelete',
+      { name: 'softDelete', grant },
       { _id: id, deleted_at: null },
       { $set: { deleted_at: now, status: 'deleted', updated_at: now } },
-      { returnDocument: 'before', projection: { thread: 1 } },
+      { returnDocument: 'before', projection: { thread: 1, status: 1, conversation_id: 1, tenant_id: 1 } },
     );
-    if (before) {
-      await this.#countReply(before as Message, -1);
-      return true;
+    if (!before) {
+      if (await this.exists({ _id: id }, { includeDeleted: true })) return false;
+      throw new NotFoundError(this.name, id.toHexString());
     }
-    if (await this.exists({ _id: id }, { includeDeleted: true })) return false;
-    throw new NotFoundError(this.name, id.toHexString());
+    const message = before as Message;
+    await this.collection.updateOne(
+      { name: 'softDelete (previous status)', idempotent: true, grant },
+      { _id: id, deleted_at: now },
+      { $set: { previous_status: message.status } },
+    );
+    const parent = message.thread?.parent_id;
+    if (parent) await this.#applyReplyCount(parent, `-${id.toHexString()}@${now.getTime()}`, -1);
+    await this.#conversations?.replaceLastMessage(lastMessageGrant, message.conversation_id, id, () =>
+      this.#newestLive(message.tenant_id, message.conversation_id),
+    );
+    return true;
   }
 
-  /** Restores a soft-deleted message: `read` when someone had read it, `sent` otherwise. */
+  /** Restores a soft-deleted message to the status it had when it was deleted. */
   override async restore(messageId: IdInput): Promise<boolean> {
     const id = this.parseId(messageId, 'messageId');
+    const now = this.now();
     const restored = await this.collection.findOneAndUpdate(
-      'restore',
+      { name: 'restore', grant },
       { _id: id, deleted_at: { $ne: null } },
-      { $set: { deleted_at: null, status: 'sent', updated_at: this.now() } },
-      { projection: { thread: 1, read_by: 1 } },
+      { $set: { deleted_at: null, updated_at: now } },
+      { projection: { thread: 1, read_by: 1, previous_status: 1, status: 1, conversation_id: 1, sender_id: 1, created_at: 1, content: 1 } },
     );
     if (!restored) {
       if (await this.exists({ _id: id })) return false;
       throw new NotFoundError(this.name, id.toHexString());
     }
-    if ((restored as Message).read_by?.length) await this.#advanceStatus('restore', id, 'read');
-    await this.#countReply(restored as Message, 1);
+    const message = restored as Message;
+    const status = message.previous_status ?? (message.read_by?.length ? 'read' : 'sent');
+    await this.collection.updateOne(
+      { name: 'restore (status)', idempotent: true, grant },
+      { _id: id, deleted_at: null, status: 'deleted' },
+      { $set: { status }, $unset: { previous_status: '' } },
+    );
+    const parent = message.thread?.parent_id;
+    if (parent) await this.#applyReplyCount(parent, `+${id.toHexString()}@${now.getTime()}`, 1);
+    await this.#recordLastMessages([message]);
     return true;
   }
 
-  async #countReply(message: Pick<Message, 'thread'>, delta: 1 | -1): Promise<void> {
-    const parent = message.thread?.parent_id;
-    if (parent) await this.collection.updateOne('reply count', { _id: parent }, { $inc: { 'thread.reply_count': delta } });
+  /**
+   * Adds `delta` to a parent's `reply_count` exactly once for `change`: the change's id is kept in a
+   * bounded window on the parent and the update only applies when it is not there yet, so the
+   * update is idempotent and may be re-sent after an uncertain outcome.
+   */
+  async #applyReplyCount(parent: ObjectId, change: string, delta: 1 | -1): Promise<void> {
+    await this.collection.updateOne(
+      { name: 'reply count', idempotent: true, grant },
+      { _id: parent, 'thread.applied': { $ne: change } },
+      { $inc: { 'thread.reply_count': delta }, $push: { 'thread.applied': { $each: [change], $slice: -COUNTER_WINDOW } } },
+    );
+  }
+
+  /** The newest live message of a conversation, for `last_message`. */
+  async #newestLive(tenant: string, conversationId: ObjectId): Promise<Message | null> {
+    const [newest] = await this.collection.find(
+      'newestLive',
+      { tenant_id: tenant, conversation_id: conversationId, deleted_at: null },
+      { sort: { created_at: -1, _id: -1 }, limit: 1 },
+    );
+    return (newest as Message | undefined) ?? null;
   }
 
   /**
@@ -356,7 +432,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   async addReaction(messageId: IdInput, userId: IdInput, emoji: string): Promise<boolean> {
     const input = this.parse(reactionInput, { messageId, userId, emoji }, 'reaction');
     const result = await this.collection.updateOne(
-      'addReaction',
+      { name: 'addReaction', idempotent: true, grant },
       { _id: input.messageId, deleted_at: null, reactions: { $not: { $elemMatch: { user_id: input.userId, emoji: input.emoji } } } },
       { $push: { reactions: { user_id: input.userId, emoji: input.emoji, created_at: this.now() } }, $set: { updated_at: this.now() } },
     );
@@ -370,7 +446,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const input = this.parse(reactionInput, { messageId, userId, emoji }, 'reaction');
     const reaction = { user_id: input.userId, emoji: input.emoji };
     const result = await this.collection.updateOne(
-      'removeReaction',
+      { name: 'removeReaction', idempotent: true, grant },
       { _id: input.messageId, deleted_at: null, reactions: { $elemMatch: reaction } },
       { $pull: { reactions: reaction }, $set: { updated_at: this.now() } },
     );
@@ -390,7 +466,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const set: Record<string, unknown> = { edited_at: this.now(), updated_at: this.now() };
     for (const [field, value] of Object.entries(parsed)) if (value !== undefined) set[`content.${field}`] = value;
     const updated = await this.collection.findOneAndUpdate(
-      'edit',
+      { name: 'edit', grant },
       { _id: id, sender_id: sender, deleted_at: null },
       { $set: set, $inc: { edit_count: 1 } },
     );
@@ -420,6 +496,18 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /**
+   * Checks a conversation's `last_message` against its newest live message and repairs it when it
+   * drifted (after a fault between a message write and its denormalization).
+   */
+  async verifyLastMessage(conversationId: IdInput): Promise<{ consistent: boolean; messageId: ObjectId | null }> {
+    const tenant = this.requireTenant('verifyLastMessage');
+    const id = this.parseId(conversationId, 'conversationId');
+    if (!this.#conversations)
+      throw new ValidationError('messages', [{ path: '', message: 'no conversations repository is linked', code: 'custom' }]);
+    return this.#conversations.verifyLastMessage(id, () => this.#newestLive(tenant, id));
+  }
+
+  /**
    * Recomputes a thread's `reply_count` from its live replies and repairs it when it drifted.
    * @returns the stored and the actual count.
    */
@@ -433,7 +521,11 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     });
     const stored = parent.thread?.reply_count ?? 0;
     if (stored !== actual)
-      await this.collection.updateOne('recountReplies (repair)', { _id: id }, { $set: { 'thread.reply_count': actual } });
+      await this.collection.updateOne(
+        { name: 'recountReplies (repair)', idempotent: true, grant },
+        { _id: id },
+        { $set: { 'thread.reply_count': actual } },
+      );
     return { stored, actual };
   }
 }

@@ -22,7 +22,14 @@ export interface OperationAspects {
  * How a call site names and declares its operation: a name (`markAsRead`) takes the defaults of
  * its command kind; writes are declared `idempotent` explicitly where they are (a `$set` by id).
  */
-export type OperationDeclaration = string | { readonly name: string; readonly idempotent?: boolean };
+export type OperationDeclaration =
+  | string
+  | {
+      readonly name: string;
+      readonly idempotent?: boolean;
+      /** The model's grant, for domain methods that write fields its invariants guard. */
+      readonly grant?: symbol;
+    };
 
 /** The collection an operation addresses. */
 export interface CollectionInfo {
@@ -54,6 +61,8 @@ export interface OperationContext {
   requireTenant: boolean;
   /** Whether a collection's documents belong to tenants (unknown collections count as tenant-owned). */
   readonly isTenantOwned: (collection: string) => boolean;
+  /** The grant the operation's call site holds (see `ModelInvariants`), if any. */
+  readonly grant: symbol | undefined;
   /** The names of the layers the operation entered, in order (one entry per attempt for inner layers). */
   readonly layers: string[];
 }

@@ -8,6 +8,7 @@ import type { ScopedCollection } from '../collection/scoped-collection.js';
 import { type CaasDbError, ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
 import type { IndexDeclaration, QueryShape } from '../indexes/index-declaration.js';
 import { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from '../indexes/index-sync.js';
+import type { ModelInvariants } from '../invariants/model-invariants.js';
 import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument } from '../pagination/keyset-cursor.js';
 import type { OperationDeclaration } from '../pipeline/operation.js';
 import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
@@ -51,6 +52,8 @@ export interface RepositoryDefinition<S extends z.ZodObject> {
   versioned?: boolean;
   /** Fields lists may be sorted by (besides `_id`). Each must be required, so every document has a value. */
   sortable?: readonly string[];
+  /** What no command may do to the documents (append-only, guarded fields, forward-only states). */
+  invariants?: ModelInvariants;
   /**
    * The fields a caller may give to `create`; the others (counters, states) take their defaults.
    * All schema fields when omitted.

@@ -2,6 +2,7 @@ import { createTestDataLayer, refusalCheck } from '@caas-db/testing/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type Conversation,
+  InvariantError,
   type Message,
   type MessageRepositoryContract,
   NotFoundError,
@@ -10,6 +11,7 @@ import {
   TenantMismatchError,
   ValidationError,
 } from '../../src/index.js';
+import { unsafeDatabase } from '../../src/unsafe.js';
 
 const data = createTestDataLayer();
 const acme = data.forTenant('acme');
@@ -194,7 +196,12 @@ describe('messages threads', () => {
       content: text('eQ'),
       thread: { parent_id: parent._id },
     });
-    await acme.messages.updateWith(parent._id, { $set: { 'thread.reply_count': 9 } });
+    // reply_count is guarded: no method of the library can set it, so the drift is made on the raw driver.
+    await expect(acme.messages.updateWith(parent._id, { $set: { 'thread.reply_count': 9 } })).rejects.toBeInstanceOf(InvariantError);
+    for (const database of await data.admin.listDatabases())
+      await unsafeDatabase(data.client, database)
+        .collection('messages')
+        .updateOne({ _id: parent._id }, { $set: { 'thread.reply_count': 9 } });
     expect(await acme.messages.recountReplies(parent._id)).toEqual({ stored: 9, actual: 1 });
     expect((await acme.messages.getById(parent._id)).thread?.reply_count).toBe(1);
   });

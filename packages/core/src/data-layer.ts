@@ -283,6 +283,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
       ...(options.middlewares ?? []),
     ],
     createSend(internals, (collection) => presets[collection]),
+    internals.track,
   );
   const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);

@@ -49,6 +49,13 @@ export interface CaasDbErrorOptions {
 export abstract class CaasDbError extends Error {
   /** A stable, machine-readable code such as `E_VALIDATION`. */
   abstract readonly code: string;
+  /**
+   * `'unknown'` when the operation was a write that may have been applied before it failed (the
+   * connection broke with the command in flight): do not re-send it with new ids; re-send it with
+   * the same ids (inserts are idempotent by `_id`) or read to find out. Undefined otherwise: the
+   * write was not applied.
+   */
+  outcome: 'unknown' | undefined = undefined;
 
   constructor(message: string, options: CaasDbErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

@@ -94,7 +94,6 @@ export {
   apiKeySchema,
   apiKeysDefinition,
 } from './model/api-keys.js';
-export { AppendOnlyStore } from './model/append-only-store.js';
 export { type Application, ApplicationRepository, applicationSchema, applicationsDefinition } from './model/applications.js';
 export { type AuditLog, AuditLogRepository, auditLogSchema, auditLogsDefinition } from './model/audit-logs.js';
 export {

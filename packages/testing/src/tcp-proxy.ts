@@ -8,6 +8,15 @@ export interface TcpProxy {
   readonly connections: number;
   /** Drops every open connection and refuses new ones, as a dead server would. */
   cut(): Promise<void>;
+  /**
+   * A one-way partition: requests still reach the server (and are applied), responses are
+   * discarded until {@link deliverResponses}. The client sees a timeout, not a reset.
+   */
+  dropResponses(): void;
+  /** Responses flow again (those dropped meanwhile are lost). */
+  deliverResponses(): void;
+  /** Holds every response for `ms` before delivering it (0 to stop delaying). */
+  delayResponses(ms: number): void;
   /** Accepts connections again on the same port. */
   restore(): Promise<void>;
   /** Closes the proxy for good. */
@@ -33,6 +42,8 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   let connections = 0;
   let port = 0;
   let server: Server | undefined;
+  let dropping = false;
+  let delayMS = 0;
 
   const listen = () =>
     new Promise<void>((resolve, reject) => {
@@ -47,7 +58,12 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
             upstream.destroy();
           });
         }
-        client.pipe(upstream).pipe(client);
+        client.pipe(upstream);
+        upstream.on('data', (chunk: Buffer) => {
+          if (dropping) return;
+          if (delayMS === 0) client.write(chunk);
+          else setTimeout(() => client.writable && client.write(chunk), delayMS);
+        });
       });
       next.once('error', reject);
       next.listen(port, '127.0.0.1', () => {
@@ -77,6 +93,15 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     },
     cut: close,
     restore: listen,
+    dropResponses: () => {
+      dropping = true;
+    },
+    deliverResponses: () => {
+      dropping = false;
+    },
+    delayResponses: (ms) => {
+      delayMS = ms;
+    },
     stop: close,
   };
 }

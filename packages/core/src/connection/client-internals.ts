@@ -1,4 +1,5 @@
 import type { Db, MongoClient } from 'mongodb';
+import type { Capabilities } from './capabilities.js';
 import type { RetrySettings } from './config.js';
 import type { RetryEvent } from './retry-policy.js';
 
@@ -13,6 +14,15 @@ export interface ClientInternals {
   /** The configured database. */
   readonly db: Db;
   readonly retry: RetrySettings;
+  /** Whether the driver itself retries reads and writes once (retryReads / retryWrites, on by default). */
+  readonly driverRetries: { readonly reads: boolean; readonly writes: boolean };
+  /** The capabilities, when a probe already succeeded (never starts one). */
+  probedCapabilities(): Capabilities | undefined;
+  /**
+   * Runs one whole operation (every layer, every attempt) as in flight: `close()` waits for it, and
+   * an operation started after `close()` fails with `ClientClosedError`.
+   */
+  track<T>(fn: () => Promise<T>): Promise<T>;
   /**
    * Runs one attempt against the server: refuses once the client is closing, counts it in flight
    * for a draining close, and reopens a topology the driver closed after a failed first connect.

@@ -66,6 +66,8 @@ class MongoDataClient implements DataClient {
   #closing: Promise<void> | undefined;
   #inFlight = 0;
   #drained: (() => void) | undefined;
+  /** The capabilities once a probe succeeded. */
+  #probed: Capabilities | undefined;
   /** The driver closes its topology after a failed first connect: the next attempt reopens it. */
   #reopen = false;
 
@@ -78,6 +80,9 @@ class MongoDataClient implements DataClient {
       driver: this.#driver,
       db: this.#db,
       retry: config.retry,
+      driverRetries: { reads: config.driverOptions.retryReads ?? true, writes: config.driverOptions.retryWrites ?? true },
+      track: (fn) => this.#track(fn),
+      probedCapabilities: () => this.#probed,
       attempt: (fn) => this.#attempt(fn),
       get closing() {
         return closed();
@@ -96,22 +101,30 @@ class MongoDataClient implements DataClient {
     return this.#closing !== undefined;
   }
 
-  async #attempt<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+  async #track<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#closing) throw new ClientClosedError();
     this.#inFlight += 1;
     try {
-      if (this.#reopen) {
-        this.#reopen = false;
-        await this.#driver.connect();
-      }
-      return await fn(this.#db);
-    } catch (error) {
-      this.#reopen ||= error instanceof MongoTopologyClosedError;
-      throw error;
+      return await fn();
     } finally {
       this.#inFlight -= 1;
       if (this.#inFlight === 0) this.#drained?.();
     }
+  }
+
+  #attempt<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    return this.#track(async () => {
+      try {
+        if (this.#reopen) {
+          this.#reopen = false;
+          await this.#driver.connect();
+        }
+        return await fn(this.#db);
+      } catch (error) {
+        this.#reopen ||= error instanceof MongoTopologyClosedError;
+        throw error;
+      }
+    });
   }
 
   /** Client-level commands (connect, ping, the capability probe): no data, so no data-layer pipeline. */
@@ -139,10 +152,15 @@ class MongoDataClient implements DataClient {
   capabilities(): Promise<Capabilities> {
     this.#capabilities ??= this.#run('capabilities', (db) =>
       detectCapabilities(db, { uri: this.config.uri, options: this.config.driverOptions }),
-    ).catch((error: unknown) => {
-      this.#capabilities = undefined;
-      throw error;
-    });
+    )
+      .then((probed) => {
+        this.#probed = probed;
+        return probed;
+      })
+      .catch((error: unknown) => {
+        this.#capabilities = undefined;
+        throw error;
+      });
     return this.#capabilities;
   }
 

@@ -46,7 +46,10 @@ export function classifyFailure(error: unknown): FailureKind {
   if (error instanceof MongoClientClosedError) return 'permanent';
   // The driver closes its topology after a failed initial connect; the data client reopens it.
   if (error instanceof MongoServerSelectionError || error instanceof MongoTopologyClosedError) return 'not-sent';
-  // The driver's pool-cleared error is a network error labelled PoolRequestedRetry, raised at checkout.
+  // The driver also labels PoolRequestedRetry the error that interrupts operations already in
+  // flight when a heartbeat times out (PoolClearedOnNetworkError): those may have been applied.
+  if (error.name === 'PoolClearedOnNetworkError') return 'maybe-applied';
+  // The pool-cleared error raised at checkout, before anything was written to a socket.
   if (error.hasErrorLabel('PoolRequestedRetry')) return 'not-sent';
   if (error instanceof MongoServerError) {
     if (DUPLICATE_KEY_CODES.has(Number(error.code))) return 'permanent';

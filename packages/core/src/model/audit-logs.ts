@@ -31,6 +31,7 @@ export const auditLogsDefinition: RepositoryDefinition<typeof auditLogSchema> = 
   schema: auditLogSchema,
   tenantOwned: false,
   schemaVersion: 1,
+  invariants: { appendOnly: true },
   sortable: ['at'],
   indexes: [
     { name: 'tenant_at', key: { tenant_id: 1, at: -1, _id: -1 }, purpose: 'a tenant’s audit trail, newest first (listForTenant)' },

@@ -30,6 +30,7 @@ export const metricsDefinition: RepositoryDefinition<typeof metricSchema> = {
   schema: metricSchema,
   tenantOwned: true,
   schemaVersion: 1,
+  invariants: { appendOnly: true },
   sortable: ['timestamp'],
   indexes: [
     {

@@ -24,8 +24,11 @@ export type Terminal = (ctx: OperationContext) => Promise<unknown>;
 export class CommandPipeline {
   readonly #layers: readonly Middleware[];
   readonly #terminal: Terminal;
+  readonly #enclose: (<T>(run: () => Promise<T>) => Promise<T>) | undefined;
 
-  constructor(middlewares: readonly Middleware[], terminal: Terminal) {
+  /** @param enclose - wraps every whole run (the data client counts it in flight for a draining close). */
+  constructor(middlewares: readonly Middleware[], terminal: Terminal, enclose?: <T>(run: () => Promise<T>) => Promise<T>) {
+    this.#enclose = enclose;
     const byPhase = (layer: Middleware) => middlewarePhases.indexOf(layer.phase);
     // Array.prototype.sort is stable: registration order holds within a phase.
     this.#layers = [...middlewares].sort((a, b) => byPhase(a) - byPhase(b));
@@ -52,6 +55,7 @@ export class CommandPipeline {
         ctx.layers.push(layer.name);
         return layer.handle(ctx, step(index + 1));
       };
-    return running.run(ctx, step(0));
+    const enclose = this.#enclose;
+    return enclose ? enclose(() => running.run(ctx, step(0))) : running.run(ctx, step(0));
   }
 }

@@ -1,4 +1,4 @@
-import { type AnyBulkWriteOperation, type Document, ObjectId, type UpdateResult } from 'mongodb';
+import { type AnyBulkWriteOperation, BSON, type Document, ObjectId, type UpdateResult } from 'mongodb';
 import { z } from 'zod';
 import { type IndexUsage, indexUsageOf } from '../analysis/index-usage.js';
 import { type PlanSummary, summarizePlan } from '../analysis/query-plan.js';
@@ -93,6 +93,20 @@ const pageOptionsSchema = z.strictObject({
   projection: z.record(z.string(), z.union([z.literal(1), z.literal(true)])).optional(),
   sort: z.strictObject({ field: z.string(), direction: z.enum(['asc', 'desc']) }).optional(),
 });
+
+/**
+ * The largest document (or update) a repository sends: MongoDB refuses 16 MiB, and the driver
+ * fails before sending with a range error; this leaves room for the fields updates add later.
+ */
+const MAX_DOCUMENT_BYTES = 12 * 1024 * 1024;
+
+function assertStorableSize(document: Document, subject: string): void {
+  const size = BSON.calculateObjectSize(document);
+  if (size > MAX_DOCUMENT_BYTES)
+    throw new ValidationError(subject, [
+      { path: '', message: `encodes to ${size} bytes; at most ${MAX_DOCUMENT_BYTES} are stored`, code: 'too_big' },
+    ]);
+}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
@@ -255,7 +269,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     const stamped = this.definition.tenantOwned && tenant !== undefined ? stampDocument(input, tenant, subject) : input;
     const parsed = this.validates ? (this.parse(this.#createSchema, stamped, subject) as Document) : { ...stamped };
     const now = this.now();
-    return {
+    const document = {
       _id: parsed._id ?? new ObjectId(),
       ...parsed,
       schema_version: this.definition.schemaVersion,
@@ -264,11 +278,14 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       ...(this.definition.softDelete && { deleted_at: null }),
       ...(this.definition.versioned && { version: 1 }),
     };
+    assertStorableSize(document, subject);
+    return document;
   }
 
   /** Validates raw update operators and adds `updated_at` (and the version bump). */
   protected prepareUpdate(update: unknown, subject = `${this.name} update`): Document {
     const validated = validateUpdate(this.#documentSchema, update, { protectedFields: this.#protectedFields, subject });
+    assertStorableSize(validated, subject);
     return this.stampUpdate(validated);
   }
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { ObjectId } from 'mongodb';
 import { z } from 'zod';
 import { cacheTags } from '../cache/read-cache.js';
@@ -128,7 +129,8 @@ const relationshipInput = z.strictObject({
 export class UserRepository extends Repository<typeof userSchema> {
   readonly #lastSeenResolutionMS: number;
   /** When each user's `last_seen` was last written by this process: heartbeats inside the resolution skip the round trip. */
-  readonly #lastSeenWritten = new Map<string, number>();
+  /** The heartbeats this process wrote recently, by user (the most recent 100,000 users). */
+  readonly #lastSeenWritten = new LRUCache<string, number>({ max: 100_000 });
 
   constructor(definition: RepositoryDefinition<typeof userSchema>, context: RepositoryContext, options: UserRepositoryOptions = {}) {
     super(definition, context);
@@ -166,7 +168,6 @@ export class UserRepository extends Repository<typeof userSchema> {
     const written = this.#lastSeenWritten.get(key);
     if (written !== undefined && when.getTime() - written < this.#lastSeenResolutionMS) return false;
     // Claimed before the round trip, so concurrent heartbeats of this process send one write.
-    if (this.#lastSeenWritten.size > 100_000) this.#lastSeenWritten.clear();
     this.#lastSeenWritten.set(key, when.getTime());
     const threshold = new Date(when.getTime() - this.#lastSeenResolutionMS);
     try {

@@ -3,6 +3,7 @@ import {
   ConfigError,
   type DataLayer,
   type Document,
+  DuplicateKeyError,
   eventsDefinition,
   type IdInput,
   type ModelRepositories,
@@ -86,6 +87,11 @@ export interface AnalyticsOptions {
 
 const parse = parseInput;
 
+/** The event types `track` accepts. */
+const eventTypes = eventSchema.options.map((option) => option.shape.type.value);
+/** Activity rollups of users with at least one event: a rollup repaired to zero is nobody's activity. */
+const activeOnly = { 'values.events': { $gt: 0 } };
+
 const dayOf = (at: Date) => at.toISOString().slice(0, 10);
 const monthOf = (at: Date) => at.toISOString().slice(0, 7);
 
@@ -121,9 +127,9 @@ export interface Analytics {
   track(event: TrackedEvent): Promise<void>;
   /** Messages per day and conversation type, from the rollups. */
   messagesPerDay(from: string, to: string): Promise<Array<{ day: string; conversationType: string; messages: number; bytes: number }>>;
-  /** Distinct active users of a day, from the rollups. */
+  /** Distinct active users of a day, from the rollups (users with at least one event: a rollup repaired to zero is not counted). */
   dailyActiveUsers(day: string): Promise<number>;
-  /** Distinct active users of a month, from the rollups. */
+  /** Distinct active users of a month, from the rollups (users with at least one event). */
   monthlyActiveUsers(month: string): Promise<number>;
   /** The conversations with the most messages in `[from, to]` (days), from the rollups. */
   topConversations(from: string, to: string, limit?: number): Promise<Array<{ conversationId: string; messages: number }>>;
@@ -131,8 +137,14 @@ export interface Analytics {
   dailyTotals(from: string, to: string): Promise<Array<{ day: string; conversations: number; files: number; bytesUploaded: number }>>;
   /** The rollups of a day as a scan of the raw events computes them (the source of truth). */
   recomputeDay(day: string): Promise<RollupRow[]>;
-  /** Compares a day's stored rollups with a recomputation; `repair` overwrites the ones that drifted. */
+  /**
+   * Compares a day's stored rollups with a recomputation; `repair` overwrites each one that drifted
+   * with its recomputed value (zero where no raw event is left), unless it changed since it was read.
+   * Monthly activity is not a day's: see {@link verifyMonth}.
+   */
   verifyDay(day: string, options?: { repair?: boolean }): Promise<RollupDrift[]>;
+  /** The same for a month's activity rollups (`monthly_user_activity`), which feed {@link monthlyActiveUsers}. */
+  verifyMonth(month: string, options?: { repair?: boolean }): Promise<RollupDrift[]>;
   /** Distinct active users of a month, by scanning the raw events. */
   monthlyActiveUsersFromEvents(month: string): Promise<number>;
   /** The same API bound to one tenant. */
@@ -161,6 +173,46 @@ export function createAnalytics(data: DataLayer, options: AnalyticsOptions = {})
       tenant,
     ) as unknown as PipelineRepository<ZodObject>;
     const readRollups = (operation: string, pipeline: Document[]) => rollups.run(operation, pipeline, options.readPreference);
+
+    /**
+     * Overwrites one drifted rollup with its recomputed value, as a compare-and-set: only while it
+     * still holds what was read. Two repairs racing (two instances of the job) then converge: the
+     * first sets the value, the second finds it changed and leaves it. A rollup a tracked event
+     * changed in between is also left, for the next run, rather than losing that event's increment.
+     */
+    const overwrite = async (entry: RollupDrift): Promise<void> => {
+      const { kind, period, key } = entry;
+      const target = entry.recomputed ?? Object.fromEntries(Object.keys(entry.stored ?? {}).map((name) => [name, 0]));
+      if (entry.stored === undefined) {
+        try {
+          await repositories.aggregations.create({ kind, period, key, values: target });
+        } catch (error) {
+          // Created since it was read (by another repair or a tracked event): left for the next run.
+          if (!(error instanceof DuplicateKeyError)) throw error;
+        }
+        return;
+      }
+      const unchanged: Document = { kind, period, key };
+      for (const name of new Set([...Object.keys(entry.stored), ...Object.keys(target)]))
+        unchanged[`values.${name}`] = entry.stored[name] ?? { $exists: false };
+      await repositories.aggregations.updateMany(unchanged, { $set: { values: target } });
+    };
+
+    /** The drift between stored and recomputed rollups (absent and zero counters are equal); repaired on request. */
+    const reconcile = async (stored: Document[], recomputed: RollupRow[], repair: boolean): Promise<RollupDrift[]> => {
+      const storedById = new Map(stored.map((row) => [`${row.kind}|${row.period}|${row.key}`, row.values as Record<string, number>]));
+      const recomputedById = new Map(recomputed.map((row) => [`${row.kind}|${row.period}|${row.key}`, row.values]));
+      const drift: RollupDrift[] = [];
+      for (const id of new Set([...storedById.keys(), ...recomputedById.keys()])) {
+        const [kind = '', period = '', key = ''] = id.split('|');
+        const a = storedById.get(id);
+        const b = recomputedById.get(id);
+        const names = new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})]);
+        if ([...names].some((name) => (a?.[name] ?? 0) !== (b?.[name] ?? 0))) drift.push({ kind, period, key, stored: a, recomputed: b });
+      }
+      if (repair) for (const entry of drift) await overwrite(entry);
+      return drift;
+    };
 
     const analytics: Analytics = {
       async track(event) {
@@ -193,10 +245,18 @@ export function createAnalytics(data: DataLayer, options: AnalyticsOptions = {})
         }));
       },
       async dailyActiveUsers(day) {
-        return repositories.aggregations.count({ kind: rollupKinds.activeUsers, period: parse(daySchema, day, 'day') });
+        return repositories.aggregations.count({
+          kind: rollupKinds.activeUsers,
+          period: parse(daySchema, day, 'day'),
+          ...activeOnly,
+        });
       },
       async monthlyActiveUsers(month) {
-        return repositories.aggregations.count({ kind: rollupKinds.monthlyActiveUsers, period: parse(monthSchema, month, 'month') });
+        return repositories.aggregations.count({
+          kind: rollupKinds.monthlyActiveUsers,
+          period: parse(monthSchema, month, 'month'),
+          ...activeOnly,
+        });
       },
       async topConversations(from, to, limit = 10) {
         const rows = await readRollups('analytics.topConversations', [
@@ -270,29 +330,28 @@ export function createAnalytics(data: DataLayer, options: AnalyticsOptions = {})
         const stored = await readRollups('analytics.verifyDay', [
           { $match: { period: parse(daySchema, day, 'day'), kind: { $in: Object.values(rollupKinds) } } },
         ]);
-        const storedById = new Map(stored.map((row) => [`${row.kind}|${row.period}|${row.key}`, row.values as Record<string, number>]));
-        const recomputedById = new Map(recomputed.map((row) => [`${row.kind}|${row.period}|${row.key}`, row.values]));
-        const drift: RollupDrift[] = [];
-        for (const id of new Set([...storedById.keys(), ...recomputedById.keys()])) {
-          const [kind = '', period = '', key = ''] = id.split('|');
-          const a = storedById.get(id);
-          const b = recomputedById.get(id);
-          const names = new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})]);
-          if ([...names].some((name) => (a?.[name] ?? 0) !== (b?.[name] ?? 0))) drift.push({ kind, period, key, stored: a, recomputed: b });
-        }
-        if (verifyOptions.repair) {
-          for (const entry of drift) {
-            const current = entry.stored ?? {};
-            const deltas = Object.fromEntries(
-              [...new Set([...Object.keys(current), ...Object.keys(entry.recomputed ?? {})])].map((name) => [
-                name,
-                (entry.recomputed?.[name] ?? 0) - (current[name] ?? 0),
-              ]),
-            );
-            await repositories.aggregations.increment(entry.kind, entry.period, entry.key, deltas);
-          }
-        }
-        return drift;
+        return reconcile(stored, recomputed, verifyOptions.repair === true);
+      },
+      async verifyMonth(month, verifyOptions = {}) {
+        const start = new Date(`${parse(monthSchema, month, 'month')}-01T00:00:00.000Z`);
+        const end = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
+        // Every tracked event that names a user is one event of its user's activity (see rollupsOf).
+        const perUser = await events.run(
+          'analytics.verifyMonth',
+          [
+            { $match: { occurred_at: { $gte: start, $lt: end }, type: { $in: eventTypes }, user_id: { $exists: true } } },
+            { $group: { _id: '$user_id', events: { $sum: 1 } } },
+          ],
+          options.readPreference,
+        );
+        const recomputed: RollupRow[] = perUser.map((row) => ({
+          kind: rollupKinds.monthlyActiveUsers,
+          period: month,
+          key: String(row._id),
+          values: { events: Number(row.events) },
+        }));
+        const stored = await readRollups('analytics.verifyMonth', [{ $match: { period: month, kind: rollupKinds.monthlyActiveUsers } }]);
+        return reconcile(stored, recomputed, verifyOptions.repair === true);
       },
       async monthlyActiveUsersFromEvents(month) {
         const start = new Date(`${parse(monthSchema, month, 'month')}-01T00:00:00.000Z`);

@@ -1,4 +1,5 @@
 import {
+  type AnyBulkWriteOperation,
   type CollectionCommand,
   ConfigError,
   conversationsDefinition,
@@ -158,7 +159,12 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
   const repository = <S extends ZodObject>(definition: RepositoryDefinition<S>, tenant: string | undefined) =>
     attached().repository(definition, SearchRepository<S>, tenant);
 
-  /** Keeps `search_tokens` of users and conversations in step with their names, on every write. */
+  /**
+   * Keeps `search_tokens` of users and conversations in step with their names, on every write
+   * command: inserts and replacements are stamped from their name; updates get the tokens next to
+   * the operator that sets the name (`$set` of the name or its parent object, `$setOnInsert` of an
+   * upsert) or lose them with it (`$unset`); `bulkWrite` items are handled one by one.
+   */
   const derive = (command: CollectionCommand, collection: string | undefined): CollectionCommand => {
     const source =
       collection === 'users'
@@ -167,20 +173,71 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
           ? { field: 'metadata', name: 'name' }
           : undefined;
     if (!source) return command;
+    const dotted = `${source.field}.${source.name}`;
     const tokensOf = (value: unknown) => (typeof value === 'string' ? indexTokens(value, options.tokens) : []);
-    const stamp = (document: Document) => ({
-      ...document,
-      search_tokens: tokensOf((document[source.field] as Document | undefined)?.[source.name]),
-    });
-    if (command.kind === 'insertOne') return { ...command, document: stamp(command.document) };
-    if (command.kind === 'insertMany') return { ...command, documents: command.documents.map(stamp) };
-    if (command.kind === 'updateOne' || command.kind === 'updateMany' || command.kind === 'findOneAndUpdate') {
-      const set = command.update.$set as Document | undefined;
-      const name = set?.[`${source.field}.${source.name}`] ?? (set?.[source.field] as Document | undefined)?.[source.name];
-      if (name === undefined) return command;
-      return { ...command, update: { ...command.update, $set: { ...set, search_tokens: tokensOf(name) } } };
+    const isObject = (value: unknown): value is Document => typeof value === 'object' && value !== null && !Array.isArray(value);
+    /** Whether `fields` (a document, or the operand of `$set`) names the name, and its value. */
+    const nameIn = (fields: unknown): { value: unknown } | undefined => {
+      if (!isObject(fields)) return undefined;
+      if (Object.hasOwn(fields, dotted)) return { value: fields[dotted] };
+      if (Object.hasOwn(fields, source.field))
+        return { value: isObject(fields[source.field]) ? fields[source.field][source.name] : undefined };
+      return undefined;
+    };
+    const stamp = (document: Document): Document => ({ ...document, search_tokens: tokensOf(nameIn(document)?.value) });
+    const deriveUpdate = (update: Document | Document[]): Document | Document[] => {
+      // A pipeline update computes the name on the server, where tokens cannot be derived: `reindex` repairs those.
+      if (Array.isArray(update) || !isObject(update)) return update;
+      const { $set: set, $setOnInsert: onInsert, $unset: unset } = update;
+      const named =
+        nameIn(set) ??
+        (isObject(unset) && (Object.hasOwn(unset, dotted) || Object.hasOwn(unset, source.field)) ? { value: undefined } : undefined);
+      if (named) {
+        // The tokens follow the name on insert and on update alike: none may also sit in $setOnInsert.
+        const { search_tokens: _ignored, ...insertOnly } = isObject(onInsert) ? onInsert : {};
+        const derived: Document = { ...update, $set: { ...(isObject(set) ? set : {}), search_tokens: tokensOf(named.value) } };
+        if (isObject(onInsert)) {
+          if (Object.keys(insertOnly).length > 0) derived.$setOnInsert = insertOnly;
+          else delete derived.$setOnInsert;
+        }
+        if (isObject(unset) && Object.hasOwn(unset, 'search_tokens')) {
+          const { search_tokens: _unset, ...rest } = unset;
+          if (Object.keys(rest).length > 0) derived.$unset = rest;
+          else delete derived.$unset;
+        }
+        return derived;
+      }
+      const inserted = nameIn(onInsert);
+      if (inserted && !(isObject(set) && Object.hasOwn(set, 'search_tokens')))
+        return { ...update, $setOnInsert: { ...onInsert, search_tokens: tokensOf(inserted.value) } };
+      return update;
+    };
+    switch (command.kind) {
+      case 'insertOne':
+        return { ...command, document: stamp(command.document) };
+      case 'insertMany':
+        return { ...command, documents: command.documents.map(stamp) };
+      case 'updateOne':
+      case 'updateMany':
+      case 'findOneAndUpdate':
+        return { ...command, update: deriveUpdate(command.update) as Document };
+      case 'bulkWrite':
+        return {
+          ...command,
+          operations: command.operations.map((operation): AnyBulkWriteOperation<Document> => {
+            if ('insertOne' in operation) return { insertOne: { ...operation.insertOne, document: stamp(operation.insertOne.document) } };
+            if ('replaceOne' in operation)
+              return { replaceOne: { ...operation.replaceOne, replacement: stamp(operation.replaceOne.replacement) } };
+            if ('updateOne' in operation)
+              return { updateOne: { ...operation.updateOne, update: deriveUpdate(operation.updateOne.update as Document) } };
+            if ('updateMany' in operation)
+              return { updateMany: { ...operation.updateMany, update: deriveUpdate(operation.updateMany.update as Document) } };
+            return operation;
+          }),
+        };
+      default:
+        return command;
     }
-    return command;
   };
   const maintainer: Middleware = {
     name: 'search-tokens',
@@ -191,7 +248,13 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
     },
   };
 
-  const namePipeline = (kind: 'users' | 'conversations', query: string, tenant: string): Document[] => {
+  /**
+   * The pipeline of a name search. The query is user text: it reaches the pipeline only where a
+   * string is a value (query operators, `$search` and `$text` operands) or wrapped in `$literal`
+   * inside expressions, so `$external_id` or `$$ROOT` are searched for, never evaluated. `tenant` only
+   * narrows Atlas Search's own filter; the data layer's scoper adds the tenant `$match` that isolates.
+   */
+  const namePipeline = (kind: 'users' | 'conversations', query: string, tenant: string | undefined): Document[] => {
     const path = kind === 'users' ? 'profile.display_name' : 'metadata.name';
     if (engine === 'atlas') {
       const index = options.atlasIndexes?.[kind] ?? `${kind}_search`;
@@ -200,7 +263,9 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
           $search: {
             index,
             compound: {
-              filter: [{ equals: { path: 'tenant_id', value: tenant } }],
+              // Not what isolates tenants (the scoper's $match right after $search does), but what keeps
+              // Atlas from scoring every tenant's documents and mongod from fetching them for that $match.
+              ...(tenant !== undefined && { filter: [{ equals: { path: 'tenant_id', value: tenant } }] }),
               should: [
                 { autocomplete: { query, path } },
                 { text: { query, path, fuzzy: { maxEdits: 1 } } },
@@ -221,8 +286,8 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
     const { required, exact } = queryTokens(query, options.tokens);
     const byTokens = { search_tokens: { $all: required } };
     const match = kind === 'users' ? { $or: [byTokens, { external_id: { $gte: query, $lt: `${query}\uffff` } }] } : byTokens;
-    const relevance: Document[] = [{ $size: { $setIntersection: [{ $ifNull: ['$search_tokens', []] }, exact] } }];
-    if (kind === 'users') relevance.push({ $cond: [{ $eq: ['$external_id', query] }, 10, 0] });
+    const relevance: Document[] = [{ $size: { $setIntersection: [{ $ifNull: ['$search_tokens', []] }, { $literal: exact }] } }];
+    if (kind === 'users') relevance.push({ $cond: [{ $eq: ['$external_id', { $literal: query }] }, 10, 0] });
     return [{ $match: { ...match, deleted_at: null } }, { $addFields: { score: { $add: relevance } } }];
   };
 
@@ -257,12 +322,13 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
     async users(query, page = {}) {
       const text = parse(textQuerySchema, query, 'query');
       const repo = repository(usersDefinition(), tenant) as unknown as SearchRepository<ZodObject>;
-      return paged(repo, 'search.users', namePipeline('users', text, tenant ?? ''), { engine, text }, page);
+      // The repository's tenant is the bound one, else the ambient one of this call (runWithTenant).
+      return paged(repo, 'search.users', namePipeline('users', text, repo.tenant), { engine, text }, page);
     },
     async conversations(query, page = {}) {
       const text = parse(textQuerySchema, query, 'query');
       const repo = repository(conversationsDefinition, tenant) as unknown as SearchRepository<ZodObject>;
-      return paged(repo, 'search.conversations', namePipeline('conversations', text, tenant ?? ''), { engine, text }, page);
+      return paged(repo, 'search.conversations', namePipeline('conversations', text, repo.tenant), { engine, text }, page);
     },
     pipelineFor: (kind, query, forTenant) => namePipeline(kind, parse(textQuerySchema, query, 'query'), forTenant),
     forTenant: (tenantId) => api(parse(tenantIdSchema, tenantId, 'tenantId')),

@@ -101,6 +101,42 @@ describe('rollups', () => {
   });
 });
 
+describe('repair under concurrency', () => {
+  it('converges to the recomputed value when two data layers repair at once (20 rounds)', async () => {
+    const day = '2026-12-05';
+    const race = analytics.forTenant('race');
+    for (let index = 0; index < 3; index += 1)
+      await race.track({
+        type: 'message.sent',
+        userId: users[0] as ObjectId,
+        conversationId: conversations[0]?.id as ObjectId,
+        conversationType: 'direct',
+        bytes: 10,
+        at: new Date(Date.UTC(2026, 11, 5, 10, index)),
+      });
+    const instances = [1, 2].map(() =>
+      createAnalytics(createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false })] })).forTenant('race'),
+    );
+    const rollups = data.forTenant('race').aggregations;
+    for (let round = 0; round < 20; round += 1) {
+      if (round % 2 === 0) {
+        await rollups.increment(rollupKinds.messages, day, 'direct', { messages: 7 });
+      } else {
+        // Lost altogether: both repairs would recreate it.
+        const [row] = (await rollups.listPeriods(rollupKinds.messages, day, day)).filter((entry) => entry.key === 'direct');
+        await rollups.delete(row?._id as ObjectId);
+      }
+      const drifts = await Promise.all(instances.map((instance) => instance.verifyDay(day, { repair: true })));
+      expect(
+        drifts.some((drift) => drift.length === 1),
+        `round ${round}`,
+      ).toBe(true);
+      expect(await rollups.get(rollupKinds.messages, day, 'direct'), `round ${round}`).toEqual({ messages: 3, bytes: 30 });
+      expect(await race.verifyDay(day), `round ${round}`).toEqual([]);
+    }
+  });
+});
+
 describe('active users', () => {
   it('counts DAU and MAU right on a fixture with known answers', async () => {
     const fixture = createAnalytics(data).forTenant('fixture');
@@ -118,6 +154,33 @@ describe('active users', () => {
     expect(await fixture.monthlyActiveUsers('2026-10')).toBe(3);
     expect(await fixture.monthlyActiveUsersFromEvents('2026-10')).toBe(3);
     expect(await fixture.monthlyActiveUsers('2026-11')).toBe(0);
+  });
+
+  it('does not count a user whose raw events were erased, once the day is repaired', async () => {
+    const tenant = data.forTenant('erasure');
+    const erasure = createAnalytics(data).forTenant('erasure');
+    const [erased, kept] = [new ObjectId(), new ObjectId()];
+    const at = new Date(Date.UTC(2026, 11, 7, 9));
+    await erasure.track({ type: 'user.active', userId: erased, at });
+    await erasure.track({ type: 'message.sent', userId: erased, conversationId: new ObjectId(), conversationType: 'direct', at });
+    await erasure.track({ type: 'user.active', userId: kept, at });
+    expect(await erasure.dailyActiveUsers('2026-12-07')).toBe(2);
+    expect(await erasure.monthlyActiveUsers('2026-12')).toBe(2);
+    // The erasure of a user's raw events (e.g. a GDPR request).
+    const events = await tenant.events.listInRange({ from: new Date(Date.UTC(2026, 11, 1)), to: new Date(Date.UTC(2027, 0, 1)) });
+    for (const event of events.items) if (String(event.user_id) === String(erased)) await tenant.events.delete(event._id);
+    const drift = await erasure.verifyDay('2026-12-07', { repair: true });
+    expect(drift.map((entry) => entry.kind).sort()).toEqual([
+      rollupKinds.conversationActivity,
+      rollupKinds.messages,
+      rollupKinds.activeUsers,
+    ]);
+    expect(await erasure.verifyDay('2026-12-07')).toEqual([]);
+    expect(await erasure.dailyActiveUsers('2026-12-07')).toBe(1);
+    expect(await erasure.verifyMonth('2026-12', { repair: true })).toHaveLength(1);
+    expect(await erasure.verifyMonth('2026-12')).toEqual([]);
+    expect(await erasure.monthlyActiveUsers('2026-12')).toBe(1);
+    expect(await erasure.monthlyActiveUsersFromEvents('2026-12')).toBe(1);
   });
 
   it('refuses invalid input with typed errors', async () => {

@@ -1,6 +1,21 @@
-import { CursorError, createDataLayer, type DataLayer, ObjectId, TenantContextError, ValidationError } from '@caas-db/core';
+import {
+  type AnyBulkWriteOperation,
+  type CollectionCommand,
+  CursorError,
+  createDataLayer,
+  type DataLayer,
+  type Document,
+  type Middleware,
+  ObjectId,
+  type OperationContext,
+  Repository,
+  TenantContextError,
+  type userSchema,
+  usersDefinition,
+  ValidationError,
+} from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
-import { createTenancy } from '@caas-db/tenancy';
+import { createTenancy, runWithTenant } from '@caas-db/tenancy';
 import { createTestClient, requireCapability, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { MongoClient } from 'mongodb';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -282,5 +297,206 @@ describe('search cursors across data layers', () => {
     await expect(search.forTenant('globex').messages(query, {}, { limit: 1, cursor: first.nextCursor })).rejects.toBeInstanceOf(
       CursorError,
     );
+  });
+});
+
+/** Records every command as sent; aggregations on `users` get no rows (engines the test server lacks). */
+function recorder(seen: CollectionCommand[]): Middleware {
+  return {
+    name: 'rec',
+    phase: 'transport',
+    handle: (ctx, next) => {
+      seen.push(ctx.command);
+      return ctx.command.kind === 'aggregate' && ctx.collection?.name === 'users' ? Promise.resolve([]) : next();
+    },
+  };
+}
+
+describe('user text stays text', () => {
+  it('does not evaluate a query starting with $ as an aggregation expression', async () => {
+    const dollar = data.forTenant('dollar');
+    await dollar.users.create({ external_id: 'd-1', profile: { display_name: 'external_id one' } });
+    await dollar.users.create({ external_id: 'd-2', profile: { display_name: 'external_id two' } });
+    await dollar.users.create({ external_id: 'd-3', profile: { display_name: 'Xi Ling' } });
+    const hits = await search.forTenant('dollar').users('$external_id');
+    // One whole word matched, and no exact external id: `$external_id` is not the field path.
+    expect(hits.items.map((user) => [user.external_id, user.score]).sort()).toEqual([
+      ['d-1', 1],
+      ['d-2', 1],
+    ]);
+  });
+
+  it('does not evaluate a query starting with $$ as a variable', async () => {
+    const xi = await search.forTenant('dollar').users('$$xi');
+    expect(xi.items.map((user) => [user.external_id, user.score])).toEqual([['d-3', 1]]);
+    expect((await search.forTenant('dollar').users('$$ROOT')).items).toEqual([]);
+    expect((await search.forTenant('dollar').conversations('$$xi')).items).toEqual([]);
+  });
+
+  it('wraps the query and its tokens as literals wherever they reach an expression', () => {
+    const pipeline = JSON.stringify(createSearch().pipelineFor('users', '$external_id', 'acme'));
+    expect(pipeline).toContain('{"$literal":"$external_id"}');
+    expect(pipeline).toContain('{"$literal":["w:external_id"]}');
+    expect(pipeline).not.toMatch(/"\$eq":\["\$external_id","\$external_id"\]/);
+  });
+});
+
+/** A repository sending raw write commands, for the command shapes the stock repositories do not produce. */
+class RawUsers extends Repository<typeof userSchema> {
+  bulk(operations: AnyBulkWriteOperation<Document>[]) {
+    return this.collection.bulkWrite('rawBulk', operations, true);
+  }
+  upsertRaw(filter: Document, update: Document) {
+    return this.collection.updateOne('rawUpsert', filter, update, { upsert: true });
+  }
+  findOneAndUpsert(filter: Document, update: Document) {
+    return this.collection.findOneAndUpdate('rawFindOneAndUpsert', filter, update, { upsert: true });
+  }
+  updateManyRaw(filter: Document, update: Document) {
+    return this.collection.updateMany('rawUpdateMany', filter, update);
+  }
+}
+
+describe('search tokens on every write', () => {
+  const ids = (page: { items: Document[] }) => page.items.map((user) => String(user.external_id)).sort();
+  const found = (query: string) => search.forTenant('bulk').users(query).then(ids);
+  const now = () => ({ created_at: new Date(), updated_at: new Date(), schema_version: 1, deleted_at: null, version: 1 });
+
+  it('keeps tokens current through users.bulkWrite (insert, patch and raw update)', async () => {
+    const bulk = data.forTenant('bulk');
+    const summary = await bulk.users.bulkWrite([
+      { insert: { external_id: 'b-1', profile: { display_name: 'Bulky Insert' } } },
+      { insert: { external_id: 'b-2', profile: { display_name: 'Second Bulkhead' } } },
+    ]);
+    expect(summary.inserted).toBe(2);
+    expect(await found('bulky')).toEqual(['b-1']);
+    expect(await found('bulkhead')).toEqual(['b-2']);
+    const [one, two] = summary.items.map((item) => (item.status === 'ok' ? item.id : undefined));
+    await bulk.users.bulkWrite([
+      { update: { id: one as ObjectId, patch: { profile: { display_name: 'Renamed Patch' } } } },
+      { updateWith: { id: two as ObjectId, update: { $set: { profile: { display_name: 'Renamed Whole', status: 'away' } } } } },
+    ]);
+    expect(await found('bulky')).toEqual([]);
+    expect(await found('bulkhead')).toEqual([]);
+    expect(await found('patch')).toEqual(['b-1']);
+    expect(await found('whole')).toEqual(['b-2']);
+  });
+
+  it('keeps tokens current through raw bulk items: insertOne, updateOne, updateMany, upserts', async () => {
+    const raw = data.repository(usersDefinition(), RawUsers, 'bulk');
+    const base = (externalId: string, name: string) => ({
+      _id: new ObjectId(),
+      external_id: externalId,
+      profile: { display_name: name, status: 'offline' },
+      settings: { notifications: true },
+      relationships: [],
+      ...now(),
+    });
+    const withoutExternalId = ({ external_id: _, ...rest }: Document) => rest;
+    const [r1, r2, r3] = [base('r-1', 'Raw Alpha'), base('r-2', 'Raw Beta'), base('r-3', 'Raw Gamma')];
+    await raw.bulk([{ insertOne: { document: r1 } }, { insertOne: { document: r2 } }, { insertOne: { document: r3 } }]);
+    expect(await found('alpha')).toEqual(['r-1']);
+    await raw.bulk([
+      { updateOne: { filter: { _id: r1._id }, update: { $set: { 'profile.display_name': 'Raw Delta' } } } },
+      { updateMany: { filter: { _id: r2._id }, update: { $set: { profile: { display_name: 'Raw Epsilon', status: 'offline' } } } } },
+      { updateOne: { filter: { _id: r3._id }, update: { $set: { 'profile.display_name': 'Raw Zeta' } } } },
+      {
+        updateOne: {
+          filter: { external_id: 'r-4' },
+          update: { $setOnInsert: withoutExternalId(base('r-4', 'Raw Sprouted')) },
+          upsert: true,
+        },
+      },
+    ]);
+    expect(await found('alpha')).toEqual([]);
+    expect(await found('beta')).toEqual([]);
+    expect(await found('gamma')).toEqual([]);
+    expect(await found('delta')).toEqual(['r-1']);
+    expect(await found('epsilon')).toEqual(['r-2']);
+    expect(await found('zeta')).toEqual(['r-3']);
+    expect(await found('sprouted')).toEqual(['r-4']);
+  });
+
+  it('keeps tokens current through upserts with $setOnInsert, findOneAndUpdate and updateMany', async () => {
+    const raw = data.repository(usersDefinition(), RawUsers, 'bulk');
+    const insertOnly = { profile: { display_name: 'Inserted Only', status: 'offline' }, ...now() };
+    await raw.upsertRaw({ external_id: 'u-1' }, { $setOnInsert: insertOnly });
+    expect(await found('inserted only')).toEqual(['u-1']);
+    // Matched this time: $setOnInsert does nothing, and the tokens stay those of the stored name.
+    await raw.upsertRaw({ external_id: 'u-1' }, { $setOnInsert: { ...insertOnly, profile: { display_name: 'Ignored Name' } } });
+    expect(await found('ignored')).toEqual([]);
+    expect(await found('inserted')).toEqual(['u-1']);
+    await raw.findOneAndUpsert({ external_id: 'u-2' }, { $setOnInsert: { ...insertOnly, profile: { display_name: 'Found Upsert' } } });
+    expect(await found('found upsert')).toEqual(['u-2']);
+    await raw.findOneAndUpsert({ external_id: 'u-2' }, { $set: { 'profile.display_name': 'Found Moved' } });
+    expect(await found('upsert')).toEqual([]);
+    expect(await found('moved')).toEqual(['u-2']);
+    await raw.updateManyRaw({ external_id: { $in: ['u-1', 'u-2'] } }, { $set: { 'profile.display_name': 'Many Renamed' } });
+    expect(await found('many')).toEqual(['u-1', 'u-2']);
+    expect(await found('found')).toEqual([]);
+  });
+
+  it('derives tokens for every write kind, bulk replaceOne included (which core refuses before sending today)', async () => {
+    const layer = createSearch().middlewares?.find((middleware) => middleware.name === 'search-tokens');
+    if (!layer) throw new Error('no search-tokens middleware');
+    const derived = async (command: CollectionCommand, collection = 'conversations') => {
+      const ctx = { command, collection: { name: collection, tenantOwned: true } } as OperationContext;
+      await layer.handle(ctx, async () => undefined);
+      return ctx.command;
+    };
+    const named = { metadata: { name: 'Launch Room' } };
+    const tokens = indexTokens('Launch Room');
+    expect(await derived({ kind: 'bulkWrite', ordered: true, operations: [{ replaceOne: { filter: {}, replacement: named } }] })).toEqual({
+      kind: 'bulkWrite',
+      ordered: true,
+      operations: [{ replaceOne: { filter: {}, replacement: { ...named, search_tokens: tokens } } }],
+    });
+    const update = (operand: Document) => ({ kind: 'updateMany' as const, filter: {}, upsert: true, update: operand });
+    // The name removed: so are its tokens.
+    expect(await derived(update({ $unset: { 'metadata.name': '' } }))).toMatchObject({ update: { $set: { search_tokens: [] } } });
+    // Set on update and on insert: the tokens follow $set only (the same path in both would be a conflict).
+    expect(
+      await derived(update({ $set: { 'metadata.name': 'Launch Room' }, $setOnInsert: { search_tokens: ['w:stale'], type: 'group' } })),
+    ).toMatchObject({ update: { $set: { search_tokens: tokens }, $setOnInsert: { type: 'group' } } });
+    expect(await derived(update({ $set: { 'metadata.topic': 'x' } }))).toEqual(update({ $set: { 'metadata.topic': 'x' } }));
+    expect(await derived({ kind: 'insertOne', document: named }, 'messages')).toEqual({ kind: 'insertOne', document: named });
+  });
+});
+
+describe('engines as sent through the pipeline', () => {
+  it('atlas: resolves the ambient tenant at call time and keeps $search first', async () => {
+    const seen: CollectionCommand[] = [];
+    const atlas = createSearch({ engine: 'atlas' });
+    createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), atlas], middlewares: [recorder(seen)] });
+    await runWithTenant('acme', () => atlas.users('ali'));
+    await atlas.forTenant('globex').users('ali');
+    const pipelines = seen.flatMap((command) => (command.kind === 'aggregate' ? [command.pipeline] : []));
+    expect(pipelines).toHaveLength(2);
+    for (const [pipeline, tenant] of [
+      [pipelines[0], 'acme'],
+      [pipelines[1], 'globex'],
+    ] as const) {
+      expect(Object.keys(pipeline?.[0] ?? {})).toEqual(['$search']);
+      // The scoper's tenant $match right after $search is the guarantee; the compound filter, with the
+      // same tenant, keeps Atlas from scoring and returning other tenants' documents.
+      expect(pipeline?.[1]).toEqual({ $match: { tenant_id: tenant } });
+      expect(pipeline?.[0]?.$search.compound.filter).toEqual([{ equals: { path: 'tenant_id', value: tenant } }]);
+    }
+    expect(JSON.stringify(pipelines)).not.toContain('"value":""');
+    await expect(atlas.users('ali')).rejects.toBeInstanceOf(TenantContextError);
+  });
+
+  it('text: sends $text in the first stage, with the tenant merged into it', async () => {
+    const seen: CollectionCommand[] = [];
+    const text = createSearch({ engine: 'text' });
+    createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), text], middlewares: [recorder(seen)] });
+    await text.forTenant('acme').users('$alice');
+    await runWithTenant('globex', () => text.users('alice'));
+    const pipelines = seen.flatMap((command) => (command.kind === 'aggregate' ? [command.pipeline] : []));
+    expect(pipelines.map((pipeline) => pipeline[0])).toEqual([
+      { $match: { tenant_id: 'acme', $text: { $search: '$alice' }, deleted_at: null } },
+      { $match: { tenant_id: 'globex', $text: { $search: 'alice' }, deleted_at: null } },
+    ]);
+    expect(pipelines.every((pipeline) => pipeline.slice(1).every((stage) => !('$text' in (stage.$match ?? {}))))).toBe(true);
   });
 });

@@ -112,6 +112,13 @@ describe('domain invariants hold whatever write path is used', () => {
     expect((await data.auditLogs.findById(entry._id))?.action).toBe('a.b');
   });
 
+  it('removes a soft-deleted message’s search tokens', async () => {
+    const message = await send('tokens', { search_tokens: ['abcdefgh12', 'ijklmnop34'], search_key_version: 1 });
+    await acme.messages.softDelete(message._id);
+    const stored = await acme.messages.findById(message._id, { includeDeleted: true });
+    expect(stored?.search_tokens).toBeUndefined();
+  });
+
   it('restores a message to the status it had', async () => {
     const message = await send('restore');
     await acme.messages.markDelivered(message._id);

@@ -344,7 +344,8 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /**
-   * Soft-deletes the message (status `deleted`, the status it had kept for `restore`); it
+   * Soft-deletes the message (status `deleted`, the status it had kept for `restore`; its search
+   * tokens removed, which `restore` does not bring back: the client re-derives them); it
    * disappears from every default read, a reply no longer counts in its parent's `reply_count`, and
    * the conversation's `last_message` moves to the newest live message (or is removed).
    */
@@ -354,7 +355,8 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const before = await this.collection.findOneAndUpdate(
       { name: 'softDelete', grant },
       { _id: id, deleted_at: null },
-      { $set: { deleted_at: now, status: 'deleted', updated_at: now } },
+      // The blind-index tokens go with it: a deleted message must not stay findable by its words.
+      { $set: { deleted_at: now, status: 'deleted', updated_at: now }, $unset: { search_tokens: '', search_key_version: '' } },
       { returnDocument: 'before', projection: { thread: 1, status: 1, conversation_id: 1, tenant_id: 1 } },
     );
     if (!before) {

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { BatchBounds } from './batching/coalescer.js';
-import type { ReadCache } from './cache/read-cache.js';
+import type { CachedRead, ReadCache } from './cache/read-cache.js';
 import type { CommandObserver } from './collection/collection-command.js';
 import type { CollectionPreset } from './collection/collection-preset.js';
 import { type CollectionEnvironment, ScopedCollection } from './collection/scoped-collection.js';
@@ -46,6 +46,12 @@ export interface DataLayerPlugin {
   readonly resolveTenant?: () => string | undefined;
   /** A read-through cache the repositories use for the methods it caches (`@caas-db/cache`). */
   readonly readCache?: ReadCache;
+  /**
+   * Admits a cached read before the cache serves it; throws to refuse. A hit sends no command, so
+   * the pipeline's `context` layers do not run for it: this is where they check it instead
+   * (`@caas-db/tenancy`: the tenant must be an active client). Every plugin's hook runs, in order.
+   */
+  readonly admitCachedRead?: (read: CachedRead) => Promise<void>;
   /** Called once with the finished data layer (e.g. to look tenants up in `clients`). */
   attach?(layer: DataLayer): void;
 }
@@ -113,6 +119,7 @@ const dataLayerOptionsSchema = z.strictObject({
     )
     .optional(),
   batching: z.strictObject({ findById: batchSettingSchema.optional(), messages: batchSettingSchema.optional() }).optional(),
+  tracing: z.strictObject({ tenant: z.boolean().optional() }).optional(),
   users: z
     .strictObject({ lastSeenResolutionMS: z.number().int().min(0).optional(), inactiveTtlSeconds: z.number().int().min(60).optional() })
     .optional(),
@@ -165,6 +172,11 @@ export interface DataLayerOptions {
     findById?: boolean | { maxBatch?: number; maxWaitMS?: number };
     messages?: boolean | { maxBatch?: number; maxWaitMS?: number };
   };
+  /**
+   * What the `caas-db:operation` tracing channel carries (see docs/architecture.md). `tenant: true`
+   * adds the tenant id to every trace. @default { tenant: false }
+   */
+  tracing?: { tenant?: boolean };
 }
 
 /** Every repository of the CAAS data model, plus transactions and index sync over them. */
@@ -263,6 +275,13 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const plugins = options.plugins ?? [];
   const resolveTenant = plugins.find((plugin) => plugin.resolveTenant)?.resolveTenant;
   const readCache = plugins.find((plugin) => plugin.readCache)?.readCache;
+  const admitting = plugins.filter((plugin) => plugin.admitCachedRead);
+  const admitCachedRead =
+    admitting.length === 0
+      ? undefined
+      : async (read: CachedRead) => {
+          for (const plugin of admitting) await plugin.admitCachedRead?.(read);
+        };
   const internals = internalsOf(client);
   const presets = options.presets ?? {};
   const tenantOwned = new Map<string, boolean>();
@@ -285,6 +304,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     createSend(internals, (collection) => presets[collection]),
     internals.track,
   );
+  pipeline.traceTenant = options.tracing?.tenant ?? false;
   const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();
@@ -314,6 +334,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
       ...(validate !== undefined && { validate }),
       ...(options.now && { now: options.now }),
       ...(readCache && { cache: readCache }),
+      ...(readCache && admitCachedRead && { admitCachedRead }),
       ...((inserts || findById) && { batching: { ...(inserts && { inserts }), ...(findById && { findById }) } }),
     });
   };

@@ -151,7 +151,7 @@ export {
   usersDefinition,
 } from './model/users.js';
 export { KeysetCursorCodec, keysetFilter, type Page, type PageOptions, type PageSort, sortDocument } from './pagination/keyset-cursor.js';
-export { CommandPipeline, currentOperation, type Terminal } from './pipeline/command-pipeline.js';
+export { CommandPipeline, currentOperation, type OperationTrace, operationChannel, type Terminal } from './pipeline/command-pipeline.js';
 export { targetOf } from './pipeline/core-layers.js';
 export {
   aspectsOf,

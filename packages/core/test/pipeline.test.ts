@@ -2,10 +2,13 @@ import { createCache } from '@caas-db/cache';
 import {
   createDataLayer,
   type Document,
+  DuplicateKeyError,
   type Middleware,
   type MiddlewarePhase,
   messagesDefinition,
   type OperationContext,
+  type OperationTrace,
+  operationChannel,
   Repository,
   usersDefinition,
 } from '@caas-db/core';
@@ -250,5 +253,37 @@ describe('the geoNear stage on the server', () => {
     const result = await places.run(geo).catch((error: unknown) => error);
     if (result instanceof Error) skipTest(context, `the server has no $geoNear over a 2dsphere index: ${result.message.slice(0, 80)}`);
     expect(result).toEqual([]);
+  });
+});
+
+describe('the caas-db:operation tracing channel', () => {
+  const client = createTestClient();
+
+  it('traces every operation with its name, kind, aspects and outcome; the tenant only when asked', async () => {
+    const started: OperationTrace[] = [];
+    const ended: OperationTrace[] = [];
+    const handlers = {
+      start: (trace: OperationTrace) => started.push(trace),
+      asyncEnd: (trace: OperationTrace) => ended.push(trace),
+    };
+    operationChannel.subscribe(handlers as never);
+    try {
+      const plain = createDataLayer({ client });
+      await plain.forTenant('acme').users.create({ external_id: 'traced', profile: { display_name: 'T' } });
+      const withTenant = createDataLayer({ client, tracing: { tenant: true } });
+      await withTenant.forTenant('acme').users.findByExternalId('traced');
+      await withTenant
+        .forTenant('acme')
+        .users.create({ external_id: 'traced', profile: { display_name: 'again' } })
+        .catch(() => undefined);
+    } finally {
+      operationChannel.unsubscribe(handlers as never);
+    }
+    expect(started.map((trace) => trace.operation)).toEqual(['users.create', 'users.findOne', 'users.create']);
+    expect(started[0]).toMatchObject({ kind: 'insertOne', collection: 'users', aspects: { access: 'write', idempotent: false } });
+    expect('tenant' in (started[0] ?? {})).toBe(false);
+    expect(started[1]?.tenant).toBe('acme');
+    expect(ended).toHaveLength(3);
+    expect(ended[2]?.error).toBeInstanceOf(DuplicateKeyError);
   });
 });

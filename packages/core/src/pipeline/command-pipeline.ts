@@ -1,7 +1,29 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { tracingChannel } from 'node:diagnostics_channel';
 import { type Middleware, middlewarePhases, type Next, type OperationContext } from './operation.js';
 
 const running = new AsyncLocalStorage<OperationContext>();
+
+/** What `caas-db:operation` subscribers receive for each operation (see docs/architecture.md). */
+export interface OperationTrace {
+  /** `<collection>.<method>`, e.g. `messages.markAsRead`. */
+  readonly operation: string;
+  readonly collection: string | undefined;
+  readonly kind: string;
+  readonly aspects: OperationContext['aspects'];
+  /** The tenant, only when the data layer was created with `tracing: { tenant: true }`. */
+  readonly tenant?: string | undefined;
+  /** Set by the channel: the result or the error. */
+  result?: unknown;
+  error?: unknown;
+}
+
+/**
+ * The `node:diagnostics_channel` tracing channel of every operation (`tracing:caas-db:operation:start`,
+ * `end`, `asyncStart`, `asyncEnd`, `error`): an OpenTelemetry integration subscribes to it to make a
+ * span per repository operation. With no subscriber it costs one property read per operation.
+ */
+export const operationChannel = tracingChannel<unknown, OperationTrace>('caas-db:operation');
 
 /**
  * The operation the current code runs in, when it runs inside the pipeline: the driver emits its
@@ -25,6 +47,8 @@ export class CommandPipeline {
   readonly #layers: readonly Middleware[];
   readonly #terminal: Terminal;
   readonly #enclose: (<T>(run: () => Promise<T>) => Promise<T>) | undefined;
+  /** Whether traces carry the tenant (opt-in: tenant ids may be personal data in a tracing backend). */
+  traceTenant = false;
 
   /** @param enclose - wraps every whole run (the data client counts it in flight for a draining close). */
   constructor(middlewares: readonly Middleware[], terminal: Terminal, enclose?: <T>(run: () => Promise<T>) => Promise<T>) {
@@ -56,6 +80,17 @@ export class CommandPipeline {
         return layer.handle(ctx, step(index + 1));
       };
     const enclose = this.#enclose;
-    return enclose ? enclose(() => running.run(ctx, step(0))) : running.run(ctx, step(0));
+    const traced = (): Promise<unknown> => {
+      if (!operationChannel.hasSubscribers) return running.run(ctx, step(0));
+      const trace: OperationTrace = {
+        operation: ctx.operation,
+        collection: ctx.collection?.name,
+        kind: ctx.command.kind,
+        aspects: ctx.aspects,
+        ...(this.traceTenant && { tenant: ctx.tenant }),
+      };
+      return operationChannel.tracePromise(() => running.run(ctx, step(0)), trace);
+    };
+    return enclose ? enclose(traced) : traced();
   }
 }

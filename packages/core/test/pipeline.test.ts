@@ -260,6 +260,7 @@ describe('the caas-db:operation tracing channel', () => {
   const client = createTestClient();
 
   it('traces every operation with its name, kind, aspects and outcome; the tenant only when asked', async () => {
+    await createDataLayer({ client }).users.syncIndexes(); // external_id is unique per tenant
     const started: OperationTrace[] = [];
     const ended: OperationTrace[] = [];
     const handlers = {

@@ -28,7 +28,16 @@ export {
 } from './isolation-auditor.js';
 export { QuotaEnforcer, type QuotaLimits, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
 export { InProcessRateLimitStore, type RateLimitStore, type RedisEvaluator, RedisRateLimitStore, type TakeResult } from './rate-limit.js';
-export { type Plan, type StrategyOptions, strategyFor, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
+export {
+  type Plan,
+  type StrategyOptions,
+  strategyFor,
+  type TenancyStrategy,
+  TenantMoveRequiredError,
+  TenantPlacements,
+  tenantDatabaseName,
+  usesDatabaseStrategy,
+} from './strategy.js';
 export { createTenancy, type Tenancy, type TenancyOptions } from './tenancy.js';
 export { currentTenant, requireCurrentTenant, runWithTenant } from './tenant-context.js';
 export {

@@ -12,9 +12,16 @@ import {
 import { z } from 'zod';
 import { type AuditMode, IsolationAuditor } from './isolation-auditor.js';
 import { QuotaEnforcer, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
-import { type StrategyOptions, strategyFor, strategyOptionsSchema, type TenancyStrategy, tenantDatabaseName } from './strategy.js';
+import {
+  type StrategyOptions,
+  strategyFor,
+  strategyOptionsSchema,
+  type TenancyStrategy,
+  TenantPlacements,
+  tenantDatabaseName,
+} from './strategy.js';
 import { currentTenant, runWithTenant } from './tenant-context.js';
-import { TENANT_DATABASE_OWNER_COLLECTION, TenantDatabaseOwners } from './tenant-database-owner.js';
+import { TENANT_DATABASE_OWNER_COLLECTION } from './tenant-database-owner.js';
 import { TenantDirectory, type TenantDirectoryOptions, type TenantRecord } from './tenant-directory.js';
 
 /** Options of {@link createTenancy}. */
@@ -118,8 +125,12 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
     const record = await recordOf(tenant);
     return strategyFor(record?.plan, strategy) === 'database' ? tenantDatabaseName(tenant, strategy.databasePrefix) : undefined;
   };
-  /** Who owns each tenant database: checked (or claimed) the first time a tenant is routed to its own. */
-  const owners = new TenantDatabaseOwners(attached);
+  /**
+   * Where each tenant's documents are, and who owns each tenant database: checked (or claimed) the
+   * first time a tenant is routed; a tenant routed away from its documents is refused.
+   */
+  const placements = new TenantPlacements(attached, strategy);
+  const owners = placements.owners;
 
   /**
    * `context`: every command needs a tenant for whatever tenant-owned data it reaches (the core
@@ -134,12 +145,16 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
       const tenant = ctx.tenant;
       if (tenant !== undefined && (ctx.aspects.tenantScoped || ctx.command.kind === 'aggregate')) await recordOf(tenant);
       if (ctx.collection?.tenantOwned) {
-        if (tenant !== undefined) {
+        if (tenant !== undefined && placements.probing(tenant)) {
+          // A placement probe (before a tenant claims its own database): it reads the shared one.
+          ctx.database = undefined;
+        } else if (tenant !== undefined) {
           const { name } = ctx.collection;
           const database = owners.checkedDatabase(name, tenant) ?? (await databaseFor(tenant));
-          // Refused before anything is sent when another tenant owns the database; the owner
-          // check's own commands (on its collection) skip it.
-          if (database !== undefined && name !== TENANT_DATABASE_OWNER_COLLECTION) await owners.verify(tenant, database, ctx.session);
+          // Refused before anything is sent when another tenant owns the database, or when the
+          // tenant's documents are in another database than the one chosen (a move is needed);
+          // the owner check's own commands (on its collection) skip it.
+          if (name !== TENANT_DATABASE_OWNER_COLLECTION) await placements.verify(tenant, database, ctx.session);
           ctx.database = database;
         }
       }
@@ -148,8 +163,9 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
   };
 
   /**
-   * `guard`: reserves quota before the scoped command is sent and settles it after; a failure or
-   * refusal anywhere inside gives the reservation back.
+   * `guard`: reserves quota before the scoped command is sent and settles it after with what the
+   * server reports it did (see `QuotaEnforcer.enforce`); a failure or refusal anywhere inside gives
+   * back what was not written.
    */
   const quota: Middleware | undefined = quotas && {
     name: 'quotas',
@@ -159,16 +175,7 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
       const collection = ctx.collection;
       if (!collection?.tenantOwned || tenant === undefined || ctx.aspects.admin) return next();
       const record = requireActive ? await directory.lookup(tenant).then((found) => found ?? undefined) : undefined;
-      await quotas.admit(ctx, ctx.command, collection.name, tenant, record);
-      let result: unknown;
-      try {
-        result = await next();
-      } catch (error) {
-        await quotas.cancel(ctx, error);
-        throw error;
-      }
-      await quotas.settle(ctx, ctx.command, collection.name, tenant, record, result);
-      return result;
+      return quotas.enforce(ctx, next, collection.name, tenant, record);
     },
   };
 
@@ -187,6 +194,12 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
     name: '@caas-db/tenancy',
     middlewares: [context, ...(quota ? [quota] : []), ...((options.audit ?? 'enforce') === 'off' ? [] : [audit])],
     resolveTenant: currentTenant,
+    // A cache hit sends no command, so `context` above does not run for it: the same active-tenant
+    // check admits it (a suspended tenant is refused from the cache as from MongoDB).
+    async admitCachedRead(read) {
+      if (!requireActive || read.tenant === undefined || read.tenantOwned === false) return;
+      await directory.requireActive(read.tenant);
+    },
     attach(dataLayer) {
       layer = dataLayer;
       usage = dataLayer.repository(tenantUsageDefinition, TenantUsageRepository);

@@ -183,7 +183,7 @@ describe('quotas', () => {
     expect((await tenancy.usage?.usageOf('quota-b'))?.groups?.documents).toBe(5);
   });
 
-  it('refuses a batch that would cross the limit as a whole', async () => {
+  it('refuses an ordered batch that would cross the limit as a whole (an unordered one: see quotas-derived.test.ts)', async () => {
     const tenant = data.forTenant('quota-c');
     await tenant.groups.createMany(Array.from({ length: 3 }, (_, index) => ({ name: `g${index}`, owner_id: owner })));
     await expect(

@@ -1,5 +1,6 @@
 import type { Document } from 'mongodb';
 import type { CollectionCommand, CommandObserver } from '../collection/collection-command.js';
+import { ConnectionError, DatabaseError, DuplicateKeyError, isCaasDbError, TimeoutError } from '../errors.js';
 import type { QueryShape } from './index-declaration.js';
 
 /** A command whose filter matched none of its collection's declared query shapes. */
@@ -61,6 +62,18 @@ function matches(shape: QueryShape, equality: Set<string>, sort: Array<[string, 
   return same(1) || same(-1);
 }
 
+function wasRefused(error: unknown): boolean {
+  return (
+    isCaasDbError(error) &&
+    !(
+      error instanceof DatabaseError ||
+      error instanceof ConnectionError ||
+      error instanceof TimeoutError ||
+      error instanceof DuplicateKeyError
+    )
+  );
+}
+
 /**
  * A command observer that checks every query against the declared query shapes of its collection
  * (and so, through `indexServes`, against the declared indexes). Queries by `_id` are always served.
@@ -71,7 +84,9 @@ export function createQueryShapeChecker(
 ): CommandObserver & { undeclared(): UndeclaredQuery[] } {
   const found: UndeclaredQuery[] = [];
   return {
-    observe({ command, target }) {
+    observe({ command, target, error }) {
+      // A command a layer refused was never sent: no index serves or fails to serve it.
+      if (error !== undefined && wasRefused(error)) return;
       const declared = shapes.get(target.name);
       const filter = filterOf(command);
       if (!declared || !filter) return;

@@ -348,6 +348,8 @@ describe(`tenant isolation (property, ${RUNS} random operations)`, () => {
         }
         const leaked = [...tenantsIn(result)].filter((tenant) => tenant !== acting);
         foreign += leaked.length;
+        if ((succeeded + refused) % 10_000 === 0)
+          process.stdout.write(`isolation property: ${succeeded + refused} operations, ${refused} refused, ${foreign} foreign\n`);
         expect(leaked, 'documents of another tenant were returned').toEqual([]);
         expect(await snapshotOthers(acting), 'another tenant’s documents changed').toEqual(before);
         if ((await items[acting].count()) < 3) await seed(acting);

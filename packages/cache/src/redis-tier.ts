@@ -9,10 +9,18 @@ export class RedisTierTimeout extends Error {
   }
 }
 
+/**
+ * Redis' clock in milliseconds with microseconds as a fraction (`'1764150000123.456'`): a write's
+ * invalidation and a read that follows it within the same millisecond still compare in order, so a
+ * fill right after a write is not refused for it. Formatted, since Lua's `tostring` keeps only 14
+ * significant digits.
+ */
+const NOW = `string.format('%.3f', tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000)`;
+
 /** Reads an entry and Redis' clock, so a later fill can tell what was invalidated since. KEYS: entry. */
 const READ_SCRIPT = `
 local time = redis.call('TIME')
-return { redis.call('GET', KEYS[1]) or false, tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)) }
+return { redis.call('GET', KEYS[1]) or false, ${NOW} }
 `;
 
 /**
@@ -41,7 +49,7 @@ return 1
 /** Records each tag's invalidation time and deletes every entry filed under it. KEYS: (time key, tag set key) pairs. */
 const INVALIDATE_SCRIPT = `
 local time = redis.call('TIME')
-local now = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+local now = ${NOW}
 local dropped = 0
 for i = 1, #KEYS, 2 do
   redis.call('SET', KEYS[i], now, 'PX', 86400000)
@@ -65,7 +73,7 @@ return 0
 /** The result of a Redis read: the encoded entry if any, and Redis' clock at the read. */
 export interface RedisRead {
   entry: Buffer | null;
-  /** Milliseconds on Redis' clock; pass it to {@link RedisTier.fill}. */
+  /** Milliseconds on Redis' clock (microseconds as a fraction); pass it to {@link RedisTier.fill}. */
   time: string;
 }
 

@@ -241,6 +241,9 @@ export class TwoTierCache implements ReadCache {
   async read<T>(request: CachedRead, load: () => Promise<T>, tagsOf: (value: T) => string[]): Promise<T> {
     const policy = this.#options.methods[request.method];
     if (!policy) return load();
+    // A hit sends no command, so nothing in the pipeline checks it: the read is admitted for its
+    // tenant here, before either tier is consulted (a suspended tenant is refused, not served).
+    if (request.admit) await request.admit();
     this.#stats.requests += 1;
     const key = this.#key(request);
     const now = Date.now();
@@ -311,7 +314,7 @@ export class TwoTierCache implements ReadCache {
             if (this.#events.hasListeners('cache:hit')) this.#events.emit('cache:hit', { method: request.method, tier: 'l2' });
             // A copy: the reply may be a view into a larger socket buffer, which L1 would otherwise keep alive.
             const encoded = Buffer.from(read.entry);
-            if (!this.#invalidatedSince(flight)) this.#memory?.set(key, encoded, request.tags);
+            this.#keepInMemory(key, encoded, this.#tagsOf(request, tagsOf, remote.value as T), flight);
             return encoded;
           }
           this.#stats.l2Misses += 1;
@@ -320,8 +323,8 @@ export class TwoTierCache implements ReadCache {
           const peer = await this.#waitForPeer(key);
           if (peer?.filled) {
             this.#stats.l2Hits += 1;
-            if (!this.#invalidatedSince(flight)) this.#memory?.set(key, peer.filled, request.tags);
-            return peer.filled;
+            this.#keepInMemory(key, peer.filled.encoded, this.#tagsOf(request, tagsOf, peer.filled.entry.value as T), flight);
+            return peer.filled.encoded;
           }
           lockToken = peer?.token;
         } catch (error) {
@@ -367,7 +370,7 @@ export class TwoTierCache implements ReadCache {
     this.#stats.loadMaxMS = Math.max(this.#stats.loadMaxMS, loadMS);
     if (this.#events.hasListeners('cache:miss')) this.#events.emit('cache:miss', { method: request.method, loadMS });
 
-    const tags = [...new Set([...request.tags, ...tagsOf(value)])];
+    const tags = this.#tagsOf(request, tagsOf, value);
     const found = value !== null && value !== undefined;
     // Encoded even when not cached below: the callers of this flight decode their copies from it.
     if (this.#invalidatedSince(flight, tags)) return encodeEntry({ value: found ? value : null, freshUntil: 0, staleUntil: 0 });
@@ -387,12 +390,28 @@ export class TwoTierCache implements ReadCache {
   }
 
   /**
+   * The tags of an entry: the request's (its list, its collection) and those of the documents in
+   * the value. Every entry carries them whichever tier it came from, so a write to any document it
+   * holds drops it on every instance (an entry from L2 put in L1 with the request's tags alone
+   * would outlive a write by id on another instance until its TTL).
+   */
+  #tagsOf<T>(request: CachedRead, tagsOf: (value: T) => string[], value: T): string[] {
+    return [...new Set([...request.tags, ...tagsOf(value)])];
+  }
+
+  /** Keeps an entry read from Redis in L1, unless one of its tags was invalidated since the flight began. */
+  #keepInMemory(key: string, encoded: Buffer, tags: string[], flight: Flight): void {
+    if (!this.#memory || this.#invalidatedSince(flight, tags)) return;
+    this.#memory.set(key, encoded, tags);
+  }
+
+  /**
    * With the distributed lock on: takes the key's lock (this instance loads, and gets the lock's
    * token to release it with), or waits a moment for the instance holding it to fill the entry,
    * which is then returned encoded. Neither (the wait ran out): this instance loads without the
    * lock, and so must not release it.
    */
-  async #waitForPeer(key: string): Promise<{ token?: string; filled?: Buffer } | undefined> {
+  async #waitForPeer(key: string): Promise<{ token?: string; filled?: { encoded: Buffer; entry: CacheEntry } } | undefined> {
     const lock = this.#options.distributedLock;
     if (!lock || !this.#redis) return undefined;
     const settings = typeof lock === 'object' ? lock : {};
@@ -403,7 +422,7 @@ export class TwoTierCache implements ReadCache {
       await new Promise((resolve) => setTimeout(resolve, 10));
       const { entry: raw } = await this.#redis.read(key);
       const entry = decodeEntry(raw);
-      if (raw && entry && Date.now() < entry.freshUntil) return { filled: Buffer.from(raw) };
+      if (raw && entry && Date.now() < entry.freshUntil) return { filled: { encoded: Buffer.from(raw), entry } };
     }
     return {};
   }

@@ -60,7 +60,18 @@ export function tagsOfWrite(command: CollectionCommand, target: CollectionTarget
   const collection = target.name;
   const fields = rules.listFields[collection] ?? [];
   const tags = new Set<string>();
-  const tenantOf = (document: Document | undefined) => (typeof document?.tenant_id === 'string' ? document.tenant_id : target.tenant);
+  // The tenant a write's documents belong to: the scoped command's `tenant_id`, else the tenant it
+  // ran for. Platform collections (`clients`) have no owning tenant: their `tenant_id` is data, and
+  // their entries are read with none, so their tags are the tenant-less ones.
+  const tenantOf = (document: Document | undefined) =>
+    !target.tenantOwned ? undefined : typeof document?.tenant_id === 'string' ? document.tenant_id : target.tenant;
+  /** One document: its tenant's entries and those read with no tenant known; every tenant's when the write's tenant is unknown. */
+  const documentTags = (tenant: string | undefined, id: unknown) => {
+    if (target.tenantOwned && tenant !== undefined) {
+      tags.add(cacheTags.document(tenant, collection, id));
+      tags.add(cacheTags.document(undefined, collection, id));
+    } else tags.add(cacheTags.document('*', collection, id));
+  };
   const everything = (filter: Document | undefined) => {
     const tenant = tenantOf(filter);
     tags.add(cacheTags.collection(tenant ?? '*', collection));
@@ -68,8 +79,8 @@ export function tagsOfWrite(command: CollectionCommand, target: CollectionTarget
     tags.add(cacheTags.collection(undefined, collection));
   };
   const joinLists = (document: Document) => {
-    tags.add(cacheTags.document(collection, document._id));
     const tenant = tenantOf(document);
+    documentTags(tenant, document._id);
     for (const field of fields) {
       for (const value of valuesAt(document, field.split('.'))) tags.add(cacheTags.list(tenant, collection, field, value));
     }
@@ -78,7 +89,7 @@ export function tagsOfWrite(command: CollectionCommand, target: CollectionTarget
   const update = (filter: Document, change: Document, upsert: boolean) => {
     const ids = idsOf(filter);
     if (!ids) everything(filter);
-    for (const id of ids ?? []) tags.add(cacheTags.document(collection, id));
+    for (const id of ids ?? []) documentTags(tenantOf(filter), id);
     const roots = new Set(pathsOf(change).map((path) => path.split('.')[0]));
     // Soft delete and restore move a document in or out of every live list and lookup.
     const touchesList = roots.has('deleted_at') || fields.some((field) => roots.has(field.split('.')[0]));
@@ -101,7 +112,7 @@ export function tagsOfWrite(command: CollectionCommand, target: CollectionTarget
     // A hard delete only removes: entries containing the document carry its tag.
     const ids = idsOf(filter);
     if (!ids) return everything(filter);
-    for (const id of ids) tags.add(cacheTags.document(collection, id));
+    for (const id of ids) documentTags(tenantOf(filter), id);
   };
   const bulk = (operation: AnyBulkWriteOperation<Document>) => {
     if ('insertOne' in operation) joinLists(operation.insertOne.document);

@@ -43,11 +43,15 @@ describe('syncIndexes by two instances at once', () => {
       await drift(round);
       const outcomes = await Promise.allSettled(layers.map((layer) => layer.syncIndexes(options)));
       for (const [index, outcome] of outcomes.entries()) {
-        if (outcome.status === 'rejected') failures.push(`round ${round}, instance ${index}: ${String(outcome.reason)} (${(outcome.reason as { codeName?: string }).codeName})`);
+        if (outcome.status === 'rejected')
+          failures.push(
+            `round ${round}, instance ${index}: ${String(outcome.reason)} (${(outcome.reason as { codeName?: string }).codeName})`,
+          );
       }
       // The end state: nothing missing, extra or different on any collection.
       const after: IndexSyncReport[] = await layers[0].syncIndexes();
-      for (const report of after) expect(report.drift, `round ${round}: ${report.collection}`).toEqual({ missing: [], extra: [], different: [] });
+      for (const report of after)
+        expect(report.drift, `round ${round}: ${report.collection}`).toEqual({ missing: [], extra: [], different: [] });
     }
     expect(failures).toEqual([]);
   });

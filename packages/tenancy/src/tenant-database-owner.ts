@@ -56,11 +56,14 @@ export class TenantDatabaseOwnerError extends TenancyViolationError {
 export class TenantDatabaseOwnerRepository extends Repository<typeof ownerSchema> {
   /**
    * Claims the database for the bound tenant unless it is claimed already.
+   * @param beforeClaim - runs before an unclaimed database is claimed, and may refuse by throwing
+   * (the tenant's documents are still elsewhere: see `TenantPlacements`).
    * @returns true when the bound tenant owns it (now or before), false when another tenant does.
    */
-  async claim(): Promise<boolean> {
+  async claim(beforeClaim?: () => Promise<void>): Promise<boolean> {
     const tenant = this.requireTenant('claim');
     if (await this.#ownedByTenant()) return true;
+    await beforeClaim?.();
     const now = this.now();
     try {
       // A retry after a lost reply meets our own record as a duplicate: handled below, so idempotent.
@@ -75,6 +78,12 @@ export class TenantDatabaseOwnerRepository extends Repository<typeof ownerSchema
       // the same tenant claimed it meanwhile, or another tenant's record holds `_id: 'owner'`.
       return this.#ownedByTenant();
     }
+  }
+
+  /** True when the bound tenant's owner record is there (nothing is claimed). */
+  async owned(): Promise<boolean> {
+    this.requireTenant('owned');
+    return this.#ownedByTenant();
   }
 
   async #ownedByTenant(): Promise<boolean> {
@@ -103,9 +112,23 @@ export class TenantDatabaseOwners {
   readonly #verifiedInTransaction = new WeakMap<object, Map<string, Promise<void>>>();
   /** The database the owner check in progress is for, so its own commands go exactly there. */
   readonly #checking = new AsyncLocalStorage<{ tenant: string; database: string }>();
+  readonly #beforeClaim: ((tenant: string, database: string) => Promise<void>) | undefined;
 
-  constructor(layer: () => DataLayer) {
+  /** @param options.beforeClaim - runs before a tenant claims an unclaimed database; a throw refuses the claim. */
+  constructor(layer: () => DataLayer, options: { beforeClaim?: (tenant: string, database: string) => Promise<void> } = {}) {
     this.#layer = layer;
+    this.#beforeClaim = options.beforeClaim;
+  }
+
+  /** True when `database` holds `tenant`'s owner record (read only: nothing is claimed). */
+  claimedBy(tenant: string, database: string): Promise<boolean> {
+    const owners = this.#layer().repository(tenantDatabaseOwnerDefinition, TenantDatabaseOwnerRepository, tenant);
+    return this.#checking.run({ tenant, database }, () => owners.owned());
+  }
+
+  /** Forgets that `database` was found to be `tenant`'s: the next command checks (or claims) again. */
+  forget(tenant: string, database: string): void {
+    this.#verified.delete(`${database}/${tenant}`);
   }
 
   /**
@@ -147,7 +170,8 @@ export class TenantDatabaseOwners {
 
   async #check(tenant: string, database: string): Promise<void> {
     const owners = this.#layer().repository(tenantDatabaseOwnerDefinition, TenantDatabaseOwnerRepository, tenant);
-    const owned = await this.#checking.run({ tenant, database }, () => owners.claim());
+    const beforeClaim = this.#beforeClaim;
+    const owned = await this.#checking.run({ tenant, database }, () => owners.claim(beforeClaim && (() => beforeClaim(tenant, database))));
     if (!owned) throw new TenantDatabaseOwnerError(tenant, database);
   }
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { type IndexUsage, indexUsageOf } from '../analysis/index-usage.js';
 import { type PlanSummary, summarizePlan } from '../analysis/query-plan.js';
 import { type BatchBounds, Coalescer, type ItemOutcome } from '../batching/coalescer.js';
-import { cacheTags, type ReadCache } from '../cache/read-cache.js';
+import { type CachedRead, cacheTags, type ReadCache } from '../cache/read-cache.js';
 import type { ScopedCollection } from '../collection/scoped-collection.js';
 import { type CaasDbError, ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
 import type { IndexDeclaration, QueryShape } from '../indexes/index-declaration.js';
@@ -73,6 +73,8 @@ export interface RepositoryContext {
   now?: () => Date;
   /** A read-through cache for the methods it is configured to cache (`@caas-db/cache`). */
   cache?: ReadCache;
+  /** Admits a cached read for its tenant before the cache serves it (the plugins' `admitCachedRead`). */
+  admitCachedRead?: (read: CachedRead) => Promise<void>;
   /** Coalescing of concurrent calls (see `createDataLayer`'s `batching`). */
   batching?: {
     /** Concurrent `findById` calls become one `$in` query. */
@@ -130,6 +132,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   /** How concurrent inserts may be coalesced, for repositories that support it. */
   protected readonly insertBatching: BatchBounds | undefined;
   readonly #cache: ReadCache | undefined;
+  readonly #admitCachedRead: ((read: CachedRead) => Promise<void>) | undefined;
   readonly #readBatcher: Coalescer<{ id: ObjectId; options: ReadOptions<unknown> }, Document | null> | undefined;
   /** The schema of `create` input: the domain schema plus an optional `_id`. */
   readonly #createSchema: z.ZodObject;
@@ -145,6 +148,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     this.validates = context.validate ?? true;
     this.now = context.now ?? (() => new Date());
     this.#cache = context.cache;
+    this.#admitCachedRead = context.admitCachedRead;
     this.insertBatching = context.batching?.inserts;
     const readBounds = context.batching?.findById;
     this.#readBatcher = readBounds ? new Coalescer(readBounds, (items) => this.#findByIds(items)) : undefined;
@@ -224,28 +228,38 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
 
   /**
    * Runs a read through the cache when one is configured for `method`, tagging the result with
-   * the documents it contains (so any write to one of them invalidates it) and the collection.
+   * the documents it contains (so any write to one of them invalidates it) and the collection. The
+   * cache admits the read for its tenant (the plugins' `admitCachedRead`) before serving a hit.
    */
   protected cachedRead<T>(method: string, args: unknown, listTags: string[], load: () => Promise<T>): Promise<T> {
     if (!this.#cache) return load();
     const tenant = this.collection.tenant;
     const collection = this.name;
-    return this.#cache.read<T>(
-      {
-        method: `${collection}.${method}`,
-        collection,
-        tenant,
-        args,
-        tags: [...listTags, cacheTags.collection(tenant, collection), cacheTags.collection('*', collection)],
-      },
-      load,
-      (value) => {
-        if (value === null || value === undefined) return [];
-        const page = value as unknown as { items?: Document[] };
-        const items = Array.isArray(page.items) ? page.items : [value as unknown as Document];
-        return items.map((item) => cacheTags.document(collection, item._id));
-      },
-    );
+    const request: CachedRead = {
+      method: `${collection}.${method}`,
+      collection,
+      tenant,
+      tenantOwned: this.collection.tenantOwned,
+      args,
+      tags: [...listTags, cacheTags.collection(tenant, collection), cacheTags.collection('*', collection)],
+    };
+    const admit = this.#admitCachedRead;
+    if (admit) request.admit = () => admit(request);
+    return this.#cache.read<T>(request, load, (value) => {
+      if (value === null || value === undefined) return [];
+      const page = value as unknown as { items?: Document[] };
+      const items = Array.isArray(page.items) ? page.items : [value as unknown as Document];
+      return items.flatMap((item) => this.#documentTags(item._id, item.tenant_id));
+    });
+  }
+
+  /**
+   * The cache tags of one document: its tenant's (the document's own `tenant_id`, else the read's
+   * tenant; none for platform collections) and the any-tenant form (see `cacheTags.document`).
+   */
+  #documentTags(id: unknown, documentTenant?: unknown): string[] {
+    const tenant = this.collection.tenantOwned ? (typeof documentTenant === 'string' ? documentTenant : this.collection.tenant) : undefined;
+    return [cacheTags.document(tenant, this.name, id), cacheTags.document('*', this.name, id)];
   }
 
   /** Validates a full new document and adds the system fields (and the bound tenant). */
@@ -608,7 +622,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       const key = `${this.collection.tenant ?? ''}|${JSON.stringify(options)}`;
       return this.#readBatcher.add(key, { id: objectId, options }) as Promise<Projected<StoredDocument<S>, P> | null>;
     };
-    return this.cachedRead('findById', { id: objectId.toHexString(), options }, [cacheTags.document(this.name, objectId)], load);
+    return this.cachedRead('findById', { id: objectId.toHexString(), options }, this.#documentTags(objectId), load);
   }
 
   /** Reads many documents by id in one `$in` query, for the read batcher. */

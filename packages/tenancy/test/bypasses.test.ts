@@ -73,6 +73,7 @@ describe('pipeline scoping holes', () => {
       }
     }
     await expect(runner().run([{ $match: new Sneaky() as never }])).rejects.toBeInstanceOf(TenancyViolationError);
+    await expect(runner().run([{ $match: { status: () => 'sent' } }])).rejects.toBeInstanceOf(TenancyViolationError);
     const ownToBSON = { status: 'sent', toBSON: () => ({}) };
     await expect(runner().run([{ $match: ownToBSON }])).rejects.toBeInstanceOf(TenancyViolationError);
   });

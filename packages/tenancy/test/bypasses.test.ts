@@ -11,6 +11,7 @@ import {
   NotFoundError,
   Repository,
   TenancyViolationError,
+  TenantContextError,
   TenantMismatchError,
   ValidationError,
 } from '@caas-db/core';
@@ -49,6 +50,18 @@ describe('cursors are bound to the tenant', () => {
     await expect(data.forTenant('b').users.findMany({}, { limit: 1, cursor: page.nextCursor })).rejects.toBeInstanceOf(CursorError);
     const viaAmbient = tenancy.runWithTenant('b', () => data.users.findMany({}, { limit: 1, cursor: page.nextCursor }));
     await expect(viaAmbient).rejects.toBeInstanceOf(CursorError);
+  });
+});
+
+describe('admin-style reads go through the scoper', () => {
+  it('scopes explain to the bound tenant, refuses another tenant’s filter, and fails closed unbound', async () => {
+    await expect(data.forTenant('a').users.explain({ tenant_id: 'b' } as never)).rejects.toBeInstanceOf(TenantMismatchError);
+    await expect(data.users.explain({ external_id: 'a-0' })).rejects.toBeInstanceOf(TenantContextError);
+  });
+
+  it('refuses $indexStats (indexUsage) in tenant scope and allows it unbound', async () => {
+    await expect(data.forTenant('a').users.indexUsage()).rejects.toBeInstanceOf(TenancyViolationError);
+    expect((await data.users.indexUsage()).length).toBeGreaterThan(0);
   });
 });
 

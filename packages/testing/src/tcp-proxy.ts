@@ -17,6 +17,14 @@ export interface TcpProxy {
   deliverResponses(): void;
   /** Holds every response for `ms` before delivering it (0 to stop delaying). */
   delayResponses(ms: number): void;
+  /**
+   * Breaks the next `count` connections that carry a response in the middle of it: the first part
+   * of the response (half of the chunk received, at least one byte when it has two) is forwarded,
+   * then both sides of the connection are destroyed. The request was delivered (and applied); the
+   * client sees a truncated reply and a reset. Resolves once `count` connections were broken that
+   * way, or when the proxy is cut or stopped, or `cutMidStream` is called again (`0` disarms).
+   */
+  cutMidStream(count?: number): Promise<void>;
   /** Accepts connections again on the same port. */
   restore(): Promise<void>;
   /** Closes the proxy for good. */
@@ -44,6 +52,9 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   let server: Server | undefined;
   let dropping = false;
   let delayMS = 0;
+  /** Connections still to break mid-response, and who waits for them. */
+  let midStreamCuts = 0;
+  let midStreamDone: (() => void) | undefined;
 
   const listen = () =>
     new Promise<void>((resolve, reject) => {
@@ -61,6 +72,20 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
         client.pipe(upstream);
         upstream.on('data', (chunk: Buffer) => {
           if (dropping) return;
+          if (midStreamCuts > 0) {
+            midStreamCuts -= 1;
+            const part = chunk.subarray(0, Math.floor(chunk.length / 2));
+            const breakNow = () => {
+              if (client.writable && part.length > 0) client.write(part);
+              // Destroyed only once the part is flushed, so the client really reads half a reply.
+              client.end(() => client.destroy());
+              upstream.destroy();
+            };
+            if (delayMS === 0) breakNow();
+            else setTimeout(breakNow, delayMS);
+            if (midStreamCuts === 0) releaseMidStream();
+            return;
+          }
           if (delayMS === 0) client.write(chunk);
           else setTimeout(() => client.writable && client.write(chunk), delayMS);
         });
@@ -74,8 +99,16 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
       });
     });
 
+  const releaseMidStream = () => {
+    midStreamCuts = 0;
+    const done = midStreamDone;
+    midStreamDone = undefined;
+    done?.();
+  };
+
   const close = () =>
     new Promise<void>((resolve) => {
+      releaseMidStream();
       for (const socket of sockets) socket.destroy();
       sockets.clear();
       if (!server) return resolve();
@@ -101,6 +134,14 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     },
     delayResponses: (ms) => {
       delayMS = ms;
+    },
+    cutMidStream: (count = 1) => {
+      releaseMidStream();
+      if (count <= 0) return Promise.resolve();
+      midStreamCuts = count;
+      return new Promise<void>((resolve) => {
+        midStreamDone = resolve;
+      });
     },
     stop: close,
   };

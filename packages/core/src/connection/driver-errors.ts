@@ -1,4 +1,5 @@
 import {
+  MongoBulkWriteError,
   MongoClientClosedError,
   MongoError,
   MongoNetworkError,
@@ -44,6 +45,9 @@ export function classifyFailure(error: unknown): FailureKind {
   }
   if (!(error instanceof MongoError)) return 'permanent';
   if (error instanceof MongoClientClosedError) return 'permanent';
+  const whole = wholeBatchFailure(error);
+  // A bulk write that failed as a whole (the connection broke under it): its items may have been applied.
+  if (whole !== undefined) return whole === error ? 'maybe-applied' : classifyFailure(whole);
   // The driver closes its topology after a failed initial connect; the data client reopens it.
   if (error instanceof MongoServerSelectionError || error instanceof MongoTopologyClosedError) return 'not-sent';
   // The driver also labels PoolRequestedRetry the error that interrupts operations already in
@@ -64,6 +68,19 @@ export function classifyFailure(error: unknown): FailureKind {
     return 'maybe-applied';
   }
   return 'permanent';
+}
+
+/**
+ * The failure behind a bulk write that failed as a whole rather than per item (driver 7 wraps a
+ * network or selection error of an `insertMany`/`bulkWrite` in a `MongoBulkWriteError` with no
+ * write errors): its cause when there is one, the error itself otherwise; undefined for any
+ * other error.
+ */
+export function wholeBatchFailure(error: unknown): unknown {
+  if (!(error instanceof MongoBulkWriteError)) return undefined;
+  const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
+  if (writeErrors.length > 0 || error.writeConcernError !== undefined) return undefined;
+  return error.cause instanceof MongoError ? error.cause : error;
 }
 
 /** Reads the duplicated key out of an E11000 error, from `keyValue` or, failing that, the message. */
@@ -90,6 +107,11 @@ function duplicateKeyOf(error: MongoServerError): { index?: string; key: Record<
  */
 export function toCaasDbError(error: unknown, collection?: string): CaasDbError {
   if (error instanceof CaasDbError) return error;
+  const whole = wholeBatchFailure(error);
+  if (whole !== undefined) {
+    if (whole !== error) return toCaasDbError(whole, collection);
+    return new ConnectionError(`The bulk write failed as a whole: ${(error as Error).message}`, { cause: error });
+  }
   if (error instanceof MongoClientClosedError) return new ClientClosedError({ cause: error });
   if (error instanceof MongoServerError) {
     if (DUPLICATE_KEY_CODES.has(Number(error.code))) {

@@ -2,7 +2,7 @@ import type { Document, ObjectId } from 'mongodb';
 import { z } from 'zod';
 import { Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags } from '../cache/read-cache.js';
-import { NotFoundError, ValidationError } from '../errors.js';
+import { isCaasDbError, NotFoundError, ValidationError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import { bulkWriteFailureOf } from '../repository/bulk-write-failures.js';
 import { Repository, type RepositoryDefinition } from '../repository/repository.js';
@@ -201,6 +201,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const { thread, ...rest } = input;
     const parentId = thread === undefined ? undefined : this.parse(threadInput, thread, 'message.thread').parent_id;
     const document = this.prepareInsert({ ...rest, ...(parentId && { thread: { parent_id: parentId } }) }, 'message');
+    const callerChoseId = (rest as { _id?: unknown })._id !== undefined;
     if (parentId) {
       const parent = await this.collection.find(
         'create (thread parent)',
@@ -215,18 +216,23 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
       // Insert first, then count it: both are idempotent (the insert by its _id, the count by the
       // reply's id in the parent's applied window), so a retry after an uncertain outcome, by the
       // pipeline or by the caller with the same _id, stores and counts the reply exactly once.
-      await this.collection.insertOne({ name: 'create', idempotent: true, grant }, document);
-      await this.#applyReplyCount(parentId, `+${String(document._id)}`, 1);
-    } else if (this.insertBatching && !currentSession()) {
+      const stored = await this.insertOnce({ name: 'create', idempotent: true, grant }, document, callerChoseId);
+      await afterApplied(async () => {
+        await this.#applyReplyCount(parentId, `+${String(document._id)}`, 1);
+        await this.#recordLastMessages([stored]);
+      });
+      return stored as Message;
+    }
+    if (this.insertBatching && !currentSession() && !callerChoseId) {
       // Coalesced with concurrent sends of the same tenant into one insertMany; the batch also
-      // updates each conversation's last_message once.
+      // updates each conversation's last_message once. A re-send with its own _id goes alone, so
+      // that meeting its earlier attempt is recognized as the same message.
       this.#batcher ??= new Coalescer(this.insertBatching, (documents) => this.#insertBatch(documents));
       return (await this.#batcher.add(this.collection.tenant ?? '', document)) as Message;
-    } else {
-      await this.collection.insertOne({ name: 'create', idempotent: true, grant }, document);
     }
-    await this.#recordLastMessages([document]);
-    return document as Message;
+    const stored = await this.insertOnce({ name: 'create', idempotent: true, grant }, document, callerChoseId);
+    await afterApplied(() => this.#recordLastMessages([stored]));
+    return stored as Message;
   }
 
   #batcher: Coalescer<Document, Document> | undefined;
@@ -241,7 +247,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
       if (!failure) throw error;
       failures = failure.failures;
     }
-    await this.#recordLastMessages(documents.filter((_, index) => !failures.has(index)));
+    await afterApplied(() => this.#recordLastMessages(documents.filter((_, index) => !failures.has(index))));
     return documents.map((document, index) =>
       failures.has(index) ? { ok: false, error: failures.get(index) } : { ok: true, value: document },
     );
@@ -321,7 +327,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
       { $push: { read_by: { user_id: user, read_at: now } }, $set: { updated_at: now } },
     );
     if (receipt.matchedCount === 0 && !(await this.exists({ _id: id }))) throw new NotFoundError(this.name, id.toHexString());
-    await this.#advanceStatus('markAsRead', id, 'read');
+    await afterApplied(() => this.#advanceStatus('markAsRead', id, 'read'));
   }
 
   /** Moves a message from `sent` to `delivered`; a message already further along is left as is. */
@@ -529,5 +535,20 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
         { $set: { 'thread.reply_count': actual } },
       );
     return { stored, actual };
+  }
+}
+
+/**
+ * Runs the follow-up commands of a write whose first command was applied (the denormalizations
+ * of a stored message): when one fails, the caller must learn that the write may have happened,
+ * so the error carries `outcome: 'unknown'`. Every follow-up is idempotent, so re-sending the whole
+ * call with the same ids completes it exactly once.
+ */
+async function afterApplied(followUp: () => Promise<unknown>): Promise<void> {
+  try {
+    await followUp();
+  } catch (error) {
+    if (isCaasDbError(error)) error.outcome = 'unknown';
+    throw error;
   }
 }

@@ -1,5 +1,5 @@
 import { MongoBulkWriteError, MongoServerError } from 'mongodb';
-import { toCaasDbError } from '../connection/driver-errors.js';
+import { toCaasDbError, wholeBatchFailure } from '../connection/driver-errors.js';
 import type { CaasDbError } from '../errors.js';
 
 /** Carried by an error of a command a layer admitted in part (`@caas-db/tenancy`'s `PartialAdmission`). */
@@ -34,6 +34,8 @@ export function bulkWriteFailureOf(error: unknown, collection: string): BulkWrit
   }
   const bulk = error instanceof MongoBulkWriteError ? error : (error as { cause?: unknown } | undefined)?.cause;
   if (!(bulk instanceof MongoBulkWriteError)) return undefined;
+  // A bulk write that failed as a whole (no per-item errors) is no per-item outcome.
+  if (wholeBatchFailure(bulk) !== undefined) return undefined;
   const failures = new Map<number, CaasDbError>();
   const writeErrors = Array.isArray(bulk.writeErrors) ? bulk.writeErrors : [bulk.writeErrors];
   for (const writeError of writeErrors) {

@@ -110,6 +110,16 @@ function assertStorableSize(document: Document, subject: string): void {
     ]);
 }
 
+/** Fields every insert stamps anew, so two attempts of one write differ in them. */
+const STAMPED_FIELDS = new Set(['created_at', 'updated_at']);
+
+/** Whether two documents hold the same content, the stamped timestamps aside. */
+function sameContent(stored: Document, sent: Document): boolean {
+  const content = (document: Document) =>
+    BSON.EJSON.stringify(Object.fromEntries(Object.entries(document).filter(([key]) => !STAMPED_FIELDS.has(key))), { relaxed: false });
+  return content(stored) === content(sent);
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
 }
@@ -328,8 +338,27 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
    */
   async create(input: CreateArgument): Promise<StoredDocument<S>> {
     const document = this.prepareInsert(input);
-    await this.collection.insertOne('create', document);
-    return document as StoredDocument<S>;
+    const stored = await this.insertOnce('create', document, (input as { _id?: unknown } | null)?._id !== undefined);
+    return stored as StoredDocument<S>;
+  }
+
+  /**
+   * Inserts `document`, idempotent by its `_id` across calls: when the caller chose the `_id` (to
+   * re-send a write whose outcome was unknown) and a document with that `_id` is already stored
+   * with the same content (timestamps aside), that document is the result, not a duplicate-key
+   * error. An insert with a generated `_id` cannot meet its own earlier attempt from another call.
+   * @returns the stored document.
+   */
+  protected async insertOnce(operation: OperationDeclaration, document: Document, callerChoseId: boolean): Promise<Document> {
+    try {
+      await this.collection.insertOne(operation, document);
+      return document;
+    } catch (error) {
+      if (!callerChoseId || !(error instanceof DuplicateKeyError) || !('_id' in error.key)) throw error;
+      const [stored] = await this.collection.find('insertOnce (same _id)', { _id: document._id }, { limit: 1 });
+      if (!stored || !sameContent(stored, document)) throw error;
+      return stored;
+    }
   }
 
   /**

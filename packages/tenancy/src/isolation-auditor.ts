@@ -280,7 +280,9 @@ export class IsolationAuditor {
     } else {
       return;
     }
-    functionsIn(event.command, '', problems);
+    const operation = currentOperation();
+    // The pipeline's scoper already refused functions in its commands: walk only what came around it.
+    if (operation === undefined) functionsIn(event.command, '', problems);
     if (problems.length === 0) return;
     const violation: IsolationViolation = {
       commandName: event.commandName,
@@ -289,7 +291,6 @@ export class IsolationAuditor {
       problems,
       mode: this.#options.mode,
     };
-    const operation = currentOperation();
     if (operation && this.#options.mode === 'enforce') this.#pending.set(operation, violation);
     this.#events.emit('isolation:violation', violation);
   }

@@ -42,6 +42,8 @@ export interface DataLayerPlugin {
   readonly middlewares?: readonly Middleware[];
   /** See every command and its outcome. */
   readonly observers?: readonly CommandObserver[];
+  /** True when the plugin reads `currentOperation()` (each operation then runs in its own async context). */
+  readonly bindsOperation?: boolean;
   /** The ambient tenant of the current call, used by repositories not bound with `forTenant`. */
   readonly resolveTenant?: () => string | undefined;
   /** A read-through cache the repositories use for the methods it caches (`@caas-db/cache`). */
@@ -305,6 +307,7 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     internals.track,
   );
   pipeline.traceTenant = options.tracing?.tenant ?? false;
+  pipeline.bindsOperation = plugins.some((plugin) => plugin.bindsOperation === true);
   const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();

@@ -194,6 +194,8 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
     name: '@caas-db/tenancy',
     middlewares: [context, ...(quota ? [quota] : []), ...((options.audit ?? 'enforce') === 'off' ? [] : [audit])],
     resolveTenant: currentTenant,
+    // The auditor fails an operation in enforce mode by attributing wire commands to it.
+    bindsOperation: (options.audit ?? 'enforce') === 'enforce',
     // A cache hit sends no command, so `context` above does not run for it: the same active-tenant
     // check admits it (a suspended tenant is refused from the cache as from MongoDB).
     async admitCachedRead(read) {

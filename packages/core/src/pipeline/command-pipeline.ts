@@ -26,9 +26,10 @@ export interface OperationTrace {
 export const operationChannel = tracingChannel<unknown, OperationTrace>('caas-db:operation');
 
 /**
- * The operation the current code runs in, when it runs inside the pipeline: the driver emits its
- * command monitoring events within the operation's async context, so a listener (the isolation
- * auditor) can attribute a wire command to the operation that sent it.
+ * The operation the current code runs in, when it runs inside the pipeline of a data layer that
+ * binds operations (a plugin with `bindsOperation`, such as the tenancy auditor in enforce mode):
+ * the driver emits its command monitoring events within the operation's async context, so a
+ * listener can attribute a wire command to the operation that sent it. Undefined otherwise.
  */
 export function currentOperation(): OperationContext | undefined {
   return running.getStore();
@@ -49,6 +50,12 @@ export class CommandPipeline {
   readonly #enclose: (<T>(run: () => Promise<T>) => Promise<T>) | undefined;
   /** Whether traces carry the tenant (opt-in: tenant ids may be personal data in a tracing backend). */
   traceTenant = false;
+  /**
+   * Whether each operation runs in its own async context (`currentOperation()`). Off unless a
+   * plugin needs it (the auditor in enforce mode): on Node 20 an AsyncLocalStorage in use makes
+   * every promise of the process pay a hook.
+   */
+  bindsOperation = false;
 
   /** @param enclose - wraps every whole run (the data client counts it in flight for a draining close). */
   constructor(middlewares: readonly Middleware[], terminal: Terminal, enclose?: <T>(run: () => Promise<T>) => Promise<T>) {
@@ -80,8 +87,9 @@ export class CommandPipeline {
         return layer.handle(ctx, step(index + 1));
       };
     const enclose = this.#enclose;
+    const start = this.bindsOperation ? () => running.run(ctx, step(0)) : step(0);
     const traced = (): Promise<unknown> => {
-      if (!operationChannel.hasSubscribers) return running.run(ctx, step(0));
+      if (!operationChannel.hasSubscribers) return start();
       const trace: OperationTrace = {
         operation: ctx.operation,
         collection: ctx.collection?.name,
@@ -89,7 +97,7 @@ export class CommandPipeline {
         aspects: ctx.aspects,
         ...(this.traceTenant && { tenant: ctx.tenant }),
       };
-      return operationChannel.tracePromise(() => running.run(ctx, step(0)), trace);
+      return operationChannel.tracePromise(start, trace);
     };
     return enclose ? enclose(traced) : traced();
   }

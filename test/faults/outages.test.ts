@@ -22,11 +22,7 @@ import {
 const SCENARIO_TIMEOUT_MS = 150_000;
 
 describe('outages under load: every invariant holds', () => {
-  // KNOWN LIBRARY BUGS: this test fails on purpose until they are fixed (docs/reliability.md,
-  // "Known violations"): bug 1, a batched insertMany that fails as a whole (MongoBulkWriteError with
-  // no write errors, e.g. connect ECONNREFUSED) resolves its callers with nothing stored; bug 2, a
-  // create whose insert was applied but whose last_message update failed unsent is rejected
-  // without outcome 'unknown'; bug 3, a same-_id re-send after outcome 'unknown' gets E_DUPLICATE_KEY.
+  // Regression of the bugs in docs/reliability.md, "Violations found and fixed".
   it(
     'the network cut until calls are rejected, then restored, twice (creates batched into insertMany)',
     async () => {
@@ -55,7 +51,7 @@ describe('outages under load: every invariant holds', () => {
     SCENARIO_TIMEOUT_MS,
   );
 
-  // KNOWN LIBRARY BUGS 2 and 3 (above): fails on purpose until they are fixed.
+  // Regression of bugs 2 and 3 in docs/reliability.md, "Violations found and fixed".
   it(
     'MongoDB stopped and started again until calls are rejected, the clients retrying meanwhile',
     async (context) => {

@@ -54,12 +54,7 @@ async function scenario(name: string, options: { batching?: boolean }, fault: Fa
 }
 
 describe('response faults under load: every invariant holds', () => {
-  // KNOWN LIBRARY BUGS: this test fails on purpose until they are fixed (docs/reliability.md,
-  // "Known violations"): bug 3, a caller that re-sends messages.create with the same _id after
-  // outcome 'unknown', as docs/connection.md prescribes, gets E_DUPLICATE_KEY (no outcome) when the
-  // first call was applied, and create's follow-up writes (last_message, reply_count) are skipped;
-  // bug 2, a create whose insert was applied but whose last_message update failed unsent is
-  // rejected without outcome 'unknown'.
+  // Regression of the bugs in docs/reliability.md, "Violations found and fixed".
   it(
     'responses dropped one way until callers see unknown outcomes, then delivered again',
     async () => {

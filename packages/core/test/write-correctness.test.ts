@@ -166,6 +166,36 @@ describe('input bounds', () => {
   });
 });
 
+describe('message search pages past 50', () => {
+  it('pages through every match exactly once, newest first', async () => {
+    const token = 'pagetoken01';
+    const created = await acme.messages.createMany(
+      Array.from({ length: 120 }, () => ({
+        conversation_id: conversation._id,
+        sender_id: alice,
+        content: text('eA'),
+        search_tokens: [token],
+      })),
+    );
+    expect(await acme.messages.searchMessages(token)).toHaveLength(50);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await acme.messages.searchMessagesPage(token, { limit: 50, cursor });
+      seen.push(...page.items.map((message) => String(message._id)));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(120);
+    expect(new Set(seen).size).toBe(120);
+    expect(seen).toEqual(
+      created
+        .map((message) => String(message._id))
+        .sort()
+        .reverse(),
+    );
+  });
+});
+
 describe('retry classification', () => {
   it('treats the pool-cleared error that interrupts operations in flight as maybe applied', () => {
     const interrupted = new MongoNetworkError('Connection interrupted due to server monitor timeout');

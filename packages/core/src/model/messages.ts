@@ -483,24 +483,37 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /**
-   * Finds live messages carrying every given blind-index token (newest first, at most 50), optionally
-   * in one conversation. Content is ciphertext, so `query` is a space-separated list of tokens the
-   * client derived from its words (`@caas-db/search` provides the derivation); plaintext never
-   * reaches the server.
+   * Finds live messages carrying every given blind-index token (newest first), optionally in one
+   * conversation: the first page of {@link searchMessagesPage} (at most 50), as the plan's
+   * `MessageRepository` contract returns it. Content is ciphertext, so `query` is a space-separated
+   * list of tokens the client derived from its words (`@caas-db/search` provides the derivation);
+   * plaintext never reaches the server.
    */
   async searchMessages(query: string | readonly string[], conversationId?: IdInput): Promise<Message[]> {
+    return (await this.searchMessagesPage(query, { ...(conversationId !== undefined && { conversationId }), limit: 50 })).items;
+  }
+
+  /**
+   * One keyset page of the live messages carrying every given blind-index token, newest first:
+   * pass `nextCursor` back as `cursor` for the next page, until it is null.
+   */
+  async searchMessagesPage(
+    query: string | readonly string[],
+    options: PaginationOptions & { conversationId?: IdInput } = {},
+  ): Promise<Page<Message>> {
     const tokens = this.parse(
       z.array(searchTokenSchema).min(1).max(32),
       typeof query === 'string' ? query.split(/\s+/).filter(Boolean) : query,
       'query',
     );
+    const { conversationId, ...page } = (options ?? {}) as PaginationOptions & { conversationId?: IdInput };
     const filter: Record<string, unknown> = {
       tenant_id: this.requireTenant('searchMessages'),
       search_tokens: { $all: tokens },
       deleted_at: null,
     };
     if (conversationId !== undefined) filter.conversation_id = this.parseId(conversationId, 'conversationId');
-    return (await this.collection.find('searchMessages', filter, { sort: { _id: -1 }, limit: 50 })) as Message[];
+    return this.page<Message>('searchMessages', filter, { ...page, sort: { field: '_id', direction: 'desc' } });
   }
 
   /**

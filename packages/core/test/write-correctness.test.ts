@@ -225,6 +225,28 @@ describe('exactly once when responses are dropped (one-way partition)', () => {
     await proxy.stop();
   });
 
+  /** A data layer that loses every response from the moment its first insert into `collection` is sent. */
+  function partitionOnFirstInsert(collection: string): ReturnType<typeof createDataLayer> {
+    let armed = true;
+    return createDataLayer({
+      client,
+      middlewares: [
+        {
+          name: 'partition-on-insert',
+          phase: 'transport',
+          handle: (ctx, next) => {
+            if (!armed || ctx.command.kind !== 'insertOne' || ctx.collection?.name !== collection) return next();
+            armed = false;
+            const sent = next();
+            // The request is on its way: lose every response until `deliverResponses`.
+            proxy.dropResponses();
+            return sent;
+          },
+        },
+      ],
+    });
+  }
+
   /** Delivers responses again at the client's first retry (the lost attempt timed out). */
   function healOnRetry(): Promise<void> {
     return new Promise<void>((resolve) => {
@@ -237,26 +259,7 @@ describe('exactly once when responses are dropped (one-way partition)', () => {
   }
 
   it('stores a message whose insert response was lost exactly once, and the caller sees success', async () => {
-    let armed = true;
-    const layer = createDataLayer({
-      client,
-      middlewares: [
-        {
-          name: 'partition-on-insert',
-          phase: 'transport',
-          handle: (ctx, next) => {
-            if (armed && ctx.command.kind === 'insertOne' && ctx.collection?.name === 'messages') {
-              armed = false;
-              const sent = next();
-              // The request is on its way: lose every response until the client retries.
-              proxy.dropResponses();
-              return sent;
-            }
-            return next();
-          },
-        },
-      ],
-    });
+    const layer = partitionOnFirstInsert('messages');
     const healed = healOnRetry();
     const tenant = layer.forTenant('acme');
     const message = await tenant.messages.create({ conversation_id: conversation._id, sender_id: alice, content: text('eA', 'once') });
@@ -266,25 +269,7 @@ describe('exactly once when responses are dropped (one-way partition)', () => {
   });
 
   it('flags a non-idempotent write whose response was lost as outcome unknown, and does not apply it twice', async () => {
-    let armed = true;
-    const layer = createDataLayer({
-      client,
-      middlewares: [
-        {
-          name: 'partition-on-insert',
-          phase: 'transport',
-          handle: (ctx, next) => {
-            if (armed && ctx.command.kind === 'insertOne' && ctx.collection?.name === 'users') {
-              armed = false;
-              const sent = next();
-              proxy.dropResponses();
-              return sent;
-            }
-            return next();
-          },
-        },
-      ],
-    });
+    const layer = partitionOnFirstInsert('users');
     const error = await layer
       .forTenant('acme')
       .users.create({ external_id: 'lost-response', profile: { display_name: 'Lost' } })

@@ -300,12 +300,7 @@ export class ConversationRepository extends Repository<typeof conversationSchema
     presented: symbol,
     conversationId: ObjectId,
     removed: ObjectId,
-    newest: () => Promise<{
-      _id: ObjectId;
-      sender_id: ObjectId;
-      created_at: Date;
-      content?: { encrypted_preview?: string | undefined };
-    } | null>,
+    newest: () => Promise<LastMessageSource | null>,
   ): Promise<void> {
     this.#requireGrant(presented, 'replaceLastMessage');
     const filter = { _id: conversationId, 'last_message.message_id': removed };
@@ -327,12 +322,7 @@ export class ConversationRepository extends Repository<typeof conversationSchema
    */
   async verifyLastMessage(
     conversationId: IdInput,
-    newest: () => Promise<{
-      _id: ObjectId;
-      sender_id: ObjectId;
-      created_at: Date;
-      content?: { encrypted_preview?: string | undefined };
-    } | null>,
+    newest: () => Promise<LastMessageSource | null>,
   ): Promise<{ consistent: boolean; messageId: ObjectId | null }> {
     const id = this.parseId(conversationId, 'conversationId');
     const conversation = await this.getById(id, { projection: { last_message: 1 } });
@@ -356,6 +346,14 @@ export class ConversationRepository extends Repository<typeof conversationSchema
     if (presented !== lastMessageGrant)
       throw new InvariantError(`conversations.${operation}`, 'last_message is moved by the messages repository only');
   }
+}
+
+/** What `last_message` is made from: a stored message. */
+interface LastMessageSource {
+  _id: ObjectId;
+  sender_id: ObjectId;
+  created_at: Date;
+  content?: { encrypted_preview?: string | undefined };
 }
 
 function lastMessageOf(message: { _id: ObjectId; sender_id: ObjectId; created_at: Date; preview: string }) {

@@ -90,14 +90,26 @@ export function createCache(options: CacheOptions): CachePlugin {
     name: 'cache-invalidation',
     phase: 'effects',
     async handle(ctx, next) {
-      const result = await next();
-      if (ctx.aspects.access === 'write' && !ctx.aspects.admin) {
+      const invalidate = () => {
+        if (ctx.aspects.access !== 'write' || ctx.aspects.admin) return undefined;
         const tags = tagsOfWrite(ctx.command, targetOf(ctx), rules);
-        if (tags.length > 0) await afterCommit(() => cache.invalidate(tags));
+        return tags.length > 0 ? afterCommit(() => cache.invalidate(tags)) : undefined;
+      };
+      let result: unknown;
+      try {
+        result = await next();
+      } catch (error) {
+        // A write that reached the server and failed may still have applied in part (an unordered
+        // bulk write with one duplicate, a response lost in flight): invalidating too much is safe,
+        // too little serves stale reads. A write refused before it was sent invalidates nothing.
+        if (ctx.sent) await invalidate();
+        throw error;
       }
+      await invalidate();
       return result;
     },
   };
+
   return {
     name: '@caas-db/cache',
     readCache: cache,

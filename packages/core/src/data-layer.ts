@@ -397,6 +397,7 @@ function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironme
       command,
       database,
       requireTenant: false,
+      sent: false,
       isTenantOwned: environment.isTenantOwned,
       grant: undefined,
       layers: [],

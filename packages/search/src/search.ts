@@ -18,6 +18,7 @@ import {
   type RepositoryDefinition,
   tenantIdSchema,
   usersDefinition,
+  ValidationError,
 } from '@caas-db/core';
 import { type ZodObject, z } from 'zod';
 import { PipelineRepository, type ReadPreferenceMode } from './pipeline-repository.js';
@@ -189,6 +190,21 @@ export function createSearch(options: SearchOptions = {}): SearchPlugin {
       // A pipeline update computes the name on the server, where tokens cannot be derived: `reindex` repairs those.
       if (Array.isArray(update) || !isObject(update)) return update;
       const { $set: set, $setOnInsert: onInsert, $unset: unset } = update;
+      // The tokens are derived from the name, never written by callers: a direct write would leave
+      // them disagreeing with the name until a reindex.
+      for (const [operator, fields] of Object.entries(update)) {
+        if (!isObject(fields)) continue;
+        const derivedHere = (operator === '$set' || operator === '$unset' || operator === '$setOnInsert') && nameIn(set) !== undefined;
+        const written = Object.keys(fields).find((field) => field === 'search_tokens' || field.startsWith('search_tokens.'));
+        if (written !== undefined && !derivedHere)
+          throw new ValidationError(`${collection} update`, [
+            {
+              path: `${operator}.${written}`,
+              message: 'is derived from the name by @caas-db/search and cannot be written directly',
+              code: 'derived_field',
+            },
+          ]);
+      }
       const named =
         nameIn(set) ??
         (isObject(unset) && (Object.hasOwn(unset, dotted) || Object.hasOwn(unset, source.field)) ? { value: undefined } : undefined);

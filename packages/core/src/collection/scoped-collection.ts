@@ -194,6 +194,7 @@ export class ScopedCollection {
       command,
       database: undefined,
       requireTenant: false,
+      sent: false,
       isTenantOwned: environment.isTenantOwned,
       grant: typeof operation === 'string' ? undefined : operation.grant,
       layers: [],

@@ -61,6 +61,11 @@ export interface OperationContext {
   requireTenant: boolean;
   /** Whether a collection's documents belong to tenants (unknown collections count as tenant-owned). */
   readonly isTenantOwned: (collection: string) => boolean;
+  /**
+   * True once the innermost step handed the command to the driver (at least one attempt): a
+   * failure after that may have applied the write, one before it did not.
+   */
+  sent: boolean;
   /** The grant the operation's call site holds (see `ModelInvariants`), if any. */
   readonly grant: symbol | undefined;
   /** The names of the layers the operation entered, in order (one entry per attempt for inner layers). */

@@ -32,7 +32,11 @@ export function createSend(client: ClientInternals, presetOf: (collection: strin
     }
     return collection;
   };
-  return (ctx) => client.attempt((db) => dispatch(db, ctx, collectionOf));
+  return (ctx) =>
+    client.attempt((db) => {
+      ctx.sent = true;
+      return dispatch(db, ctx, collectionOf);
+    });
 }
 
 async function dispatch(

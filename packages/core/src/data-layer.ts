@@ -24,7 +24,7 @@ import {
 import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
 import { CommandPipeline } from './pipeline/command-pipeline.js';
 import { retryLayer, scopingLayer, tracingLayer } from './pipeline/core-layers.js';
-import { aspectsOf, type Middleware, middlewarePhases } from './pipeline/operation.js';
+import { type Middleware, middlewarePhases, operationContext } from './pipeline/operation.js';
 import { createSend } from './pipeline/send.js';
 import type { RepositoryContext, RepositoryDefinition } from './repository/repository.js';
 import { tenantIdSchema } from './schema/primitives.js';
@@ -388,20 +388,17 @@ function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironme
     const tenant = environment.resolveTenant?.();
     if (tenant !== undefined)
       throw new TenancyViolationError(`admin.${name}`, `${name} reaches every tenant; refused in tenant scope (ambient tenant ${tenant})`);
-    return pipeline.run({
-      operation: `admin.${name}`,
-      collection: undefined,
-      tenant: undefined,
-      session: undefined,
-      aspects: aspectsOf(command.kind, undefined, name),
-      command,
-      database,
-      requireTenant: false,
-      sent: false,
-      isTenantOwned: environment.isTenantOwned,
-      grant: undefined,
-      layers: [],
-    });
+    return pipeline.run(
+      operationContext({
+        declaration: name,
+        collection: undefined,
+        tenant: undefined,
+        session: undefined,
+        command,
+        database,
+        isTenantOwned: environment.isTenantOwned,
+      }),
+    );
   };
   return {
     async dropDatabase(database) {

@@ -14,7 +14,7 @@ import type {
   UpdateResult,
 } from 'mongodb';
 import type { CommandPipeline } from '../pipeline/command-pipeline.js';
-import { aspectsOf, type CollectionInfo, type OperationDeclaration, operationName } from '../pipeline/operation.js';
+import { type CollectionInfo, type OperationDeclaration, operationContext } from '../pipeline/operation.js';
 import { currentSession } from '../transactions/transaction-context.js';
 import type { CollectionCommand } from './collection-command.js';
 
@@ -185,20 +185,16 @@ export class ScopedCollection {
 
   #send(operation: OperationDeclaration, command: CollectionCommand): Promise<unknown> {
     const environment = this.#environment;
-    return environment.pipeline.run({
-      operation: `${this.#info.name}.${operationName(operation)}`,
-      collection: this.#info,
-      tenant: this.tenant,
-      session: currentSession(),
-      aspects: aspectsOf(command.kind, this.#info, operation),
-      command,
-      database: undefined,
-      requireTenant: false,
-      sent: false,
-      isTenantOwned: environment.isTenantOwned,
-      grant: typeof operation === 'string' ? undefined : operation.grant,
-      layers: [],
-    });
+    return environment.pipeline.run(
+      operationContext({
+        declaration: operation,
+        collection: this.#info,
+        tenant: this.tenant,
+        session: currentSession(),
+        command,
+        isTenantOwned: environment.isTenantOwned,
+      }),
+    );
   }
 }
 

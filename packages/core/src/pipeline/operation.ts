@@ -150,3 +150,34 @@ export function aspectsOf(kind: CommandKind, collection: CollectionInfo | undefi
 export function operationName(declaration: OperationDeclaration): string {
   return typeof declaration === 'string' ? declaration : declaration.name;
 }
+
+/** What starts one operation; everything else in its context is derived or starts empty. */
+export interface OperationStart {
+  /** The call site's declaration: its name (prefixed with the collection, or `admin`) and what it declares. */
+  readonly declaration: OperationDeclaration;
+  readonly collection: CollectionInfo | undefined;
+  readonly tenant: string | undefined;
+  readonly session: ClientSession | undefined;
+  readonly command: CollectionCommand;
+  readonly database?: string | undefined;
+  readonly isTenantOwned: (collection: string) => boolean;
+}
+
+/** The context of one operation at its start: aspects derived from its command and declaration. */
+export function operationContext(start: OperationStart): OperationContext {
+  const { declaration, collection, command } = start;
+  return {
+    operation: `${collection?.name ?? 'admin'}.${operationName(declaration)}`,
+    collection,
+    tenant: start.tenant,
+    session: start.session,
+    aspects: aspectsOf(command.kind, collection, declaration),
+    command,
+    database: start.database,
+    requireTenant: false,
+    sent: false,
+    isTenantOwned: start.isTenantOwned,
+    grant: typeof declaration === 'string' ? undefined : declaration.grant,
+    layers: [],
+  };
+}

@@ -25,6 +25,7 @@ import { BSON, cacheTags, createDataClient, createDataLayer, type DataLayer, typ
 import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { createSearch, indexTokens } from '@caas-db/search';
 import { createTenancy, type IsolationViolation, type Tenancy } from '@caas-db/tenancy';
+import { waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
@@ -603,13 +604,7 @@ async function reset(): Promise<void> {
 beforeAll(async () => {
   for (const each of instances) each.tenancy.auditor?.on('isolation:violation', (violation) => violations.push(violation));
   await instances[0].data.syncIndexes();
-  const ready = async () => {
-    const deadline = Date.now() + 10_000;
-    while (!instances.every((each) => each.redis.status === 'ready')) {
-      if (Date.now() > deadline) throw new Error('redis not ready');
-      await pause(10);
-    }
-  };
+  const ready = () => waitFor(() => instances.every((each) => each.redis.status === 'ready'), { what: 'redis ready' });
   await ready();
   // Each instance is subscribed once an invalidation the other publishes reaches it; the messages
   // published before that were lost, and are counted as such for `busSettled`.

@@ -18,7 +18,7 @@ import {
   type TenantRepositories,
 } from '../../packages/core/src/index.js';
 import { unsafeDatabase } from '../../packages/core/src/unsafe.js';
-import { type MongoTestServer, type RedisTestServer, startTcpProxy, type TcpProxy } from '../../packages/testing/src/index.js';
+import { type MongoTestServer, type RedisTestServer, startTcpProxy, type TcpProxy, waitFor } from '../../packages/testing/src/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small tools
@@ -52,16 +52,6 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
 
 /** A pause between two checks of a condition (never a wait for time to pass by itself). */
 const tick = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Waits until `check` holds, checking every `intervalMS`; throws after `timeoutMS` naming `what`. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMS = 60_000, intervalMS = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMS;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMS} ms waiting for ${what}`);
-    await tick(intervalMS);
-  }
-}
 
 /** Runs `run` over `items` with at most `limit` calls in flight. */
 async function inPool<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
@@ -696,12 +686,12 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRep
   const context: FaultContext = {
     proxy: options.proxy,
     ledger,
-    progress: (fraction) =>
-      until(
-        () => finished || ledger.done >= fraction * ledger.planned,
-        `${Math.round(fraction * 100)}% of the workload of ${options.name}`,
-        120_000,
-      ),
+    progress: async (fraction) => {
+      await waitFor(() => finished || ledger.done >= fraction * ledger.planned, {
+        what: `${Math.round(fraction * 100)}% of the workload of ${options.name}`,
+        timeoutMS: 120_000,
+      });
+    },
     get finished() {
       return finished;
     },
@@ -801,7 +791,10 @@ export function dropResponses(unknowns = 3, startAt = 0.15): FaultInjector {
     context.proxy.dropResponses();
     context.injected('drop-responses');
     try {
-      await until(() => context.finished || context.ledger.unknown - before >= unknowns, `${unknowns} unknown outcomes`, 90_000);
+      await waitFor(() => context.finished || context.ledger.unknown - before >= unknowns, {
+        what: `${unknowns} unknown outcomes`,
+        timeoutMS: 90_000,
+      });
     } finally {
       context.proxy.deliverResponses();
     }
@@ -833,7 +826,7 @@ export function cutMidStream(perWave = 6, waves: readonly number[] = [0.1, 0.3, 
       const cut = context.proxy.cutMidStream(perWave).then(() => {
         cuts = true;
       });
-      await until(() => cuts || context.finished, `${perWave} connections cut mid-response`, 120_000);
+      await waitFor(() => cuts || context.finished, { what: `${perWave} connections cut mid-response`, timeoutMS: 120_000 });
       if (cuts) context.injected('cut-mid-stream', perWave);
       await context.proxy.cutMidStream(0); // disarms what is left, and settles `cut`
       await cut;
@@ -854,7 +847,10 @@ export function cutAndRestore(rejections = 5, waves: readonly number[] = [0.2, 0
       await context.proxy.cut();
       context.injected('proxy-cut');
       try {
-        await until(() => context.finished || context.ledger.rejected - before >= rejections, `${rejections} rejected calls`, 90_000);
+        await waitFor(() => context.finished || context.ledger.rejected - before >= rejections, {
+          what: `${rejections} rejected calls`,
+          timeoutMS: 90_000,
+        });
       } finally {
         await context.proxy.restore();
       }
@@ -916,11 +912,10 @@ export function restartMongo(server: MongoTestServer, truth: DataLayer, rejectio
       await restart(async () => {
         await context.proxy.restore();
         const before = context.ledger.rejected;
-        await until(
-          () => context.finished || context.ledger.rejected - before >= rejections,
-          `${rejections} calls rejected by the stopped server`,
-          90_000,
-        );
+        await waitFor(() => context.finished || context.ledger.rejected - before >= rejections, {
+          what: `${rejections} calls rejected by the stopped server`,
+          timeoutMS: 90_000,
+        });
         await context.proxy.cut();
       });
       await truthRead(() => truth.syncIndexes());
@@ -1071,7 +1066,10 @@ export async function runRedisRestartScenario(options: {
   };
   try {
     const [writer, reader] = [instance(options.rig.client), instance(second)];
-    await until(() => connections.every((connection) => connection.status === 'ready'), 'both Redis connections', 30_000);
+    await waitFor(() => connections.every((connection) => connection.status === 'ready'), {
+      what: 'both Redis connections',
+      timeoutMS: 30_000,
+    });
     const instances = new Map<string, TenantRepositories>([
       ['instance a', writer.data.forTenant(options.tenant)],
       ['instance b', reader.data.forTenant(options.tenant)],
@@ -1089,27 +1087,24 @@ export async function runRedisRestartScenario(options: {
       ...(options.faults && { faults: options.faults }),
       fault: restartRedis(restart, async (fault) => {
         const before = l2Errors();
-        await until(() => fault.finished || l2Errors() - before >= 20, '20 failed Redis calls', 60_000);
+        await waitFor(() => fault.finished || l2Errors() - before >= 20, { what: '20 failed Redis calls', timeoutMS: 60_000 });
       }),
       alongside: (fixture, finished, ledger) => cachedReaders(instances, fixture, seededRandom(options.seed + 1))(finished, ledger),
       afterwards: async (fixture, ledger) => {
         const violations: string[] = [];
         if (ledger.rejected > 0) violations.push(`${ledger.rejected} calls failed although MongoDB was up (Redis outage only)`);
-        await until(
+        await waitFor(
           () => connections.every((connection) => connection.status === 'ready') && writer.reconnects() > 0 && reader.reconnects() > 0,
-          'both instances to reconnect to Redis',
-          60_000,
+          { what: 'both instances to reconnect to Redis', timeoutMS: 60_000 },
         );
         // The invalidation bus takes milliseconds; an entry still stale after 15 s would stay so until its TTL.
         let stale: string[] = [];
-        await until(
+        await waitFor(
           async () => {
             stale = await staleCacheEntries(instances, unsafeDatabase(options.rig.direct), fixture);
             return stale.length === 0;
           },
-          'every cached read to agree with the database',
-          15_000,
-          200,
+          { what: 'every cached read to agree with the database', timeoutMS: 15_000, intervalMS: 200 },
         ).catch(() => undefined);
         return [...violations, ...stale.map((entry) => `stale after Redis came back: ${entry}`)];
       },

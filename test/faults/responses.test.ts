@@ -5,6 +5,7 @@
  * proxy; the truth is read over a direct connection. See docs/reliability.md.
  */
 import { createDataLayer, type DataLayer } from '@caas-db/core';
+import { waitFor } from '@caas-db/testing';
 import { testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -18,7 +19,6 @@ import {
   runSeed,
   SUITE_WORKLOAD,
   summarize,
-  until,
   violationReport,
 } from './harness.js';
 
@@ -36,7 +36,7 @@ afterAll(async () => {
 });
 
 async function scenario(name: string, options: { batching?: boolean }, fault: FaultInjector) {
-  await until(async () => (await rig.client.health()).ok, 'the client to be healthy', 60_000, 100);
+  await waitFor(async () => (await rig.client.health()).ok, { what: 'the client to be healthy', timeoutMS: 60_000, intervalMS: 100 });
   const app: DataLayer = createDataLayer({ client: rig.client, ...(options.batching && { batching: { messages: true } }) });
   const report = await runScenario({
     name,

@@ -1,5 +1,5 @@
 import { createDataClient, createDataLayer, type DataClient, type DataLayer, ObjectId } from '@caas-db/core';
-import { startRedis, startTcpProxy } from '@caas-db/testing';
+import { startRedis, startTcpProxy, waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,13 +42,22 @@ async function findsDuring(client: DataClient, collection: string, action: () =>
   return finds;
 }
 
-async function until(check: () => Promise<boolean>, timeoutMS: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMS) {
-    if (await check()) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`not within ${timeoutMS} ms`);
+/**
+ * Waits for conditions, not for time: first that `read` is served from the cache (a read is a
+ * hit), then that an entry filled before that hit has passed its `ttlMS`.
+ */
+async function cachedThenExpired(cache: CachePlugin, read: () => Promise<unknown>, ttlMS: number): Promise<void> {
+  const hits = () => cache.stats().l1.hits + cache.stats().l2.hits;
+  await waitFor(
+    async () => {
+      const before = hits();
+      await read();
+      return hits() > before;
+    },
+    { what: 'the entry to be cached' },
+  );
+  const cachedBy = Date.now();
+  await waitFor(() => Date.now() - cachedBy > ttlMS, { what: 'the entry to pass its ttl' });
 }
 
 const first = layer();
@@ -56,7 +65,7 @@ const acme = first.data.forTenant('acme');
 
 beforeAll(async () => {
   await first.data.syncIndexes();
-  await until(async () => redisClients.every((redis) => redis.status === 'ready'), 5000);
+  await waitFor(async () => redisClients.every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
 });
 
 afterAll(async () => {
@@ -74,7 +83,7 @@ describe('read-through in two tiers', () => {
     expect(await findsDuring(first.client, 'users', () => acme.users.findById(user._id))).toBe(1);
     expect(await findsDuring(first.client, 'users', () => acme.users.findById(user._id))).toBe(0);
     const second = layer({}, createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() }));
-    await until(async () => second.cache.cache !== undefined && redisClients.at(-1)?.status === 'ready', 5000);
+    await waitFor(async () => second.cache.cache !== undefined && redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
     let fromL2: Awaited<ReturnType<typeof acme.users.findById>> = null;
     expect(
       await findsDuring(second.client, 'users', async () => {
@@ -122,7 +131,7 @@ describe('read-through in two tiers', () => {
     const user = await acme.users.create({ external_id: 'l2-copies', profile: { display_name: 'L2' } });
     await acme.users.findById(user._id); // fills L2
     const { data, cache } = layer({ memory: false });
-    await until(async () => redisClients.at(-1)?.status === 'ready', 5000);
+    await waitFor(async () => redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
     const repositories = data.forTenant('acme');
     const results = await Promise.all(Array.from({ length: 5 }, () => repositories.users.findById(user._id)));
     expect(cache.stats().l2.hits).toBe(1); // one L2 read, joined by the four others
@@ -143,7 +152,7 @@ describe('read-through in two tiers', () => {
       cache.cache.read({ method: 'users.findById', collection: 'users', tenant: 'acme', args: { id }, tags: [] }, load, () => []);
     await read('a', async () => ({ name: 'original' }));
     const filledAt = Date.now();
-    await until(async () => Date.now() > filledAt + 2, 1000); // past ttlMS
+    await waitFor(async () => Date.now() > filledAt + 2, { timeoutMS: 1000 }); // past ttlMS
     let fail!: (error: Error) => void;
     const failing = new Promise<never>((_, reject) => {
       fail = reject;
@@ -205,13 +214,15 @@ describe('invalidation', () => {
 
   it('reaches another instance through the bus within a bounded time (measured here)', async () => {
     const second = layer({}, createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() }));
-    await until(async () => redisClients.at(-1)?.status === 'ready', 5000);
+    await waitFor(async () => redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
     const theirs = second.data.forTenant('acme');
     const user = await acme.users.create({ external_id: 'bus', profile: { display_name: 'before' } });
     expect((await theirs.users.findById(user._id))?.profile.display_name).toBe('before');
     expect((await theirs.users.findById(user._id))?.profile.display_name).toBe('before');
     await acme.users.update(user._id, { profile: { display_name: 'after' } });
-    const tookMS = await until(async () => (await theirs.users.findById(user._id))?.profile.display_name === 'after', 1000);
+    const tookMS = await waitFor(async () => (await theirs.users.findById(user._id))?.profile.display_name === 'after', {
+      timeoutMS: 1000,
+    });
     expect(tookMS).toBeLessThan(1000);
     expect(second.cache.stats().invalidations.remote).toBeGreaterThan(0);
     await second.client.close();
@@ -236,7 +247,7 @@ describe('stampede protection', () => {
       layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
       layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
     ];
-    await until(async () => redisClients.slice(-2).every((redis) => redis.status === 'ready'), 5000);
+    await waitFor(async () => redisClients.slice(-2).every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
     let finds = 0;
     const stops = instances.map(({ client }) =>
       client.on('command:succeeded', (event) => {
@@ -279,7 +290,7 @@ describe('distributed lock ownership', () => {
 
   it('takes the lock with a token of its own, and a release with another token leaves it', async () => {
     const redis = redisFor();
-    await until(async () => redis.status === 'ready', 5000);
+    await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
     const prefix = `${testDatabaseName()}:tier-lock:`;
     const tier = new RedisTier(redis, prefix, 1000);
     const mine = await tier.lock('key', 10_000);
@@ -296,18 +307,18 @@ describe('distributed lock ownership', () => {
     const a = lockingCache(prefix, { ttlMS: 100, waitMS: 0 });
     const b = lockingCache(prefix, { ttlMS: 30_000, waitMS: 0 });
     const raw = redisFor();
-    await until(async () => [a.redis, b.redis, raw].every((redis) => redis.status === 'ready'), 5000);
+    await waitFor(async () => [a.redis, b.redis, raw].every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
     const id = new ObjectId();
     const loadA = gatedLoad({ _id: id, by: 'a' });
     const readA = a.cache.cache.read(request(id), loadA.load, () => []);
-    await until(async () => loadA.started(), 5000);
+    await waitFor(async () => loadA.started(), { timeoutMS: 5000 });
     const [lockKey] = await raw.keys(`${prefix}l:*`);
     expect(lockKey).toBeDefined();
     // A is still loading when its lock runs out; B misses, takes the lock and loads.
-    await until(async () => (await raw.exists(lockKey as string)) === 0, 5000);
+    await waitFor(async () => (await raw.exists(lockKey as string)) === 0, { timeoutMS: 5000 });
     const loadB = gatedLoad({ _id: id, by: 'b' });
     const readB = b.cache.cache.read(request(id), loadB.load, () => []);
-    await until(async () => loadB.started(), 5000);
+    await waitFor(async () => loadB.started(), { timeoutMS: 5000 });
     const tokenOfB = await raw.get(lockKey as string);
     expect(tokenOfB).not.toBeNull();
     loadA.release();
@@ -325,11 +336,11 @@ describe('distributed lock ownership', () => {
     const peer = lockingCache(prefix, { ttlMS: 30_000, waitMS: 0 });
     const waiter = lockingCache(prefix, { ttlMS: 30_000, waitMS: 30 });
     const raw = redisFor();
-    await until(async () => [peer.redis, waiter.redis, raw].every((redis) => redis.status === 'ready'), 5000);
+    await waitFor(async () => [peer.redis, waiter.redis, raw].every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
     const id = new ObjectId();
     const loadPeer = gatedLoad({ _id: id, by: 'peer' });
     const readPeer = peer.cache.cache.read(request(id), loadPeer.load, () => []);
-    await until(async () => loadPeer.started(), 5000);
+    await waitFor(async () => loadPeer.started(), { timeoutMS: 5000 });
     const [lockKey] = await raw.keys(`${prefix}l:*`);
     const tokenOfPeer = await raw.get(lockKey as string);
     expect(tokenOfPeer).not.toBeNull();
@@ -353,8 +364,7 @@ describe('stale entries', () => {
     const { data, cache } = layer({ methods: { 'users.findById': { ttlMS: 50, staleWhileRevalidateMS: 10_000 } } });
     const repositories = data.forTenant('acme');
     const user = await repositories.users.create({ external_id: 'swr', profile: { display_name: 'S' } });
-    await repositories.users.findById(user._id);
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await cachedThenExpired(cache, () => repositories.users.findById(user._id), 50);
     await repositories.users.findById(user._id);
     expect(cache.stats().staleServes).toBe(1);
   });
@@ -376,9 +386,8 @@ describe('stale entries', () => {
     );
     const repositories = data.forTenant('acme');
     const user = await repositories.users.create({ external_id: 'outage', profile: { display_name: 'O' } });
-    await repositories.users.findById(user._id);
     await repositories.users.findByExternalId('outage');
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    await cachedThenExpired(cache, () => repositories.users.findById(user._id), 30);
     await proxy.cut();
     try {
       expect((await repositories.users.findById(user._id))?.external_id).toBe('outage');
@@ -401,28 +410,31 @@ describe('Redis failures never reach callers', () => {
       plugins.push(cache);
       const client = createTestClient();
       const data = createDataLayer({ client, plugins: [cache] });
-      await until(async () => redis.status === 'ready', 5000);
+      await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
       const repositories = data.forTenant('acme');
       const user = await repositories.users.create({ external_id: 'redis-down', profile: { display_name: 'R' } });
       await repositories.users.findById(user._id);
       const restarted = redisServer.restart?.(async () => {
-        await until(async () => redis.status !== 'ready', 5000);
+        await waitFor(async () => redis.status !== 'ready', { timeoutMS: 5000 });
         for (let index = 0; index < 5; index += 1) {
           await repositories.users.update(user._id, { profile: { display_name: `down-${index}` } });
           expect((await repositories.users.findById(user._id))?.profile.display_name).toBe(`down-${index}`);
         }
       });
       await restarted;
-      await until(async () => redis.status === 'ready', 5000);
+      await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
       const hitsBefore = cache.stats().l2.hits;
       const other = createCache({ methods, redis, prefix: 'outage:', memory: false });
       plugins.push(other);
       const otherData = createDataLayer({ client, plugins: [other] }).forTenant('acme');
       await otherData.users.findById(user._id);
-      await until(async () => {
-        await otherData.users.findById(user._id);
-        return other.stats().l2.hits > 0;
-      }, 3000);
+      await waitFor(
+        async () => {
+          await otherData.users.findById(user._id);
+          return other.stats().l2.hits > 0;
+        },
+        { timeoutMS: 3000 },
+      );
       expect(cache.stats().invalidations.failed).toBeGreaterThan(0);
       expect((await otherData.users.findById(user._id))?.profile.display_name).toBe('down-4');
       expect(hitsBefore).toBeGreaterThanOrEqual(0);
@@ -441,21 +453,21 @@ describe('Redis failures never reach callers', () => {
       const errors: string[] = [];
       cache.on('cache:error', (event) => errors.push(event.operation));
       const data = createDataLayer({ client: createTestClient(), plugins: [cache] });
-      await until(async () => redis.status === 'ready', 5000);
+      await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
       const repositories = data.forTenant('acme');
       const user = await repositories.users.create({ external_id: 'counters', profile: { display_name: 'C' } });
       await repositories.users.findById(user._id);
       expect(cache.stats().l2.misses).toBe(1);
       expect(cache.stats().l2.errors).toBe(0);
       await redisServer.restart(async () => {
-        await until(async () => redis.status !== 'ready', 5000);
+        await waitFor(async () => redis.status !== 'ready', { timeoutMS: 5000 });
         const before = cache.stats();
         expect((await repositories.users.findById(user._id))?.external_id).toBe('counters');
         expect(cache.stats().l2.errors).toBe(before.l2.errors + 1);
         expect(cache.stats().l2).toEqual({ hits: 0, misses: 1, errors: before.l2.errors + 1 }); // no other counter
         expect(errors).toContain('read');
         // The subscriber's reconnect attempts fail while the server is away.
-        await until(async () => cache.stats().invalidations.busErrors > 0, 5000);
+        await waitFor(async () => cache.stats().invalidations.busErrors > 0, { timeoutMS: 5000 });
         expect(errors).toContain('bus');
       });
     } finally {
@@ -467,7 +479,7 @@ describe('Redis failures never reach callers', () => {
     const errors: string[] = [];
     const { data, cache } = layer({ memory: false, redisTimeoutMS: 20 });
     cache.on('cache:error', (event) => errors.push(event.operation));
-    await until(async () => redisClients.at(-1)?.status === 'ready', 5000);
+    await waitFor(async () => redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
     const repositories = data.forTenant('acme');
     const user = await repositories.users.create({ external_id: 'slow', profile: { display_name: 'S' } });
     const redis = redisClients.at(-1) as Redis;

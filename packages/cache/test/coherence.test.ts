@@ -5,6 +5,7 @@
  */
 import { createDataClient, createDataLayer, type DataClient, type DataLayer, ObjectId } from '@caas-db/core';
 import { createTenancy, type Tenancy, TenantSuspendedError, tenantDatabaseName } from '@caas-db/tenancy';
+import { waitFor } from '@caas-db/testing';
 import { testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,17 +47,7 @@ function instance(options: { tenancy?: Parameters<typeof createTenancy>[0]; data
   return { data: createDataLayer({ client, plugins: [...(tenancy ? [tenancy] : []), cache] }), cache, client, ...(tenancy && { tenancy }) };
 }
 
-/** Polls `check` until it holds; fails past the deadline. @returns how long it took. */
-async function until(check: () => Promise<boolean>, timeoutMS: number, what = 'condition'): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMS) {
-    if (await check()) return Date.now() - started;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`${what}: not within ${timeoutMS} ms`);
-}
-
-const ready = () => until(async () => redisClients.every((redis) => redis.status === 'ready'), 5000, 'redis ready');
+const ready = () => waitFor(async () => redisClients.every((redis) => redis.status === 'ready'), { what: 'redis ready', timeoutMS: 5000 });
 
 /** Counts `find` commands on a collection while `action` runs. */
 async function findsDuring(client: DataClient, collection: string, action: () => Promise<unknown>): Promise<number> {
@@ -93,13 +84,12 @@ describe('an entry another instance filled in Redis carries the tags of its docu
     await a.data.syncIndexes();
     await ready();
     // B is subscribed to the bus once an invalidation A publishes reaches it.
-    await until(
+    await waitFor(
       async () => {
         await a.cache.cache.invalidate(['coherence:handshake']);
         return b.cache.stats().invalidations.remote > 0;
       },
-      5000,
-      'B subscribed to the bus',
+      { what: 'B subscribed to the bus', timeoutMS: 5000 },
     );
   });
 
@@ -121,11 +111,10 @@ describe('an entry another instance filled in Redis carries the tags of its docu
       () => theirs.users.findByExternalId('coherent-user'),
     );
     await ours.users.update(user._id, { profile: { display_name: 'after' } });
-    await until(
-      async () => (await theirs.users.findByExternalId('coherent-user'))?.profile.display_name === 'after',
-      BUS_BOUND_MS,
-      'B sees the update',
-    );
+    await waitFor(async () => (await theirs.users.findByExternalId('coherent-user'))?.profile.display_name === 'after', {
+      what: 'B sees the update',
+      timeoutMS: BUS_BOUND_MS,
+    });
   });
 
   it('messages.findByConversation: an edit by id on A reaches B’s L2-filled page within the bound', async () => {
@@ -142,7 +131,10 @@ describe('an entry another instance filled in Redis carries the tags of its docu
       () => page(theirs),
     );
     await ours.messages.edit(message._id, sender, { encrypted_data: 'YWZ0ZXI' });
-    await until(async () => (await page(theirs)).items[0]?.content.encrypted_data === 'YWZ0ZXI', BUS_BOUND_MS, 'B sees the edit');
+    await waitFor(async () => (await page(theirs)).items[0]?.content.encrypted_data === 'YWZ0ZXI', {
+      what: 'B sees the edit',
+      timeoutMS: BUS_BOUND_MS,
+    });
   });
 
   it('conversations.listForUser: a delete by id on A reaches B’s L2-filled list within the bound', async () => {
@@ -155,7 +147,7 @@ describe('an entry another instance filled in Redis carries the tags of its docu
     );
     expect((await list(theirs)).items.map((item) => item._id)).toEqual([conversation._id]);
     await ours.conversations.delete(conversation._id);
-    await until(async () => (await list(theirs)).items.length === 0, BUS_BOUND_MS, 'B sees the delete');
+    await waitFor(async () => (await list(theirs)).items.length === 0, { what: 'B sees the delete', timeoutMS: BUS_BOUND_MS });
   });
 
   it('clients.findByTenantId: an update by id on A reaches B’s L2-filled copy within the bound', async () => {
@@ -165,7 +157,10 @@ describe('an entry another instance filled in Redis carries the tags of its docu
       () => b.data.clients.findByTenantId('coherent-client'),
     );
     await a.data.clients.update(client._id, { name: 'After' });
-    await until(async () => (await b.data.clients.findByTenantId('coherent-client'))?.name === 'After', BUS_BOUND_MS, 'B sees it');
+    await waitFor(async () => (await b.data.clients.findByTenantId('coherent-client'))?.name === 'After', {
+      what: 'B sees it',
+      timeoutMS: BUS_BOUND_MS,
+    });
   });
 });
 

@@ -2,7 +2,7 @@
  * Write correctness: domain invariants no public write can break, exact denormalized state, input
  * bounds, and exactly-once writes when the network drops responses.
  */
-import { startTcpProxy, type TcpProxy } from '@caas-db/testing';
+import { startTcpProxy, type TcpProxy, waitFor } from '@caas-db/testing';
 import { createTestDataLayer, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { MongoNetworkError } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -278,14 +278,9 @@ describe('exactly once when responses are dropped (one-way partition)', () => {
     expect(error instanceof TimeoutError || error instanceof ConnectionError).toBe(true);
     expect((error as TimeoutError).outcome).toBe('unknown');
     // Eventually present once (the server applied the first and only attempt).
-    const deadline = Date.now() + 20_000;
-    let count = 0;
-    while (Date.now() < deadline) {
-      count = await unsafeDatabase(client).collection('users').countDocuments({ external_id: 'lost-response' });
-      if (count > 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    expect(count).toBe(1);
+    const stored = () => unsafeDatabase(client).collection('users').countDocuments({ external_id: 'lost-response' });
+    await waitFor(async () => (await stored()) > 0, { what: 'the lost insert to be visible' });
+    expect(await stored()).toBe(1);
   });
 });
 

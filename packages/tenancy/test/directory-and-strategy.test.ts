@@ -1,5 +1,6 @@
 import { type Client, type ClientRepository, createDataLayer, type Document, type ObjectId } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
+import { waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName } from '@caas-db/testing/vitest';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -50,30 +51,13 @@ function heldClients() {
   };
 }
 
-async function until(check: () => boolean, timeoutMS = 5000): Promise<void> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMS) throw new Error(`not within ${timeoutMS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
-
-/** `promise`, or a failure when it is still pending after `timeoutMS` (a lookup stuck on a held read). */
-function within<T>(promise: Promise<T>, timeoutMS = 2000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still pending after ${timeoutMS} ms`)), timeoutMS);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 describe('TenantDirectory.forget invalidates lookups in flight', () => {
   it('does not store the "active" result of a lookup that started before the suspension', async () => {
     const clients = heldClients();
     const directory = new TenantDirectory(() => clients.repository, { ttlMS: 60_000 });
     clients.hold(true);
     const inFlight = directory.requireActive('acme'); // read "active", not yet answered
-    await until(() => clients.pending() === 1);
+    await waitFor(() => clients.pending() === 1);
     clients.suspend();
     directory.forget('acme');
     clients.hold(false);
@@ -91,12 +75,13 @@ describe('TenantDirectory.forget invalidates lookups in flight', () => {
     const directory = new TenantDirectory(() => clients.repository, { ttlMS: 60_000 });
     clients.hold(true);
     const before = directory.requireActive('acme');
-    await until(() => clients.pending() === 1);
+    await waitFor(() => clients.pending() === 1);
     clients.suspend();
     directory.forget('acme');
     clients.hold(false);
     // Not joined to the held read: a read of its own, which sees the suspension.
-    await expect(within(directory.requireActive('acme'))).rejects.toBeInstanceOf(TenantSuspendedError);
+    // A lookup stuck on the held read would hang here until the test's own timeout.
+    await expect(directory.requireActive('acme')).rejects.toBeInstanceOf(TenantSuspendedError);
     clients.releaseAll();
     await before;
     await expect(directory.requireActive('acme')).rejects.toBeInstanceOf(TenantSuspendedError);

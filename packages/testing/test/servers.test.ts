@@ -3,7 +3,7 @@ import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { MongoClient } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import { startMongo, startRedis, startTcpProxy } from '../src/index.js';
+import { startMongo, startRedis, startTcpProxy, waitFor } from '../src/index.js';
 
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -14,15 +14,6 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMS: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMS;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return false;
 }
 
 function redisPing(port: number): Promise<string> {
@@ -44,7 +35,8 @@ describe('startRedis', () => {
     const port = portOf(redis.url);
     expect(await redisPing(port)).toBe('+PONG');
     await redis.stop();
-    if (redis.backend === 'redis-server') expect(await eventually(async () => !(await accepts(port)), 5000)).toBe(true);
+    if (redis.backend === 'redis-server')
+      await waitFor(async () => !(await accepts(port)), { what: 'the port to close', timeoutMS: 5000, intervalMS: 100 });
   });
 });
 
@@ -62,7 +54,7 @@ describe('startMongo', () => {
     expect(mongo.startupMS).toBeGreaterThan(0);
     if (mongo.backend !== 'external') {
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(mongo.uri)?.[1] ?? /:(\d+)\//.exec(mongo.uri)?.[1]);
-      expect(await eventually(async () => !(await accepts(port)), 5000)).toBe(true);
+      await waitFor(async () => !(await accepts(port)), { what: 'the port to close', timeoutMS: 5000, intervalMS: 100 });
     }
   });
 
@@ -87,8 +79,8 @@ describe('no orphans', () => {
     expect(await accepts(ports.redis)).toBe(true);
     expect(await accepts(ports.mongo)).toBe(true);
     child.kill('SIGKILL');
-    expect(await eventually(async () => !(await accepts(ports.redis)), 10_000)).toBe(true);
-    expect(await eventually(async () => !(await accepts(ports.mongo)), 10_000)).toBe(true);
+    await waitFor(async () => !(await accepts(ports.redis)), { what: 'the port to close', timeoutMS: 10_000, intervalMS: 100 });
+    await waitFor(async () => !(await accepts(ports.mongo)), { what: 'the port to close', timeoutMS: 10_000, intervalMS: 100 });
   });
 });
 

@@ -690,6 +690,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRep
       await waitFor(() => finished || ledger.done >= fraction * ledger.planned, {
         what: `${Math.round(fraction * 100)}% of the workload of ${options.name}`,
         timeoutMS: 120_000,
+        intervalMS: 20,
       });
     },
     get finished() {
@@ -794,6 +795,7 @@ export function dropResponses(unknowns = 3, startAt = 0.15): FaultInjector {
       await waitFor(() => context.finished || context.ledger.unknown - before >= unknowns, {
         what: `${unknowns} unknown outcomes`,
         timeoutMS: 90_000,
+        intervalMS: 20,
       });
     } finally {
       context.proxy.deliverResponses();
@@ -826,7 +828,11 @@ export function cutMidStream(perWave = 6, waves: readonly number[] = [0.1, 0.3, 
       const cut = context.proxy.cutMidStream(perWave).then(() => {
         cuts = true;
       });
-      await waitFor(() => cuts || context.finished, { what: `${perWave} connections cut mid-response`, timeoutMS: 120_000 });
+      await waitFor(() => cuts || context.finished, {
+        what: `${perWave} connections cut mid-response`,
+        timeoutMS: 120_000,
+        intervalMS: 20,
+      });
       if (cuts) context.injected('cut-mid-stream', perWave);
       await context.proxy.cutMidStream(0); // disarms what is left, and settles `cut`
       await cut;
@@ -850,6 +856,7 @@ export function cutAndRestore(rejections = 5, waves: readonly number[] = [0.2, 0
         await waitFor(() => context.finished || context.ledger.rejected - before >= rejections, {
           what: `${rejections} rejected calls`,
           timeoutMS: 90_000,
+          intervalMS: 20,
         });
       } finally {
         await context.proxy.restore();
@@ -915,6 +922,7 @@ export function restartMongo(server: MongoTestServer, truth: DataLayer, rejectio
         await waitFor(() => context.finished || context.ledger.rejected - before >= rejections, {
           what: `${rejections} calls rejected by the stopped server`,
           timeoutMS: 90_000,
+          intervalMS: 20,
         });
         await context.proxy.cut();
       });
@@ -1069,6 +1077,7 @@ export async function runRedisRestartScenario(options: {
     await waitFor(() => connections.every((connection) => connection.status === 'ready'), {
       what: 'both Redis connections',
       timeoutMS: 30_000,
+      intervalMS: 20,
     });
     const instances = new Map<string, TenantRepositories>([
       ['instance a', writer.data.forTenant(options.tenant)],
@@ -1087,7 +1096,11 @@ export async function runRedisRestartScenario(options: {
       ...(options.faults && { faults: options.faults }),
       fault: restartRedis(restart, async (fault) => {
         const before = l2Errors();
-        await waitFor(() => fault.finished || l2Errors() - before >= 20, { what: '20 failed Redis calls', timeoutMS: 60_000 });
+        await waitFor(() => fault.finished || l2Errors() - before >= 20, {
+          what: '20 failed Redis calls',
+          timeoutMS: 60_000,
+          intervalMS: 20,
+        });
       }),
       alongside: (fixture, finished, ledger) => cachedReaders(instances, fixture, seededRandom(options.seed + 1))(finished, ledger),
       afterwards: async (fixture, ledger) => {
@@ -1095,7 +1108,7 @@ export async function runRedisRestartScenario(options: {
         if (ledger.rejected > 0) violations.push(`${ledger.rejected} calls failed although MongoDB was up (Redis outage only)`);
         await waitFor(
           () => connections.every((connection) => connection.status === 'ready') && writer.reconnects() > 0 && reader.reconnects() > 0,
-          { what: 'both instances to reconnect to Redis', timeoutMS: 60_000 },
+          { what: 'both instances to reconnect to Redis', timeoutMS: 60_000, intervalMS: 20 },
         );
         // The invalidation bus takes milliseconds; an entry still stale after 15 s would stay so until its TTL.
         let stale: string[] = [];

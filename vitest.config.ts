@@ -9,7 +9,8 @@ export default defineConfig({
     alias: [
       { find: /^@caas-db\/testing\/vitest$/, replacement: source('./packages/testing/src/vitest/index.ts') },
       { find: /^@caas-db\/core\/unsafe$/, replacement: source('./packages/core/src/unsafe.ts') },
-      { find: /^@caas-db\/(core|tenancy|cache|search|testing)$/, replacement: source('./packages/$1/src/index.ts') },
+      // Every package under packages/<name> is @caas-db/<name>.
+      { find: /^@caas-db\/([a-z-]+)$/, replacement: source('./packages/$1/src/index.ts') },
     ],
   },
   test: {

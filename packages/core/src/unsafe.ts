@@ -28,3 +28,11 @@ export function unsafeDatabase(client: DataClient, database?: string): Db {
   const internals = internalsOf(client);
   return database === undefined ? internals.db : internals.driver.db(database);
 }
+
+/**
+ * The grant of a tenant relocation between clusters (used by `@caas-db/regions`): operations
+ * declared with it may insert documents verbatim (guarded fields included) and delete them, even
+ * from append-only collections. Updates stay checked. Hold it only in code that copies a tenant's
+ * documents to another cluster and removes the old copies.
+ */
+export { isRelocation, relocationGrant } from './sharding/relocation-grant.js';

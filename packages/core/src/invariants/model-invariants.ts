@@ -2,6 +2,7 @@ import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import type { CollectionCommand } from '../collection/collection-command.js';
 import { InvariantError } from '../errors.js';
 import type { Middleware, OperationContext } from '../pipeline/operation.js';
+import { isRelocation } from '../sharding/relocation-grant.js';
 
 /**
  * What no command may do to a collection's documents, declared on its model and enforced by the
@@ -187,6 +188,8 @@ export function invariantsLayer(invariantsOf: (collection: string) => ModelInvar
     handle(ctx: OperationContext, next) {
       const collection = ctx.collection?.name;
       if (collection === undefined || ctx.aspects.access !== 'write' || ctx.aspects.admin) return next();
+      // A tenant relocation copies documents that already passed these checks, verbatim.
+      if (isRelocation(ctx.grant, ctx.command)) return next();
       const invariants = invariantsOf(collection);
       const granted = invariants?.isGranted?.(ctx.grant) ?? false;
       const constraints = writesOf(ctx.command).map((write, index) => check(write, invariants, granted, `${ctx.operation}[${index}]`));

@@ -140,6 +140,13 @@ export {
   type TenantRepositories,
 } from './model/model-repositories.js';
 export { type Settings, SettingsRepository, settingsDefinition, settingsSchema } from './model/settings.js';
+export {
+  type DocumentUpgrades,
+  type UpgradeBatch,
+  type UpgradeBatchOptions,
+  upgradeDocument,
+  type VersionedModel,
+} from './model/versioning.js';
 export type { TenantAccount } from './model/tenant-account.js';
 export {
   relationshipTypes,

@@ -1,6 +1,7 @@
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import type { CollectionCommand } from '../collection/collection-command.js';
 import { InvariantError } from '../errors.js';
+import { isSchemaUpgradeGrant } from '../model/versioning.js';
 import type { Middleware, OperationContext } from '../pipeline/operation.js';
 import { isRelocation } from '../sharding/relocation-grant.js';
 
@@ -28,6 +29,8 @@ export interface ModelInvariants {
 
 /** Fields no command may ever write after insert, on any collection. */
 const IMMUTABLE = ['_id', 'created_at', 'schema_version'];
+/** A model's own upgrades (core's schema-upgrade grant) move `schema_version` forward. */
+const IMMUTABLE_BY_UPGRADES = ['_id', 'created_at'];
 
 /**
  * The field paths an update document writes (operator updates, replacements, pipeline updates);
@@ -106,7 +109,13 @@ function bulkWriteOf(operation: AnyBulkWriteOperation<Document>): Write {
 }
 
 /** Checks one write against a model's invariants; returns the forward-only filters to add, or throws. */
-function check(write: Write, invariants: ModelInvariants | undefined, granted: boolean, where: string): Document | undefined {
+function check(
+  write: Write,
+  invariants: ModelInvariants | undefined,
+  granted: boolean,
+  where: string,
+  upgrading = false,
+): Document | undefined {
   if (write.kind !== 'insert') {
     if (invariants?.appendOnly) throw new InvariantError(where, `${write.kind} is refused: the collection is append-only`);
     if (write.kind === 'replace') throw new InvariantError(where, 'replacements are refused: update fields with operators');
@@ -125,7 +134,7 @@ function check(write: Write, invariants: ModelInvariants | undefined, granted: b
   const afterInsert = writtenPaths(write.update ?? {}, true);
   if (paths === 'everything' || afterInsert === 'everything')
     throw new InvariantError(where, 'pipeline updates are refused: their writes cannot be checked');
-  for (const field of IMMUTABLE) {
+  for (const field of upgrading ? IMMUTABLE_BY_UPGRADES : IMMUTABLE) {
     const path = afterInsert.find((candidate) => touches(candidate, field));
     if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} never changes after insert`);
   }
@@ -191,8 +200,11 @@ export function invariantsLayer(invariantsOf: (collection: string) => ModelInvar
       // A tenant relocation copies documents that already passed these checks, verbatim.
       if (isRelocation(ctx.grant, ctx.command)) return next();
       const invariants = invariantsOf(collection);
-      const granted = invariants?.isGranted?.(ctx.grant) ?? false;
-      const constraints = writesOf(ctx.command).map((write, index) => check(write, invariants, granted, `${ctx.operation}[${index}]`));
+      const upgrading = isSchemaUpgradeGrant(ctx.grant);
+      const granted = upgrading || (invariants?.isGranted?.(ctx.grant) ?? false);
+      const constraints = writesOf(ctx.command).map((write, index) =>
+        check(write, invariants, granted, `${ctx.operation}[${index}]`, upgrading),
+      );
       ctx.command = withConstraints(ctx.command, constraints);
       return next();
     },

@@ -9,6 +9,13 @@ import { type CaasDbError, ConcurrencyError, DuplicateKeyError, NotFoundError, T
 import type { IndexDeclaration, QueryShape } from '../indexes/index-declaration.js';
 import { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from '../indexes/index-sync.js';
 import type { ModelInvariants } from '../invariants/model-invariants.js';
+import {
+  type DocumentUpgrades,
+  type UpgradeBatch,
+  type UpgradeBatchOptions,
+  upgradeStoredBatch,
+  versionedCollection,
+} from '../model/versioning.js';
 import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument } from '../pagination/keyset-cursor.js';
 import type { OperationDeclaration } from '../pipeline/operation.js';
 import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
@@ -59,6 +66,10 @@ export interface RepositoryDefinition<S extends z.ZodObject> {
    * All schema fields when omitted.
    */
   creatable?: readonly string[];
+  /** Upgrade functions per older `schema_version`: reads upgrade old documents (see docs/migrations.md). */
+  upgrades?: DocumentUpgrades;
+  /** Write a document a read upgraded back to the collection. @default false */
+  writeBackUpgrades?: boolean;
 }
 
 /** What the data layer gives each repository. */
@@ -153,7 +164,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
 
   constructor(definition: RepositoryDefinition<S>, context: RepositoryContext) {
     this.definition = definition;
-    this.collection = context.collection;
+    this.collection = versionedCollection(context.collection, definition);
     this.cursors = context.cursors;
     this.validates = context.validate ?? true;
     this.now = context.now ?? (() => new Date());
@@ -773,6 +784,11 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   /** How much each index of the collection was used since the server started (`$indexStats`). */
   indexUsage(): Promise<IndexUsage[]> {
     return indexUsageOf(this.collection, this.definition.indexes);
+  }
+
+  /** Upgrades one batch of stored documents older than `schemaVersion` and writes them back (migrations). */
+  upgradeStored(options: UpgradeBatchOptions = {}): Promise<UpgradeBatch> {
+    return upgradeStoredBatch(this.collection, this.definition, options);
   }
 
   /** Creates missing declared indexes and reports drift; drops nothing unless asked. */

@@ -21,6 +21,7 @@ import {
   type TenantRepositories,
   tenantRepositoriesOf,
 } from './model/model-repositories.js';
+import { type ReceiptPolicyOptions, receiptPolicySchema } from './model/read-positions.js';
 import { KeysetCursorCodec } from './pagination/keyset-cursor.js';
 import { CommandPipeline } from './pipeline/command-pipeline.js';
 import { retryLayer, scopingLayer, tracingLayer } from './pipeline/core-layers.js';
@@ -122,6 +123,7 @@ const dataLayerOptionsSchema = z.strictObject({
     .optional(),
   batching: z.strictObject({ findById: batchSettingSchema.optional(), messages: batchSettingSchema.optional() }).optional(),
   tracing: z.strictObject({ tenant: z.boolean().optional() }).optional(),
+  receipts: receiptPolicySchema.optional(),
   users: z
     .strictObject({ lastSeenResolutionMS: z.number().int().min(0).optional(), inactiveTtlSeconds: z.number().int().min(60).optional() })
     .optional(),
@@ -157,6 +159,12 @@ export interface DataLayerOptions {
   now?: () => Date;
   /** Options of the users repository (heartbeat resolution, inactive-user TTL). */
   users?: ModelOptions['users'];
+  /**
+   * Where `messages.markConversationRead` also writes per-message receipts (`read_by`): direct
+   * conversations and groups of at most `perMessageUpTo` participants (0: nowhere). Every
+   * participant's read position is kept whatever the size. @default { perMessageUpTo: 32 }
+   */
+  receipts?: ReceiptPolicyOptions;
   /**
    * Read and write settings per collection (an operation class), e.g. `w: 'majority', journal: true`
    * for billing, secondaries for analytics. See `recommendedPresets`.
@@ -311,7 +319,10 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();
-  const modelOptions: ModelOptions = options.users ? { users: options.users } : {};
+  const modelOptions: ModelOptions = {
+    ...(options.users && { users: options.users }),
+    ...(options.receipts && { receipts: receiptPolicySchema.parse(options.receipts) }),
+  };
   const validateByCollection = new Map(
     // A data-model repository by its name (`apiKeys` → api_keys); a repository of your own by its collection.
     Object.entries(options.validate ?? {}).map(([name, on]) => [repositoryCollections[name as RepositoryName] ?? name, on]),

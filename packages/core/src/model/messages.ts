@@ -11,6 +11,17 @@ import { dateSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema
 import { currentSession } from '../transactions/transaction-context.js';
 import type { ConversationRepository } from './conversations.js';
 import { lastMessageGrant } from './internal-grants.js';
+import {
+  type ConversationReadMark,
+  atMostParticipants,
+  markReadInput,
+  othersMessagesIn,
+  type ReceiptPolicy,
+  readPositionGrant,
+  receiptPolicySchema,
+  recordReceipts,
+  unreadCountInput,
+} from './read-positions.js';
 
 /** Most recipients one message's content key is wrapped for. */
 const MAX_RECIPIENT_KEYS = 1024;
@@ -163,6 +174,12 @@ export const messagesDefinition: RepositoryDefinition<typeof messageSchema> = {
     { name: 'searchMessages', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]], residual: ['conversation_id'] },
     { name: 'findById / markAsRead / reactions / edit', equality: ['_id'] },
     {
+      name: 'unreadCount / markConversationRead (receipts)',
+      equality: ['tenant_id', 'conversation_id'],
+      range: ['_id'],
+      residual: ['deleted_at', 'sender_id', 'read_by.user_id', 'status'],
+    },
+    {
       name: 'newestLive (last_message)',
       equality: ['tenant_id', 'conversation_id'],
       sort: [
@@ -184,6 +201,12 @@ const editInput = messageSchema.shape.content.pick({ encrypted_data: true, encry
  */
 export class MessageRepository extends Repository<typeof messageSchema, CreateMessageInput> implements MessageRepositoryContract {
   #conversations: ConversationRepository | undefined;
+  #receiptPolicy: ReceiptPolicy = receiptPolicySchema.parse({});
+
+  /** @internal the data layer sets where `markConversationRead` writes per-message receipts (`receipts`). */
+  useReceiptPolicy(policy: ReceiptPolicy): void {
+    this.#receiptPolicy = policy;
+  }
 
   /** @internal the data layer links the conversations repository so `create` can keep `last_message` current. */
   linkConversations(conversations: ConversationRepository): void {
@@ -328,6 +351,79 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     );
     if (receipt.matchedCount === 0 && !(await this.exists({ _id: id }))) throw new NotFoundError(this.name, id.toHexString());
     await afterApplied(() => this.#advanceStatus('markAsRead', id, 'read'));
+  }
+
+  /**
+   * Marks the conversation read for `userId` up to `upTo` (default: its newest message): one update
+   * of the participant's read position, which only moves forward, also under concurrent calls. In
+   * direct conversations and groups of at most `receipts.perMessageUpTo` participants, the messages
+   * others sent in between also get `userId`'s `read_by` receipt and the status `read`; larger
+   * groups keep only the position (see docs/performance.md, read receipts).
+   * @throws {NotFoundError} when the conversation is not live, `userId` is not a participant, or
+   * `upTo` is not a message of the conversation; nothing is written.
+   */
+  async markConversationRead(conversationId: IdInput, userId: IdInput, upTo?: IdInput): Promise<ConversationReadMark> {
+    const tenant = this.requireTenant('markConversationRead');
+    const input = this.parse(markReadInput, { conversationId, userId, ...(upTo !== undefined && { upTo }) }, 'markConversationRead');
+    const conversations = this.#linked('markConversationRead');
+    const target = input.upTo ?? (await this.#newestOf(tenant, input.conversationId));
+    if (input.upTo && !(await this.exists({ _id: input.upTo, conversation_id: input.conversationId }, { includeDeleted: true })))
+      throw new NotFoundError(this.name, `${input.upTo.toHexString()} in conversation ${input.conversationId.toHexString()}`);
+    if (!target) {
+      const position = await conversations.readPosition(input.conversationId, input.userId);
+      return { advanced: false, messageId: position?.messageId ?? null, receipts: 0 };
+    }
+    const before = await conversations.advanceReadPosition(readPositionGrant, input.conversationId, input.userId, target);
+    if (!before) {
+      // Not moved: the user is no participant (throws), or its position already is at target or further.
+      const position = await conversations.readPosition(input.conversationId, input.userId);
+      return { advanced: false, messageId: position?.messageId ?? null, receipts: 0 };
+    }
+    const { perMessageUpTo } = this.#receiptPolicy;
+    const small =
+      perMessageUpTo > 0 &&
+      (before.type === 'direct' || (await conversations.exists(atMostParticipants(input.conversationId, perMessageUpTo) as never)));
+    const receipts = small
+      ? await recordReceipts(
+          this.collection,
+          grant,
+          othersMessagesIn(tenant, input.conversationId, input.userId, { after: before.previous, upTo: target }),
+          input.userId,
+          this.now(),
+        )
+      : 0;
+    return { advanced: true, messageId: target, receipts };
+  }
+
+  /**
+   * How many live messages others sent after `userId`'s read position (all of them when it has read
+   * nothing), counted up to `max` (default 100): a result equal to `max` means "at least `max`". A
+   * bounded count over the conversation's history index, so its cost follows the unread messages
+   * (at most `max`), not the size of the group; see docs/performance.md for why no counter is kept.
+   * @throws {NotFoundError} when the conversation is not live or `userId` is not a participant.
+   */
+  async unreadCount(conversationId: IdInput, userId: IdInput, options: { max?: number } = {}): Promise<number> {
+    const tenant = this.requireTenant('unreadCount');
+    const input = this.parse(unreadCountInput, { conversationId, userId, ...(options ?? {}) }, 'unreadCount');
+    const position = await this.#linked('unreadCount').readPosition(input.conversationId, input.userId);
+    const filter = othersMessagesIn(tenant, input.conversationId, input.userId, { after: position?.messageId ?? null });
+    return this.collection.count('unreadCount', filter, { limit: input.max });
+  }
+
+  #linked(operation: string): ConversationRepository {
+    if (!this.#conversations)
+      throw new ValidationError(`messages.${operation}`, [{ path: '', message: 'no conversations repository is linked', code: 'custom' }]);
+    return this.#conversations;
+  }
+
+  /** The newest message of a conversation (by `_id`, the order positions compare in), or null. */
+  async #newestOf(tenant: string, conversationId: ObjectId): Promise<ObjectId | null> {
+    const [newest] = await this.collection.find(
+      'markConversationRead (newest)',
+      { tenant_id: tenant, conversation_id: conversationId, deleted_at: null },
+      { sort: { _id: -1 }, limit: 1, projection: { _id: 1 } },
+    );
+    return (newest?._id as ObjectId | undefined) ?? null;
   }
 
   /** Moves a message from `sent` to `delivered`; a message already further along is left as is. */

@@ -36,3 +36,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   return stopAll;
 }
+
+// A named export beside the default one keeps the CommonJS build an `exports.default` (a lone
+// default export would become `module.exports =`, which the .d.cts cannot describe).
+export { setup };

@@ -61,3 +61,7 @@ export default class CaasDbSummaryReporter implements Reporter {
     process.stdout.write(`${lines.join('\n')}\n`);
   }
 }
+
+// A named export beside the default one keeps the CommonJS build an `exports.default` (a lone
+// default export would become `module.exports =`, which the .d.cts cannot describe).
+export { CaasDbSummaryReporter };

@@ -18,7 +18,7 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 out(`machine: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} cores), Node ${process.version}; server: ${mongo.description}`);
 
 async function measure(strategy: 'shared' | 'database') {
-  const client = createDataClient({ uri: mongo.uri, database: `bench_${strategy}_${Date.now()}` });
+  const client = createDataClient({ uri: mongo.uri, database: `bench_${strategy}_${Date.now()}`, monitoring: { wire: true } });
   const tenancy = createTenancy({
     requireActiveTenant: false,
     audit: 'enforce',

@@ -37,7 +37,7 @@ const tenancyClient = createDataClient({ uri: mongo.uri, database: `bench_tenanc
 const search = createSearch();
 const tenancyLayer = createDataLayer({
   client: tenancyClient,
-  plugins: [createTenancy({ audit: 'enforce' }), search],
+  plugins: [createTenancy(), search],
   batching: { messages: true },
 });
 const redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });

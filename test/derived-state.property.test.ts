@@ -58,7 +58,7 @@ interface Instance {
 }
 
 const clientA = createTestClient();
-const clientB = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() });
+const clientB = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName(), monitoring: { wire: true } });
 const violations: IsolationViolation[] = [];
 
 function instance(client: typeof clientA, batching: boolean): Instance {

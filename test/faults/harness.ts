@@ -95,6 +95,8 @@ export function faultClientConfig(uri: string, database: string, appName: string
     pool: { maxSize: 40 },
     timeouts: { socketMS: 2500, connectMS: 2000, serverSelectionMS: 2500 },
     retry: { retries: 3, minDelayMS: 25, maxDelayMS: 400, maxElapsedMS: 4000 },
+    // The isolation auditor watches the wire during the faults.
+    monitoring: { wire: true },
   };
 }
 

@@ -11,8 +11,9 @@ import { startMongo } from '@caas-db/testing';
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const mongo = await startMongo();
-const client = createDataClient({ uri: mongo.uri, database: `caas_quickstart_${Date.now()}` });
-// Tenancy: every command scoped to one tenant, and an auditor that refuses anything unscoped.
+const client = createDataClient({ uri: mongo.uri, database: `caas_quickstart_${Date.now()}`, monitoring: { wire: true } });
+// Tenancy: every command scoped to one tenant; the auditor (it needs the wire monitoring turned on
+// above) also refuses anything unscoped it sees on the wire, as defence in depth.
 const tenancy = createTenancy({ audit: 'enforce' });
 const data = createDataLayer({ client, cursorSecret: 'quickstart-secret-of-at-least-32-chars', plugins: [tenancy] });
 

@@ -57,8 +57,30 @@ describe('monitoring events', () => {
     expect(commands.reduce((total, event) => total + event.durationMS, 0)).toBeGreaterThan(0);
   });
 
-  it('emits command:slow above the threshold and command:failed with the error', async () => {
+  it('times commands at the choke point when wire monitoring is off (the default), one event per command sent', async () => {
     const client = createTestClient({ monitoring: { slowCommandMS: 0 } });
+    expect(client.config.wireMonitoring).toBe(false);
+    const rooms = roomsOf(client, 'pipeline_timed');
+    const succeeded: CommandEvent[] = [];
+    const slow: SlowCommandEvent[] = [];
+    const failed: string[] = [];
+    client.on('command:succeeded', (event) => succeeded.push(event));
+    client.on('command:slow', (event) => slow.push(event));
+    client.on('command:failed', (event) => failed.push(`${event.commandName}: ${event.error}`));
+    await Promise.all([rooms.createMany([{ n: 1 }, { n: 2 }]), rooms.count(), rooms.findMany({})]);
+    await expect(rooms.findRaw({ $nope: 1 })).rejects.toBeInstanceOf(DatabaseError);
+    expect(succeeded.map((event) => event.commandName).sort()).toEqual(['aggregate', 'find', 'insert']);
+    for (const event of succeeded) {
+      expect(event).toMatchObject({ source: 'pipeline', collection: 'pipeline_timed', databaseName: testDatabaseName() });
+      expect(event.address).toBeUndefined();
+      expect(event.durationMS).toBeGreaterThan(0);
+    }
+    expect(slow).toHaveLength(3);
+    expect(failed).toEqual([expect.stringMatching(/^find: .*\$nope/)]);
+  });
+
+  it('emits command:slow above the threshold and command:failed with the error', async () => {
+    const client = createTestClient({ monitoring: { slowCommandMS: 0, wire: true } });
     const x = roomsOf(client, 'x');
     const slow: SlowCommandEvent[] = [];
     const failed: string[] = [];
@@ -135,7 +157,7 @@ describe('health check', () => {
 
 describe('close', () => {
   it('waits for a repository call in flight, then refuses new ones with ClientClosedError', async () => {
-    const client = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() });
+    const client = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName(), monitoring: { wire: true } });
     const rooms = roomsOf(client, 'closing');
     await rooms.count(); // connected
     const driver = unsafeDriver(client);

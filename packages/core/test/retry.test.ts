@@ -134,6 +134,8 @@ describe('retry policy (on the real server, through a TCP proxy)', () => {
       database: testDatabaseName(),
       timeouts: { serverSelectionMS: 400, connectMS: 400 },
       retry: { retries: 8, minDelayMS: 50, maxDelayMS: 300, maxElapsedMS: 10_000 },
+      // The proxy cuts on the driver's commandStarted: wire-level monitoring.
+      monitoring: { wire: true },
     });
     client.on('retry', (event) => retries.push(event));
     await client.connect();

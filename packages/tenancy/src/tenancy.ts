@@ -34,7 +34,13 @@ export interface TenancyOptions {
   directory?: TenantDirectoryOptions;
   /** Per-tenant quotas; none when omitted. */
   quotas?: QuotaOptions;
-  /** The isolation auditor on the driver's command monitoring. @default 'enforce' */
+  /**
+   * The isolation auditor on the driver's wire-level command monitoring: defence in depth behind
+   * the pipeline's scoper, which enforces isolation whatever this says. It needs a client created
+   * with `monitoring: { wire: true }`, whose cost is measured in docs/performance.md: `'enforce'`
+   * or `'warn'` on a client without it is a `ConfigError`.
+   * @default 'enforce' on a client with wire monitoring, 'off' on one without
+   */
   audit?: AuditMode | 'off';
   /**
    * Shard keys of the collections that are sharded, each starting with `tenant_id` (e.g.
@@ -183,19 +189,25 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
   const audit: Middleware = {
     name: 'isolation-audit',
     phase: 'transport',
-    async handle(ctx, next) {
-      const result = await next();
-      auditor?.assertClean(ctx);
-      return result;
+    handle(ctx, next) {
+      const watching = auditor;
+      if (!watching) return next();
+      return next().then((result) => {
+        watching.assertClean(ctx);
+        return result;
+      });
     },
   };
 
+  let auditMode: AuditMode | 'off' = options.audit ?? 'off';
   const tenancy: Tenancy = {
     name: '@caas-db/tenancy',
-    middlewares: [context, ...(quota ? [quota] : []), ...((options.audit ?? 'enforce') === 'off' ? [] : [audit])],
+    middlewares: [context, ...(quota ? [quota] : []), ...(options.audit === 'off' ? [] : [audit])],
     resolveTenant: currentTenant,
-    // The auditor fails an operation in enforce mode by attributing wire commands to it.
-    bindsOperation: (options.audit ?? 'enforce') === 'enforce',
+    // The auditor fails an operation in enforce mode by attributing wire commands to it (known once attached).
+    get bindsOperation() {
+      return auditor !== undefined && auditMode === 'enforce';
+    },
     // A cache hit sends no command, so `context` above does not run for it: the same active-tenant
     // check admits it (a suspended tenant is refused from the cache as from MongoDB).
     async admitCachedRead(read) {
@@ -205,8 +217,19 @@ export function createTenancy(options: TenancyOptions = {}): Tenancy {
     attach(dataLayer) {
       layer = dataLayer;
       usage = dataLayer.repository(tenantUsageDefinition, TenantUsageRepository);
-      const mode = options.audit ?? 'enforce';
+      const wire = dataLayer.client.config.wireMonitoring;
+      auditMode = options.audit ?? (wire ? 'enforce' : 'off');
+      const mode = auditMode;
       if (mode !== 'off') {
+        if (!wire) {
+          throw new ConfigError([
+            {
+              path: 'audit',
+              message: `audit: '${mode}' watches the driver's wire-level command monitoring: create the client with createDataClient({ …, monitoring: { wire: true } })`,
+              code: 'custom',
+            },
+          ]);
+        }
         auditor = new IsolationAuditor(dataLayer.client, {
           mode,
           // The data layer declares every repository's collection when it builds it, before its first command.

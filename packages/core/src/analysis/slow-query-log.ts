@@ -1,6 +1,7 @@
 import type { CommandStartedEvent, CommandSucceededEvent, Document } from 'mongodb';
 import { internalsOf } from '../connection/client-internals.js';
 import type { DataClient } from '../connection/data-client.js';
+import { ConfigError } from '../errors.js';
 
 /** One slow command. */
 export interface SlowQuery {
@@ -56,7 +57,17 @@ export class SlowQueryLog {
   readonly #onSucceeded: (event: CommandSucceededEvent) => void;
   readonly #onFailed: (event: { requestId: number }) => void;
 
+  /** @throws {ConfigError} when the client was created without `monitoring: { wire: true }`. */
   constructor(client: DataClient, options: { thresholdMS: number; capacity?: number }) {
+    if (!client.config.wireMonitoring) {
+      throw new ConfigError([
+        {
+          path: 'monitoring.wire',
+          message: "SlowQueryLog reads the driver's wire-level command monitoring: create the client with monitoring: { wire: true }",
+          code: 'custom',
+        },
+      ]);
+    }
     this.#client = client;
     this.#thresholdMS = options.thresholdMS;
     this.#capacity = options.capacity ?? 1000;

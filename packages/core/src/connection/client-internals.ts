@@ -1,6 +1,7 @@
 import type { Db, MongoClient } from 'mongodb';
 import type { Capabilities } from './capabilities.js';
 import type { RetrySettings } from './config.js';
+import type { CommandEvent } from './monitoring.js';
 import type { RetryEvent } from './retry-policy.js';
 
 /**
@@ -24,10 +25,17 @@ export interface ClientInternals {
    */
   track<T>(fn: () => Promise<T>): Promise<T>;
   /**
-   * Runs one attempt against the server: refuses once the client is closing, counts it in flight
-   * for a draining close, and reopens a topology the driver closed after a failed first connect.
+   * Runs one attempt against the server: refuses once the client is closing and reopens a topology
+   * the driver closed after a failed first connect. Called within a tracked operation (the
+   * pipeline encloses every operation in {@link track}).
    */
   attempt<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  /** Whether the driver's wire-level command monitoring is on (then the driver reports commands). */
+  readonly wireMonitoring: boolean;
+  /** Whether the choke point should time commands for the `command:*` events (someone listens, wire monitoring off). */
+  timesCommands(): boolean;
+  /** Reports a command timed at the choke point as a `command:*` event. */
+  reportCommand(command: Omit<CommandEvent, 'address' | 'requestId' | 'source'>, error?: unknown): void;
   /** Whether `close()` was called (a failure then surfaces as `ClientClosedError`). */
   readonly closing: boolean;
   /** Emits the client's `retry` event. */

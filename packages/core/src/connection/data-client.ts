@@ -6,7 +6,14 @@ import { type Capabilities, detectCapabilities } from './capabilities.js';
 import { CLIENT_INTERNALS, type ClientInternals } from './client-internals.js';
 import { type DataClientConfig, type ResolvedDataClientConfig, resolveDataClientConfig } from './config.js';
 import { toCaasDbError } from './driver-errors.js';
-import { attachMonitoring, type DataClientEvents, type MonitorState, type TopologySummary } from './monitoring.js';
+import {
+  attachMonitoring,
+  type DataClientEvents,
+  emitPipelineCommand,
+  type MonitorState,
+  observesCommands,
+  type TopologySummary,
+} from './monitoring.js';
 import { runWithRetry } from './retry-policy.js';
 
 /** The result of {@link DataClient.health}. It never throws: a failure is reported in `ok` and `error`. */
@@ -75,7 +82,8 @@ class MongoDataClient implements DataClient {
     this.config = config;
     this.#driver = new MongoClient(config.uri, config.driverOptions);
     this.#db = this.#driver.db(config.database);
-    this.#monitor = attachMonitoring(this.#driver, this.#events, config.slowCommandMS);
+    this.#monitor = attachMonitoring(this.#driver, this.#events, config.slowCommandMS, config.wireMonitoring);
+    const events = this.#events;
     const internals: ClientInternals = {
       driver: this.#driver,
       db: this.#db,
@@ -84,6 +92,9 @@ class MongoDataClient implements DataClient {
       track: (fn) => this.#track(fn),
       probedCapabilities: () => this.#probed,
       attempt: (fn) => this.#attempt(fn),
+      wireMonitoring: config.wireMonitoring,
+      timesCommands: () => !config.wireMonitoring && observesCommands(events),
+      reportCommand: (command, error) => emitPipelineCommand(events, config.slowCommandMS, command, error),
       get closing() {
         return closed();
       },
@@ -112,26 +123,25 @@ class MongoDataClient implements DataClient {
     }
   }
 
-  #attempt<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    return this.#track(async () => {
-      try {
-        if (this.#reopen) {
-          this.#reopen = false;
-          await this.#driver.connect();
-        }
-        return await fn(this.#db);
-      } catch (error) {
-        this.#reopen ||= error instanceof MongoTopologyClosedError;
-        throw error;
+  async #attempt<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    if (this.#closing) throw new ClientClosedError();
+    try {
+      if (this.#reopen) {
+        this.#reopen = false;
+        await this.#driver.connect();
       }
-    });
+      return await fn(this.#db);
+    } catch (error) {
+      this.#reopen ||= error instanceof MongoTopologyClosedError;
+      throw error;
+    }
   }
 
   /** Client-level commands (connect, ping, the capability probe): no data, so no data-layer pipeline. */
   async #run<T>(name: string, fn: (db: Db) => Promise<T>): Promise<T> {
     try {
       return await runWithRetry(
-        () => this.#attempt(fn),
+        () => this.#track(() => this.#attempt(fn)),
         { name, idempotent: true },
         this.config.retry,
         (event) => this.#events.emit('retry', event),

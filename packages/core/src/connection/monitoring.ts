@@ -13,18 +13,26 @@ import type {
 import type { TypedEmitter } from '../events/typed-emitter.js';
 import type { RetryEvent } from './retry-policy.js';
 
-/** One command the driver completed. */
+/**
+ * One command completed. With `monitoring.wire` the driver reports each wire command (`source:
+ * 'wire'`); otherwise the library times each command it sends at its choke point (`source:
+ * 'pipeline'`: a find and its `getMore`s are one event, and the server's address and request id
+ * are not known there).
+ */
 export interface CommandEvent {
   /** `find`, `insert`, `aggregate`, ... */
   commandName: string;
   databaseName: string;
   /** The collection the command addressed, when it names one. */
   collection: string | undefined;
-  /** Round trip measured by the driver, in milliseconds. */
+  /** Round trip in milliseconds (measured by the driver, or around the library's send). */
   durationMS: number;
-  /** `host:port` of the server. */
-  address: string;
-  requestId: number;
+  /** `host:port` of the server (wire monitoring only). */
+  address: string | undefined;
+  /** The driver's request id (wire monitoring only). */
+  requestId: number | undefined;
+  /** Who timed the command. */
+  source: 'wire' | 'pipeline';
 }
 
 /** A command the server or the network failed. */
@@ -115,36 +123,41 @@ export interface MonitorState {
 }
 
 /**
- * Subscribes to the driver's command, pool and topology monitoring and re-emits typed events.
- * The returned state is read by the health check.
+ * Reports one command timed at the library's choke point (wire monitoring off): the `command:*`
+ * events with `source: 'pipeline'`.
  */
-export function attachMonitoring(mongo: MongoClient, events: TypedEmitter<DataClientEvents>, slowCommandMS: number): MonitorState {
-  const state: MonitorState = { topology: { type: 'Unknown', setName: undefined, servers: [] }, poolSizes: new Map() };
-  const collections = new Map<number, string | undefined>();
+export function emitPipelineCommand(
+  events: TypedEmitter<DataClientEvents>,
+  slowCommandMS: number,
+  command: Omit<CommandEvent, 'address' | 'requestId' | 'source'>,
+  error?: unknown,
+): void {
+  const data: CommandEvent = { ...command, address: undefined, requestId: undefined, source: 'pipeline' };
+  if (error !== undefined) {
+    events.emit('command:failed', { ...data, error: error instanceof Error ? error.message : String(error) });
+    return;
+  }
+  events.emit('command:succeeded', data);
+  if (data.durationMS >= slowCommandMS) events.emit('command:slow', { ...data, thresholdMS: slowCommandMS });
+}
 
-  mongo.on('commandStarted', (event: CommandStartedEvent) => {
-    collections.set(event.requestId, collectionOf(event.command));
-  });
-  const base = (event: CommandSucceededEvent | CommandFailedEvent): CommandEvent => {
-    const collection = collections.get(event.requestId);
-    collections.delete(event.requestId);
-    return {
-      commandName: event.commandName,
-      databaseName: event.databaseName,
-      collection,
-      durationMS: event.duration,
-      address: event.address,
-      requestId: event.requestId,
-    };
-  };
-  mongo.on('commandSucceeded', (event: CommandSucceededEvent) => {
-    const data = base(event);
-    events.emit('command:succeeded', data);
-    if (data.durationMS >= slowCommandMS) events.emit('command:slow', { ...data, thresholdMS: slowCommandMS });
-  });
-  mongo.on('commandFailed', (event: CommandFailedEvent) => {
-    events.emit('command:failed', { ...base(event), error: event.failure.message });
-  });
+/** Whether anyone listens to the `command:*` events (the choke point times commands only then). */
+export function observesCommands(events: TypedEmitter<DataClientEvents>): boolean {
+  return events.hasListeners('command:succeeded') || events.hasListeners('command:failed') || events.hasListeners('command:slow');
+}
+
+/**
+ * Subscribes to the driver's pool and topology monitoring, and to its command monitoring when
+ * `wire` is on, and re-emits typed events. The returned state is read by the health check.
+ */
+export function attachMonitoring(
+  mongo: MongoClient,
+  events: TypedEmitter<DataClientEvents>,
+  slowCommandMS: number,
+  wire: boolean,
+): MonitorState {
+  const state: MonitorState = { topology: { type: 'Unknown', setName: undefined, servers: [] }, poolSizes: new Map() };
+  if (wire) attachWireMonitoring(mongo, events, slowCommandMS);
 
   mongo.on('connectionCheckedOut', (event: ConnectionCheckedOutEvent) => {
     events.emit('pool:checkout', { address: event.address, waitMS: event.durationMS, ok: true });
@@ -168,4 +181,32 @@ export function attachMonitoring(mongo: MongoClient, events: TypedEmitter<DataCl
     events.emit('topology:changed', state.topology);
   });
   return state;
+}
+
+function attachWireMonitoring(mongo: MongoClient, events: TypedEmitter<DataClientEvents>, slowCommandMS: number): void {
+  const collections = new Map<number, string | undefined>();
+  mongo.on('commandStarted', (event: CommandStartedEvent) => {
+    collections.set(event.requestId, collectionOf(event.command));
+  });
+  const base = (event: CommandSucceededEvent | CommandFailedEvent): CommandEvent => {
+    const collection = collections.get(event.requestId);
+    collections.delete(event.requestId);
+    return {
+      commandName: event.commandName,
+      databaseName: event.databaseName,
+      collection,
+      durationMS: event.duration,
+      address: event.address,
+      requestId: event.requestId,
+      source: 'wire',
+    };
+  };
+  mongo.on('commandSucceeded', (event: CommandSucceededEvent) => {
+    const data = base(event);
+    events.emit('command:succeeded', data);
+    if (data.durationMS >= slowCommandMS) events.emit('command:slow', { ...data, thresholdMS: slowCommandMS });
+  });
+  mongo.on('commandFailed', (event: CommandFailedEvent) => {
+    events.emit('command:failed', { ...base(event), error: event.failure.message });
+  });
 }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import pRetry from 'p-retry';
 import type { RetrySettings } from './config.js';
 import { classifyFailure } from './driver-errors.js';
@@ -44,13 +45,30 @@ export async function runWithRetry<T>(
   onRetry: (event: RetryEvent) => void,
 ): Promise<T> {
   if (settings.retries === 0) return fn();
-  return pRetry(fn, {
+  // The first attempt runs outside the retry loop: an operation that succeeds (nearly all of them)
+  // pays nothing for it. A failure enters the loop as its first attempt, so backoff, events and
+  // limits are those of an ordinary run.
+  const started = performance.now();
+  let firstFailure: { error: unknown } | undefined;
+  try {
+    return await fn();
+  } catch (error) {
+    if (!isRetryable(error, operation.idempotent)) throw error;
+    firstFailure = { error };
+  }
+  const replayFirstFailure = (): Promise<T> => {
+    if (!firstFailure) return fn();
+    const { error } = firstFailure;
+    firstFailure = undefined;
+    return Promise.reject(error);
+  };
+  return pRetry(replayFirstFailure, {
     retries: settings.retries,
     factor: 2,
     minTimeout: settings.minDelayMS,
     maxTimeout: settings.maxDelayMS,
     randomize: true,
-    maxRetryTime: settings.maxElapsedMS,
+    maxRetryTime: Math.max(1, settings.maxElapsedMS - (performance.now() - started)),
     shouldRetry: ({ error }) => isRetryable(error, operation.idempotent),
     onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
       if (retriesLeft > 0 && isRetryable(error, operation.idempotent)) {

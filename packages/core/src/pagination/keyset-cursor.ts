@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BSON, type Document, ObjectId } from 'mongodb';
 
 const { EJSON } = BSON;
@@ -27,7 +27,7 @@ export interface PageOptions {
 }
 
 interface CursorPayload {
-  /** Fingerprint of the query the cursor belongs to. */
+  /** A short tag of the query the cursor belongs to (diagnostics only: the MAC binds the query). */
   q: string;
   /** The sort value of the last item, EJSON-encoded (absent when sorting by `_id`). */
   k?: unknown;
@@ -36,40 +36,101 @@ interface CursorPayload {
 }
 
 /**
- * Signs and checks opaque keyset cursors. A cursor carries the last item's sort value and `_id`,
- * and a fingerprint of the query it continues; an HMAC makes tampering detectable. Give every
- * instance of a service the same `secret` so that a cursor issued by one is accepted by another.
+ * Writes `value` into `parts` as an unambiguous string: every value carries its type, strings are
+ * JSON-quoted, and object keys keep their order (it matters to MongoDB). Two different filters
+ * never give the same key. The common filter values are written directly; others through EJSON.
+ */
+function writeKey(value: unknown, parts: string[]): void {
+  switch (typeof value) {
+    case 'string':
+      parts.push(JSON.stringify(value));
+      return;
+    case 'number':
+      parts.push(`n${value}`);
+      return;
+    case 'boolean':
+      parts.push(value ? 't' : 'f');
+      return;
+    case 'undefined':
+      parts.push('u');
+      return;
+    case 'object':
+      break;
+    default:
+      parts.push(`?${typeof value}`);
+      return;
+  }
+  if (value === null) {
+    parts.push('z');
+  } else if (Array.isArray(value)) {
+    parts.push('[');
+    for (const item of value) {
+      writeKey(item, parts);
+      parts.push(',');
+    }
+    parts.push(']');
+  } else if (value instanceof ObjectId) {
+    parts.push(`o${value.toHexString()}`);
+  } else if (value instanceof Date) {
+    parts.push(`d${value.getTime()}`);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    parts.push('{');
+    for (const key in value) {
+      parts.push(JSON.stringify(key), ':');
+      writeKey((value as Record<string, unknown>)[key], parts);
+      parts.push(',');
+    }
+    parts.push('}');
+  } else {
+    parts.push(`e${EJSON.stringify({ v: value }, { relaxed: false })}`);
+  }
+}
+
+/** FNV-1a over a string, as 8 hex digits: a cheap tag, not a security measure. */
+function shortTag(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < text.length; index += 1) {
+    hash ^= text.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * Signs and checks opaque keyset cursors. A cursor carries the last item's sort value and `_id`;
+ * one HMAC over the cursor and the query it continues (collection, tenant, filter, sort) makes
+ * tampering and reuse for another query detectable. Give every instance of a service the same
+ * `secret` so that a cursor issued by one is accepted by another.
  */
 export class KeysetCursorCodec {
-  readonly #secret: Buffer;
+  readonly #secret: KeyObject;
 
   /** @param secret - at least 32 bytes; a random one (valid in this process only) when omitted. */
   constructor(secret?: string) {
-    this.#secret = secret === undefined ? randomBytes(32) : Buffer.from(secret, 'utf8');
+    this.#secret = createSecretKey(secret === undefined ? randomBytes(32) : Buffer.from(secret, 'utf8'));
   }
 
-  /** A fingerprint of a query: its collection, filter and sort. A cursor works only for the same fingerprint. */
+  /**
+   * The key of a query: its collection (and tenant), filter and sort, as an unambiguous string. A
+   * cursor works only for the same key. Computed only when a cursor is encoded or decoded.
+   */
   static fingerprint(collection: string, filter: Document, sort: PageSort): string {
-    return createHash('sha256')
-      .update(collection)
-      .update('\0')
-      .update(EJSON.stringify(filter, { relaxed: false }))
-      .update('\0')
-      .update(`${sort.field}:${sort.direction}`)
-      .digest('base64url')
-      .slice(0, 22);
+    const parts = [JSON.stringify(collection), '|'];
+    writeKey(filter, parts);
+    parts.push('|', sort.field, ':', sort.direction);
+    return parts.join('');
   }
 
-  #mac(body: string): Buffer {
-    return createHmac('sha256', this.#secret).update(body).digest().subarray(0, 16);
+  #mac(fingerprint: string, body: string): Buffer {
+    return createHmac('sha256', this.#secret).update(fingerprint).update('\0').update(body).digest().subarray(0, 16);
   }
 
   /** Encodes the position after `last`. */
   encode(fingerprint: string, sort: PageSort, last: Document): string {
-    const payload: CursorPayload = { q: fingerprint, i: String(last._id) };
+    const payload: CursorPayload = { q: shortTag(fingerprint), i: String(last._id) };
     if (sort.field !== '_id') payload.k = EJSON.serialize({ v: last[sort.field] }, { relaxed: false }).v;
     const body = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
-    return `${body}.${this.#mac(body).toString('base64url')}`;
+    return `${body}.${this.#mac(fingerprint, body).toString('base64url')}`;
   }
 
   /**
@@ -80,18 +141,21 @@ export class KeysetCursorCodec {
     if (typeof cursor !== 'string' || cursor.length > 4096) throw new CursorError('The cursor must be a string of at most 4096 characters');
     const [body, mac, extra] = cursor.split('.');
     if (!body || !mac || extra !== undefined) throw new CursorError('The cursor is malformed');
-    const expected = this.#mac(body);
-    const given = Buffer.from(mac, 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new CursorError('The cursor was altered or was issued by another deployment');
-    }
-    let payload: CursorPayload;
+    let payload: CursorPayload | undefined;
     try {
       payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as CursorPayload;
-    } catch (error) {
-      throw new CursorError('The cursor is malformed', { cause: error });
+    } catch {
+      payload = undefined;
     }
-    if (payload.q !== fingerprint) throw new CursorError('The cursor belongs to another query (a different filter, sort or collection)');
+    const expected = this.#mac(fingerprint, body);
+    const given = Buffer.from(mac, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      // The MAC binds the query; the tag only tells the two failures apart for the message.
+      if (payload && typeof payload === 'object' && payload.q !== shortTag(fingerprint))
+        throw new CursorError('The cursor belongs to another query (a different filter, sort or collection)');
+      throw new CursorError('The cursor was altered or was issued by another deployment');
+    }
+    if (!payload || typeof payload !== 'object' || typeof payload.i !== 'string') throw new CursorError('The cursor is malformed');
     if (!ObjectId.isValid(payload.i) || payload.i.length !== 24) throw new CursorError('The cursor is malformed');
     const value = sort.field === '_id' ? undefined : EJSON.deserialize({ v: payload.k }, { relaxed: false }).v;
     return { value, id: ObjectId.createFromHexString(payload.i) };

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { ClientSession, Collection, Db, Document, UpdateFilter } from 'mongodb';
 import type { CollectionPreset } from '../collection/collection-preset.js';
@@ -32,12 +33,53 @@ export function createSend(client: ClientInternals, presetOf: (collection: strin
     }
     return collection;
   };
-  return (ctx) =>
-    client.attempt((db) => {
-      ctx.sent = true;
-      return dispatch(db, ctx, collectionOf);
-    });
+  const send = (db: Db, ctx: OperationContext) => {
+    ctx.sent = true;
+    return dispatch(db, ctx, collectionOf);
+  };
+  const timed = async (db: Db, ctx: OperationContext) => {
+    const started = performance.now();
+    const report = {
+      commandName: wireNames[ctx.command.kind],
+      databaseName: ctx.database ?? db.databaseName,
+      collection: ctx.collection?.name,
+    };
+    try {
+      const result = await send(db, ctx);
+      client.reportCommand({ ...report, durationMS: performance.now() - started });
+      return result;
+    } catch (error) {
+      client.reportCommand({ ...report, durationMS: performance.now() - started }, error);
+      throw error;
+    }
+  };
+  return (ctx) => client.attempt((db) => (client.timesCommands() ? timed(db, ctx) : send(db, ctx)));
 }
+
+/** The wire command each kind of command becomes (the first, for kinds that send several). */
+const wireNames: Readonly<Record<OperationContext['command']['kind'], string>> = {
+  find: 'find',
+  count: 'aggregate',
+  distinct: 'distinct',
+  insertOne: 'insert',
+  insertMany: 'insert',
+  updateOne: 'update',
+  updateMany: 'update',
+  findOneAndUpdate: 'findAndModify',
+  deleteOne: 'delete',
+  deleteMany: 'delete',
+  bulkWrite: 'bulkWrite',
+  aggregate: 'aggregate',
+  listIndexes: 'listIndexes',
+  createIndex: 'createIndexes',
+  dropIndex: 'dropIndexes',
+  explain: 'explain',
+  indexStats: 'aggregate',
+  listCollections: 'listCollections',
+  createCollection: 'create',
+  dropDatabase: 'dropDatabase',
+  listDatabases: 'listDatabases',
+};
 
 async function dispatch(
   db: Db,

@@ -107,6 +107,33 @@ const pageOptionsSchema = z.strictObject({
   sort: z.strictObject({ field: z.string(), direction: z.enum(['asc', 'desc']) }).optional(),
 });
 
+const NO_OPTIONS: z.output<typeof pageOptionsSchema> = Object.freeze({});
+
+/**
+ * The read options most calls pass (none, or a limit, a cursor string, `includeDeleted`), checked
+ * without zod; undefined for anything else, which zod then checks and reports on.
+ */
+function plainPageOptions(options: unknown): z.output<typeof pageOptionsSchema> | undefined {
+  if (options === undefined || options === null) return NO_OPTIONS;
+  if (typeof options !== 'object' || Object.getPrototypeOf(options) !== Object.prototype) return undefined;
+  const { limit, cursor, includeDeleted } = options as Record<string, unknown>;
+  let fields = 0;
+  for (const key in options) {
+    if (key !== 'limit' && key !== 'cursor' && key !== 'includeDeleted') return undefined;
+    fields += 1;
+  }
+  if (fields === 0) return NO_OPTIONS;
+  if (limit !== undefined && !(Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= MAX_PAGE_SIZE)) return undefined;
+  if (cursor !== undefined && cursor !== null && !(typeof cursor === 'string' && cursor.length <= 4096)) return undefined;
+  if (includeDeleted !== undefined && typeof includeDeleted !== 'boolean') return undefined;
+  // A copy of the values checked: a getter cannot answer differently when read again.
+  const parsed: z.output<typeof pageOptionsSchema> = {};
+  if (limit !== undefined) parsed.limit = limit as number;
+  if (cursor !== undefined) parsed.cursor = cursor as string | null;
+  if (includeDeleted !== undefined) parsed.includeDeleted = includeDeleted as boolean;
+  return parsed;
+}
+
 /**
  * The largest document (or update) a repository sends: MongoDB refuses 16 MiB, and the driver
  * fails before sending with a range error; this leaves room for the fields updates add later.
@@ -200,6 +227,8 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
 
   /** Parses an id given as an ObjectId or its hex string. */
   protected parseId(id: unknown, subject = 'id'): ObjectId {
+    // Already typed: nothing for zod to check (an ObjectId of another bson copy goes through zod).
+    if (id instanceof ObjectId) return id;
     return this.parse(objectIdSchema, id, subject);
   }
 
@@ -226,7 +255,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   }
 
   #parseReadOptions(options: unknown): z.output<typeof pageOptionsSchema> {
-    return this.parse(pageOptionsSchema, options ?? {}, 'options');
+    return plainPageOptions(options) ?? this.parse(pageOptionsSchema, options ?? {}, 'options');
   }
 
   /** The tenant this repository is bound to, if any. */
@@ -733,9 +762,14 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     const projection = this.#projectionOf(parsed.projection);
     if (projection && sort.field !== '_id') projection[sort.field] = 1;
     const limit = parsed.limit ?? DEFAULT_PAGE_SIZE;
-    // Bound to the tenant too: a cursor issued to one tenant is refused for every other.
-    const fingerprint = KeysetCursorCodec.fingerprint(`${this.name}\u0000${this.collection.tenant ?? ''}`, filter, sort);
-    const query = parsed.cursor ? { $and: [filter, keysetFilter(sort, this.cursors.decode(parsed.cursor, fingerprint, sort))] } : filter;
+    // Bound to the tenant too: a cursor issued to one tenant is refused for every other. Computed
+    // only when a cursor is decoded or encoded.
+    let fingerprint: string | undefined;
+    const fingerprintOf = () => {
+      fingerprint ??= KeysetCursorCodec.fingerprint(`${this.name}\u0000${this.collection.tenant ?? ''}`, filter, sort);
+      return fingerprint;
+    };
+    const query = parsed.cursor ? { $and: [filter, keysetFilter(sort, this.cursors.decode(parsed.cursor, fingerprintOf(), sort))] } : filter;
     const rows = await this.collection.find(operation, query, {
       sort: sortDocument(sort),
       limit: limit + 1,
@@ -745,7 +779,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     const last = items.at(-1);
     return {
       items: items as T[],
-      nextCursor: rows.length > limit && last ? this.cursors.encode(fingerprint, sort, last) : null,
+      nextCursor: rows.length > limit && last ? this.cursors.encode(fingerprintOf(), sort, last) : null,
     };
   }
 

@@ -79,10 +79,19 @@ export function skipTest(context: TestContext, reason: string): never {
 
 /**
  * A data client on this file's database (see {@link testDatabaseName}), closed after the file's
- * tests, its database dropped. Overrides are merged into the configuration.
+ * tests, its database dropped. Overrides are merged into the configuration. Unlike a production
+ * client it has the driver's wire-level command monitoring on (`monitoring: { wire: true }`), so
+ * a tenancy isolation auditor can watch the tests' commands.
  */
 export function createTestClient(overrides: Partial<DataClientConfig> = {}): DataClient {
-  const client = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName(), ...overrides });
+  // Wire-level monitoring on by default in tests: it lets the tenancy isolation auditor watch
+  // every command a test sends (production clients leave it off for its CPU cost).
+  const client = createDataClient({
+    uri: testEnvironment().mongo.uri,
+    database: testDatabaseName(),
+    monitoring: { wire: true },
+    ...overrides,
+  });
   afterAll(async () => {
     if (!client.closed) {
       await createDataLayer({ client })

@@ -1,0 +1,391 @@
+/**
+ * pnpm bench:cost — the library's own client CPU per operation, beside the raw driver doing the
+ * same wire commands on the same server, in one process. For each workload and each of R rounds,
+ * every contender runs N operations back to back (the order rotates each round) and
+ * `process.cpuUsage()` gives its CPU per operation; a contender's extra cost is the median over
+ * rounds of its paired difference to the raw driver (monitoring off) in the same round. The wire
+ * commands of every contender are checked once before measuring (names and count per operation).
+ *
+ * `BENCH_LAYERS=1` adds caas-db's layers one at a time (core, tenancy, the auditor with wire
+ * monitoring, search, cache) instead of the workload table. A benchmark, not a test.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import { type CommandStartedEvent, type Db, type Document, MongoClient, ObjectId } from 'mongodb';
+import { createCache } from '../packages/cache/src/index.js';
+import {
+  createDataClient,
+  createDataLayer,
+  type DataClient,
+  type DataLayerPlugin,
+  type TenantRepositories,
+} from '../packages/core/src/index.js';
+import { unsafeDriver } from '../packages/core/src/unsafe.js';
+import { createSearch } from '../packages/search/src/index.js';
+import { createTenancy } from '../packages/tenancy/src/index.js';
+import { startMongo, startRedis } from '../packages/testing/src/index.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
+const OPS = Number(process.env.BENCH_OPS ?? 100);
+const LAYERS = process.env.BENCH_LAYERS === '1';
+const TENANT = 'acme';
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+const [mongo, redisServer] = await Promise.all([startMongo(), startRedis()]);
+const machine = `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+out(`machine: ${machine}\nserver: ${mongo.description}\nrounds: ${ROUNDS} × ${OPS} operations per contender\n`);
+const stamp = Date.now();
+
+// ---- contenders ------------------------------------------------------------------------------------
+/** One way of doing each workload's operation. */
+interface Contender {
+  name: string;
+  findById(id: ObjectId): Promise<unknown>;
+  insertUser(index: number): Promise<unknown>;
+  sendMessage(conversation: ObjectId, sender: ObjectId): Promise<unknown>;
+  pageOf50(conversation: ObjectId): Promise<unknown>;
+  insertMany(documents: number, conversation: ObjectId, sender: ObjectId): Promise<unknown>;
+  /** The messages to read by id and the conversation to page (seeded per contender). */
+  world: World;
+}
+interface World {
+  conversation: ObjectId;
+  sender: ObjectId;
+  messages: ObjectId[];
+}
+
+const CIPHERTEXT_1600 = 'q'.repeat(1_380); // a stored message of ~1.6 KB
+const CIPHERTEXT_275 = 'q'.repeat(110); // a stored message of ~275 B
+
+function rawContender(name: string, monitorCommands: boolean): { contender: Contender; seed: () => Promise<void>; client: MongoClient } {
+  const client = new MongoClient(mongo.uri, { monitorCommands, maxPoolSize: 20 });
+  const db: Db = client.db(`cost_${name.replace(/\W/g, '_')}_${stamp}`);
+  const world: World = { conversation: new ObjectId(), sender: new ObjectId(), messages: [] };
+  const message = (conversation: ObjectId, sender: ObjectId, ciphertext: string) => {
+    const now = new Date();
+    return {
+      _id: new ObjectId(),
+      tenant_id: TENANT,
+      conversation_id: conversation,
+      sender_id: sender,
+      content: { type: 'text', encrypted_data: ciphertext },
+      status: 'sent',
+      reply_count: 0,
+      schema_version: 1,
+      created_at: now,
+      updated_at: now,
+      deleted_at: null,
+    };
+  };
+  const contender: Contender = {
+    name,
+    world,
+    findById: (id) => db.collection('messages').findOne({ _id: id, tenant_id: TENANT, deleted_at: null }),
+    insertUser: (index) => {
+      const now = new Date();
+      return db.collection('users').insertOne({
+        _id: new ObjectId(),
+        tenant_id: TENANT,
+        external_id: `raw-${stamp}-${index}-${Math.random()}`,
+        profile: { display_name: `User ${index}`, status: 'offline' },
+        schema_version: 1,
+        created_at: now,
+        updated_at: now,
+        deleted_at: null,
+      });
+    },
+    async sendMessage(conversation, sender) {
+      const document = message(conversation, sender, CIPHERTEXT_275);
+      await db.collection('messages').insertOne(document);
+      await db.collection('conversations').updateOne(
+        {
+          _id: conversation,
+          tenant_id: TENANT,
+          $or: [
+            { last_message: { $exists: false } },
+            { 'last_message.sent_at': { $lt: document.created_at } },
+            { 'last_message.sent_at': document.created_at, 'last_message.message_id': { $lt: document._id } },
+          ],
+        },
+        {
+          $set: {
+            last_message: { message_id: document._id, sender_id: sender, content_preview: '', sent_at: document.created_at },
+          },
+          $max: { updated_at: document.created_at },
+        },
+      );
+      return document;
+    },
+    pageOf50: (conversation) =>
+      db
+        .collection('messages')
+        .find({ tenant_id: TENANT, conversation_id: conversation, deleted_at: null })
+        .sort({ _id: -1 })
+        .limit(51)
+        .toArray(),
+    insertMany: (count, conversation, sender) =>
+      db.collection('messages').insertMany(Array.from({ length: count }, () => message(conversation, sender, CIPHERTEXT_275))),
+  };
+  const seed = async () => {
+    await db.collection('messages').createIndex({ tenant_id: 1, conversation_id: 1, _id: -1 });
+    await db.collection('users').createIndex({ tenant_id: 1, external_id: 1 }, { unique: true });
+    const now = new Date();
+    await db.collection('conversations').insertOne({
+      _id: world.conversation,
+      tenant_id: TENANT,
+      type: 'direct',
+      participants: [{ user_id: world.sender, role: 'member', joined_at: now }],
+      created_at: now,
+      updated_at: now,
+      deleted_at: null,
+    });
+    const seeded = Array.from({ length: 200 }, () => message(world.conversation, world.sender, CIPHERTEXT_1600));
+    await db.collection('messages').insertMany(seeded);
+    world.messages = seeded.map((document) => document._id);
+  };
+  return { contender, seed, client };
+}
+
+function libraryContender(
+  name: string,
+  options: { plugins?: DataLayerPlugin[]; batching?: boolean; wire?: boolean; redis?: boolean },
+): { contender: Contender; seed: () => Promise<void>; close: () => Promise<void>; client: DataClient } {
+  const client = createDataClient({
+    uri: mongo.uri,
+    database: `cost_${name.replace(/\W/g, '_')}_${stamp}`,
+    pool: { maxSize: 20 },
+    ...(options.wire && { monitoring: { wire: true } }),
+  });
+  const data = createDataLayer({ client, plugins: options.plugins ?? [], ...(options.batching && { batching: { messages: true } }) });
+  const world: World = { conversation: new ObjectId(), sender: new ObjectId(), messages: [] };
+  let repositories: TenantRepositories;
+  const contender: Contender = {
+    name,
+    world,
+    findById: (id) => repositories.messages.findById(id),
+    insertUser: (index) =>
+      repositories.users.create({ external_id: `lib-${stamp}-${index}-${Math.random()}`, profile: { display_name: `User ${index}` } }),
+    sendMessage: (conversation, sender) =>
+      repositories.messages.create({
+        conversation_id: conversation,
+        sender_id: sender,
+        content: { type: 'text', encrypted_data: CIPHERTEXT_275 },
+      }),
+    pageOf50: (conversation) => repositories.messages.findByConversation(conversation, { limit: 50 }),
+    insertMany: (count, conversation, sender) =>
+      repositories.messages.createMany(
+        Array.from({ length: count }, () => ({
+          conversation_id: conversation,
+          sender_id: sender,
+          content: { type: 'text' as const, encrypted_data: CIPHERTEXT_275 },
+        })),
+      ),
+  };
+  const seed = async () => {
+    await data.syncIndexes();
+    if (options.plugins?.some((plugin) => plugin.name === 'tenancy'))
+      await data.clients.create({ tenant_id: TENANT, name: 'Acme', region: 'eu-west-1' }).catch(() => undefined);
+    repositories = data.forTenant(TENANT);
+    const a = await repositories.users.create({ external_id: `a-${stamp}`, profile: { display_name: 'A' } });
+    const b = await repositories.users.create({ external_id: `b-${stamp}`, profile: { display_name: 'B' } });
+    world.sender = a._id;
+    world.conversation = (await repositories.conversations.createDirect([a._id, b._id])).conversation._id;
+    const seeded = await repositories.messages.createMany(
+      Array.from({ length: 200 }, () => ({
+        conversation_id: world.conversation,
+        sender_id: world.sender,
+        content: { type: 'text' as const, encrypted_data: CIPHERTEXT_1600 },
+      })),
+    );
+    world.messages = seeded.map((message) => message._id);
+  };
+  return { contender, seed, close: () => client.close(), client };
+}
+
+// ---- measurement -----------------------------------------------------------------------------------
+type Op = (contender: Contender, index: number) => Promise<unknown>;
+interface Workload {
+  name: string;
+  /** Operations per contender per round (defaults to OPS). */
+  ops?: number;
+  /** Divide the per-operation figure by this (per document for insertMany). */
+  per?: number;
+  unit?: string;
+  op: Op;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.floor(q * (values.length - 1))] as number;
+
+async function cpuPerOp(contender: Contender, op: Op, ops: number): Promise<number> {
+  const before = process.cpuUsage();
+  for (let index = 0; index < ops; index += 1) await op(contender, index);
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / ops;
+}
+
+interface Row {
+  workload: string;
+  contender: string;
+  unit: string;
+  cpu: number;
+  extra: number | null;
+  extraLow: number | null;
+  extraHigh: number | null;
+}
+
+async function measure(workload: Workload, contenders: Contender[], rounds = ROUNDS): Promise<Row[]> {
+  const ops = workload.ops ?? OPS;
+  const per = workload.per ?? 1;
+  // Warm-up: JIT, connections, caches.
+  for (const contender of contenders) for (let index = 0; index < Math.min(ops, 50); index += 1) await workload.op(contender, index);
+  const samples = new Map<string, number[]>(contenders.map((contender) => [contender.name, []]));
+  for (let round = 0; round < rounds; round += 1) {
+    const order = contenders.map((_, index) => contenders[(index + round) % contenders.length] as Contender);
+    for (const contender of order) samples.get(contender.name)?.push((await cpuPerOp(contender, workload.op, ops)) / per);
+  }
+  const baseline = samples.get(contenders[0]?.name ?? '') ?? [];
+  return contenders.map((contender, index) => {
+    const own = samples.get(contender.name) ?? [];
+    const differences = own.map((value, round) => value - (baseline[round] ?? 0));
+    return {
+      workload: workload.name,
+      contender: contender.name,
+      unit: workload.unit ?? 'µs/op',
+      cpu: median(own),
+      extra: index === 0 ? null : median(differences),
+      extraLow: index === 0 ? null : quantile(differences, 0.25),
+      extraHigh: index === 0 ? null : quantile(differences, 0.75),
+    };
+  });
+}
+
+/** The wire commands one operation of each contender sends, compared before measuring. */
+async function checkWire(workload: Workload, contenders: Contender[], monitored: Map<string, MongoClient>): Promise<void> {
+  const shapes: string[] = [];
+  for (const contender of contenders) {
+    const driver = monitored.get(contender.name);
+    if (!driver) continue;
+    const names: string[] = [];
+    const listener = (event: CommandStartedEvent) => names.push(event.commandName);
+    driver.on('commandStarted', listener);
+    await workload.op(contender, 0);
+    driver.off('commandStarted', listener);
+    shapes.push(`${contender.name}: ${names.join('+')}`);
+  }
+  const distinct = new Set(shapes.map((shape) => shape.split(': ')[1]));
+  if (distinct.size > 1) out(`  ! ${workload.name}: wire commands differ — ${shapes.join('; ')}`);
+}
+
+const format = (value: number | null) => (value === null ? '—' : `${value >= 0 ? '+' : ''}${value.toFixed(1)}`);
+
+function table(rows: Row[]): string[] {
+  const lines = ['| workload | contender | CPU | extra over raw (median, IQR) |', '|---|---|---:|---:|'];
+  for (const row of rows) {
+    const spread = row.extraLow === null ? '' : ` (${format(row.extraLow)} … ${format(row.extraHigh)})`;
+    lines.push(`| ${row.workload} | ${row.contender} | ${row.cpu.toFixed(1)} ${row.unit} | ${format(row.extra)}${spread} |`);
+  }
+  return lines;
+}
+
+// ---- run -------------------------------------------------------------------------------------------
+const raw = rawContender('raw driver', false);
+const rawMonitored = rawContender('raw driver, monitoring on', true);
+const redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+const closers: Array<() => Promise<unknown>> = [() => raw.client.close(), () => rawMonitored.client.close(), async () => redis.quit()];
+
+const workloads: Workload[] = [
+  { name: 'find one by _id (1.6 KB)', op: (c, i) => c.findById(c.world.messages[i % c.world.messages.length] as ObjectId) },
+  { name: 'validated single insert (user)', op: (c, i) => c.insertUser(i) },
+  { name: 'messages.create (insert + last_message)', op: (c) => c.sendMessage(c.world.conversation, c.world.sender) },
+  { name: 'page of 50 messages', ops: 40, op: (c) => c.pageOf50(c.world.conversation) },
+  {
+    name: 'insertMany 10,000 × 275 B',
+    ops: 1,
+    per: 10_000,
+    unit: 'µs/doc',
+    op: (c) => c.insertMany(10_000, c.world.conversation, c.world.sender),
+  },
+];
+
+const rows: Row[] = [];
+if (!LAYERS) {
+  const core = libraryContender('caas-db core', {});
+  const tenancy = libraryContender('caas-db + tenancy', { plugins: [createTenancy({ audit: 'off' })] });
+  const batching = libraryContender('caas-db core, batching on', { batching: true });
+  const monitoredCore = libraryContender('caas-db core (wire check)', { wire: true });
+  for (const seeded of [raw, rawMonitored, core, tenancy, batching, monitoredCore]) await seeded.seed();
+  closers.push(core.close, tenancy.close, batching.close, monitoredCore.close);
+  const contenders = [raw.contender, rawMonitored.contender, core.contender, tenancy.contender];
+  // The library's commands are checked on a wire-monitored twin of core (same code path).
+  const wireCheck = new Map([
+    [rawMonitored.contender.name, rawMonitored.client],
+    [monitoredCore.contender.name, unsafeDriver(monitoredCore.client)],
+  ]);
+  for (const workload of workloads) {
+    await checkWire(workload, [rawMonitored.contender, monitoredCore.contender], wireCheck);
+    const measured = await measure(workload, contenders, workload.ops === 1 ? Math.min(ROUNDS, 8) : ROUNDS);
+    rows.push(...measured);
+    out(table(measured).slice(2).join('\n'));
+  }
+  // Batching on, one caller at a time: the direct path when nothing is in flight.
+  const lone = await measure(workloads[2] as Workload, [core.contender, batching.contender]);
+  rows.push(...lone.map((row) => ({ ...row, workload: `${row.workload}, lone caller (vs batching off)` })));
+  out(table(lone).slice(2).join('\n'));
+
+  // The L1 cache hit against lru-cache's own get.
+  const cachedClient = createDataClient({ uri: mongo.uri, database: `cost_cached_${stamp}` });
+  const cached = createDataLayer({
+    client: cachedClient,
+    plugins: [createCache({ redis, methods: { 'messages.findById': { ttlMS: 600_000 } } })],
+  });
+  closers.push(() => cachedClient.close());
+  const cachedRepositories = cached.forTenant(TENANT);
+  const [hot] = await cachedRepositories.messages.createMany([
+    { conversation_id: new ObjectId(), sender_id: new ObjectId(), content: { type: 'text', encrypted_data: CIPHERTEXT_1600 } },
+  ]);
+  const lru = new LRUCache<string, Document>({ max: 10_000 });
+  lru.set('k', { ...hot });
+  const hitContenders = [
+    { ...raw.contender, name: 'lru-cache get', findById: async () => lru.get('k') },
+    { ...raw.contender, name: 'caas-db L1 hit', findById: () => cachedRepositories.messages.findById(hot?._id as ObjectId) },
+  ];
+  await cachedRepositories.messages.findById(hot?._id as ObjectId);
+  const hits = await measure({ name: 'L1 cache hit of findById', ops: 2_000, op: (c) => c.findById(new ObjectId()) }, hitContenders);
+  rows.push(...hits);
+  out(table(hits).slice(2).join('\n'));
+} else {
+  const layers: Array<[string, Parameters<typeof libraryContender>[1]]> = [
+    ['core', {}],
+    ['+ tenancy (auditor off)', { plugins: [createTenancy({ audit: 'off' })] }],
+    ['+ tenancy, auditor enforcing (wire monitoring)', { plugins: [createTenancy({ audit: 'enforce' })], wire: true }],
+    ['+ tenancy + search', { plugins: [createTenancy({ audit: 'off' }), createSearch()] }],
+    [
+      '+ tenancy + search + cache (uncached method)',
+      { plugins: [createTenancy({ audit: 'off' }), createSearch(), createCache({ redis, methods: {} })] },
+    ],
+  ];
+  const built = layers.map(([name, options]) => libraryContender(name, options));
+  for (const seeded of [raw, ...built]) await seeded.seed();
+  closers.push(...built.map((layer) => layer.close));
+  for (const workload of workloads.slice(0, 3)) {
+    const measured = await measure(workload, [raw.contender, ...built.map((layer) => layer.contender)]);
+    rows.push(...measured);
+    out(table(measured).slice(2).join('\n'));
+  }
+}
+
+out(`\n${table(rows).join('\n')}`);
+mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
+writeFileSync(
+  new URL(`../bench-results/library-cost${LAYERS ? '-layers' : ''}.json`, import.meta.url),
+  `${JSON.stringify({ machine, server: mongo.description, rounds: ROUNDS, ops: OPS, rows }, null, 2)}\n`,
+);
+for (const close of closers) await close();
+await Promise.all([mongo.stop(), redisServer.stop()]);

@@ -147,14 +147,6 @@ export {
   type ReceiptPolicy,
   type ReceiptPolicyOptions,
 } from './model/read-positions.js';
-export {
-  type ConversationReadMark,
-  DEFAULT_PER_MESSAGE_RECEIPTS_UP_TO,
-  DEFAULT_UNREAD_COUNT_MAX,
-  type ReadPosition,
-  type ReceiptPolicy,
-  type ReceiptPolicyOptions,
-} from './model/read-positions.js';
 export { type Settings, SettingsRepository, settingsDefinition, settingsSchema } from './model/settings.js';
 export {
   type DocumentUpgrades,

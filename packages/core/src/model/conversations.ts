@@ -15,14 +15,6 @@ import {
   readPositionGrant,
   readPositionOf,
 } from './read-positions.js';
-import {
-  advanceReadPosition,
-  type ReadAdvance,
-  type ReadPosition,
-  readPositionFields,
-  readPositionGrant,
-  readPositionOf,
-} from './read-positions.js';
 
 /** Kinds of conversation. */
 export const conversationTypes = ['direct', 'group', 'channel'] as const;
@@ -34,7 +26,6 @@ const participantSchema = z.strictObject({
   role: z.enum(participantRoles),
   joined_at: dateSchema,
   settings: z.strictObject({ muted: z.boolean(), pinned: z.boolean() }),
-  ...readPositionFields,
   ...readPositionFields,
 });
 
@@ -126,7 +117,6 @@ export const conversationsDefinition: RepositoryDefinition<typeof conversationSc
     },
     { name: 'search', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]] },
     { name: 'findById / join / leave / settings', equality: ['_id'] },
-    { name: 'markConversationRead / readPosition (one participant)', equality: ['_id'], residual: ['participants.user_id'] },
     { name: 'markConversationRead / readPosition (one participant)', equality: ['_id'], residual: ['participants.user_id'] },
   ],
 };
@@ -360,25 +350,6 @@ export class ConversationRepository extends Repository<typeof conversationSchema
       );
     }
     return { consistent, messageId: next?._id ?? null };
-  }
-
-  /**
-   * `userId`'s read position: the newest message it has read and when (null: nothing read yet).
-   * @throws {NotFoundError} when the conversation is not live or `userId` is not a participant.
-   */
-  async readPosition(conversationId: IdInput, userId: IdInput): Promise<ReadPosition | null> {
-    const id = this.parseId(conversationId, 'conversationId');
-    return readPositionOf(this.collection, id, this.parseId(userId, 'userId'), 'readPosition');
-  }
-
-  /**
-   * Moves a participant's read position forward to `upTo` (one update; never backwards).
-   * @internal called by `messages.markConversationRead` only, after it checked `upTo` (`grant`).
-   */
-  async advanceReadPosition(presented: symbol, conversationId: ObjectId, userId: ObjectId, upTo: ObjectId): Promise<ReadAdvance | null> {
-    if (presented !== readPositionGrant)
-      throw new InvariantError('conversations.advanceReadPosition', 'read positions are moved by messages.markConversationRead only');
-    return advanceReadPosition(this.collection, conversationId, userId, upTo, this.now());
   }
 
   /**

@@ -14,7 +14,6 @@ import { GroupRepository, groupsDefinition } from './groups.js';
 import { MessageRepository, messagesDefinition } from './messages.js';
 import { MetricRepository, metricsDefinition } from './metrics.js';
 import type { ReceiptPolicy } from './read-positions.js';
-import type { ReceiptPolicy } from './read-positions.js';
 import { SettingsRepository, settingsDefinition } from './settings.js';
 import { createTenantAccount, type TenantAccount } from './tenant-account.js';
 import { UserRepository, type UserRepositoryOptions, type userSchema, usersDefinition } from './users.js';
@@ -95,8 +94,6 @@ export interface ModelOptions {
   users?: UserRepositoryOptions;
   /** Where `messages.markConversationRead` writes per-message receipts (see `createDataLayer`'s `receipts`). */
   receipts?: ReceiptPolicy;
-  /** Where `messages.markConversationRead` writes per-message receipts (see `createDataLayer`'s `receipts`). */
-  receipts?: ReceiptPolicy;
 }
 
 /** Builds every repository of the data model with `build`, and links the ones that cooperate. */
@@ -105,7 +102,6 @@ export function createModelRepositories(build: RepositoryBuilder, options: Model
   const conversations = build(conversationsDefinition, ConversationRepository);
   const messages = build(messagesDefinition, MessageRepository);
   messages.linkConversations(conversations);
-  if (options.receipts) messages.useReceiptPolicy(options.receipts);
   if (options.receipts) messages.useReceiptPolicy(options.receipts);
   return {
     users: build(

@@ -7,8 +7,8 @@ import {
   type TenantRepositories,
   targetOf,
 } from '@caas-db/core';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { isRedisClient, type RedisClient } from './redis-client.js';
 import { type CacheEvents, type CacheStats, TwoTierCache, type TwoTierCacheOptions } from './two-tier-cache.js';
 import { type WarmOptions, type WarmReport, warmTenant } from './warming.js';
 import { defaultListRules, type ListRules, tagsOfWrite } from './write-invalidator.js';
@@ -34,10 +34,16 @@ const cacheOptionsSchema = z.strictObject({
       z.strictObject({ maxEntries: z.number().int().min(1).optional(), maxBytes: z.number().int().min(1024).optional() }),
     ])
     .optional(),
-  redis: z
-    .custom<Redis>((value) => typeof value === 'object' && value !== null && 'defineCommand' in value, 'must be an ioredis client')
+  redis: z.custom<RedisClient>(isRedisClient, 'must be an ioredis client (Redis or Cluster)').optional(),
+  redisGroupsPerTenant: z.number().int().min(1).max(64).optional(),
+  failoverReplayMS: z.number().int().min(0).max(3_600_000).optional(),
+  // Braces would start a hash tag of their own and put keys in slots the scripts do not expect.
+  prefix: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[^{}\s]+$/, 'must not contain braces or spaces')
     .optional(),
-  prefix: z.string().min(1).max(64).optional(),
   redisTimeoutMS: z.number().int().min(1).max(10_000).optional(),
   ttlJitter: z.number().min(0).max(1).optional(),
   distributedLock: z

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { BSON, type CachedRead, type Listener, type ReadCache, TypedEmitter } from '@caas-db/core';
-import type { Redis } from 'ioredis';
 import { type CacheEntry, decodeEntry, encodeEntry } from './cache-entry.js';
 import { InvalidationBus } from './invalidation-bus.js';
 import { MemoryTier, type MemoryTierOptions } from './memory-tier.js';
+import { isCluster, type RedisClient } from './redis-client.js';
 import { RedisTier } from './redis-tier.js';
 
 /** How one repository method is cached. */
@@ -25,8 +25,22 @@ export interface TwoTierCacheOptions {
   methods: Record<string, MethodPolicy>;
   /** The in-process tier; `false` to have none. @default {} */
   memory?: MemoryTierOptions | false;
-  /** The Redis tier and invalidation bus; none when omitted. */
-  redis?: Redis;
+  /**
+   * The Redis tier and invalidation bus; none when omitted. A `Redis` (standalone, or Sentinel:
+   * `new Redis({ sentinels, name })`) or a `Cluster` (the bus then uses sharded pub/sub).
+   */
+  redis?: RedisClient;
+  /**
+   * Hash slots each tenant's L2 entries spread over (docs/caching.md, Redis Cluster): more spreads
+   * a hot tenant's reads over more primaries, and costs each write one script per group.
+   * @default 8 on a Cluster, else 1
+   */
+  redisGroupsPerTenant?: number;
+  /**
+   * After a reconnect or failover, this instance replays its invalidations of this long before
+   * the failure, since a primary killed before it replicated them lost them. @default 10000
+   */
+  failoverReplayMS?: number;
   /** Prefix of every Redis key and of the bus channel. @default 'caas:cache:' */
   prefix?: string;
   /** Redis calls slower than this count as failures and fall through to MongoDB. @default 50 */
@@ -104,6 +118,11 @@ export interface CacheEvents {
   'cache:invalidate': { tags: string[]; source: 'local' | 'remote' };
   /** The Redis connection came back: in-process entries were dropped, since invalidations may have been missed. */
   'cache:reconnect': { droppedEntries: number };
+  /**
+   * After a reconnect or failover, this instance's pending and recent invalidations reached Redis
+   * and the bus again: from here on L2 serves what the documented bound allows (docs/caching.md).
+   */
+  'cache:recovered': { replayedTags: number; attempts: number };
 }
 
 interface Flight {
@@ -150,6 +169,12 @@ export class TwoTierCache implements ReadCache {
   #sequence = 0;
   #pendingL2: Set<string> = new Set();
   #pendingOverflow = false;
+  /** Local invalidations that reached Redis lately: a failover may lose them, so they are replayed. */
+  readonly #replayLog: Array<{ at: number; tags: readonly string[] }> = [];
+  /** The recovery running now, if any; further trouble during it makes it run once more. */
+  #recovering: Promise<void> | undefined;
+  #recoverAgain = false;
+  #closed = false;
   readonly #stats = {
     requests: 0,
     l1Hits: 0,
@@ -173,24 +198,38 @@ export class TwoTierCache implements ReadCache {
     this.#memory = options.memory === false ? undefined : new MemoryTier(options.memory ?? {});
     const prefix = options.prefix ?? 'caas:cache:';
     if (options.redis) {
-      this.#redis = new RedisTier(options.redis, prefix, options.redisTimeoutMS ?? 50);
+      const redis = options.redis;
+      this.#redis = new RedisTier(redis, {
+        prefix,
+        timeoutMS: options.redisTimeoutMS ?? 50,
+        ...(options.redisGroupsPerTenant !== undefined && { groupsPerTenant: options.redisGroupsPerTenant }),
+      });
       this.#bus = new InvalidationBus(
-        options.redis,
+        redis,
         `${prefix}invalidations`,
         this.instance,
         (message) => this.#onRemoteInvalidation(message.tags),
         (error) => this.#error('bus', error),
+        // The subscriber was down or moved: messages may be lost, so in-process entries are distrusted.
+        () => {
+          if (this.#memory && this.#memory.size > 0) this.#dropMemory();
+        },
       );
-      let wasReady = options.redis.status === 'ready';
-      const onReady = () => {
-        if (wasReady) void this.#recover();
+      let wasReady = redis.status === 'ready';
+      redis.on('ready', () => {
+        if (wasReady) this.#startRecovery();
         wasReady = true;
-      };
-      options.redis.on('ready', onReady);
-      this.#bus.subscriber.on('ready', () => {
-        // The subscriber was down: messages may be lost, so in-process entries are distrusted.
-        if (this.#memory && this.#memory.size > 0) this.#dropMemory();
       });
+      if (isCluster(redis)) {
+        // A node of the cluster failed or left: a replica may take over having missed the latest
+        // writes, so once the cluster serves again this instance replays what it invalidated lately.
+        // Nodes come and go while the client starts: only trouble after it was ready counts.
+        const trouble = () => {
+          if (wasReady) this.#startRecovery();
+        };
+        redis.on('-node', trouble);
+        redis.on('node error', trouble);
+      }
     }
   }
 
@@ -213,20 +252,62 @@ export class TwoTierCache implements ReadCache {
     this.#events.emit('cache:reconnect', { droppedEntries });
   }
 
-  /** After Redis came back: drop in-process entries and replay the L2 invalidations that failed meanwhile. */
-  async #recover(): Promise<void> {
+  /** Starts a recovery, or asks the one running to run again (the trouble may have outlived it). */
+  #startRecovery(): void {
+    if (this.#closed) return;
     this.#dropMemory();
+    if (this.#recovering) {
+      this.#recoverAgain = true;
+      return;
+    }
+    this.#recovering = this.#recover().finally(() => {
+      this.#recovering = undefined;
+    });
+  }
+
+  /**
+   * After Redis came back or failed over: replays the L2 invalidations that failed meanwhile and
+   * those of the last `failoverReplayMS` that did not (a primary killed before replicating them
+   * lost them), in Redis and on the bus, until they get through; flushes the Redis tier instead
+   * when too many are pending. Emits `cache:recovered` when done.
+   */
+  async #recover(): Promise<void> {
     if (!this.#redis) return;
-    try {
-      if (this.#pendingOverflow) {
-        await this.#redis.flush();
-      } else if (this.#pendingL2.size > 0) {
-        await this.#redis.invalidate([...this.#pendingL2]);
+    let attempts = 0;
+    for (;;) {
+      this.#recoverAgain = false;
+      attempts += 1;
+      const windowStart = Date.now() - (this.#options.failoverReplayMS ?? 10_000);
+      while (this.#replayLog.length > 0 && (this.#replayLog[0]?.at ?? 0) < windowStart) this.#replayLog.shift();
+      const tags = new Set(this.#pendingL2);
+      for (const entry of this.#replayLog) for (const tag of entry.tags) tags.add(tag);
+      const overflow = this.#pendingOverflow || tags.size > 10_000;
+      try {
+        await this.#redis.reregister();
+        if (overflow) await this.#redis.flush();
+        else if (tags.size > 0) {
+          await this.#redis.invalidate([...tags]);
+          await this.#bus?.publish([...tags]);
+        }
+        if (overflow) {
+          this.#pendingOverflow = false;
+          this.#pendingL2 = new Set();
+        } else for (const tag of tags) this.#pendingL2.delete(tag);
+        // Entries another instance filled from a replica that missed a write are gone now, and
+        // every instance dropped its copies on the bus: drop ours too, filled meanwhile.
+        if (!this.#recoverAgain) {
+          this.#dropMemory();
+          this.#events.emit('cache:recovered', { replayedTags: overflow ? -1 : tags.size, attempts });
+          return;
+        }
+      } catch (error) {
+        this.#error('recover', error);
+        // A client closed by its owner ends the recovery: there is nothing to replay into.
+        if (this.#closed || this.#options.redis?.status === 'end') return;
+        // The new primary is not serving yet: try again shortly (a failover takes seconds).
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * attempts)));
       }
-      this.#pendingL2 = new Set();
-      this.#pendingOverflow = false;
-    } catch (error) {
-      this.#error('recover', error);
+      if (this.#closed) return;
     }
   }
 
@@ -306,7 +387,8 @@ export class TwoTierCache implements ReadCache {
     try {
       if (this.#redis?.ready) {
         try {
-          const read = await this.#redis.read(key);
+          await this.#redis.register(request.tenant);
+          const read = await this.#redis.read(request.tenant, key);
           const remote = decodeEntry(read.entry);
           if (read.entry && !remote) this.#error('decode', new Error(`undecodable entry under ${key}`));
           if (read.entry && remote && Date.now() < remote.freshUntil) {
@@ -320,7 +402,7 @@ export class TwoTierCache implements ReadCache {
           this.#stats.l2Misses += 1;
           candidate = remote ?? candidate;
           since = read.time;
-          const peer = await this.#waitForPeer(key);
+          const peer = await this.#waitForPeer(request.tenant, key);
           if (peer?.filled) {
             this.#stats.l2Hits += 1;
             this.#keepInMemory(key, peer.filled.encoded, this.#tagsOf(request, tagsOf, peer.filled.entry.value as T), flight);
@@ -336,7 +418,7 @@ export class TwoTierCache implements ReadCache {
       }
       return await this.#loadAndFill(key, request, policy, load, tagsOf, candidate, flight, since);
     } finally {
-      if (lockToken !== undefined) await this.#releaseLock(key, lockToken);
+      if (lockToken !== undefined) await this.#releaseLock(request.tenant, key, lockToken);
     }
   }
 
@@ -384,7 +466,9 @@ export class TwoTierCache implements ReadCache {
     const encoded = encodeEntry(entry);
     this.#memory?.set(key, encoded, tags);
     if (this.#redis?.ready && since !== undefined) {
-      await this.#redis.fill(key, encoded, entry.staleUntil - now, tags, since).catch((error: unknown) => this.#error('fill', error));
+      await this.#redis
+        .fill(request.tenant, key, encoded, entry.staleUntil - now, tags, since)
+        .catch((error: unknown) => this.#error('fill', error));
     }
     return encoded;
   }
@@ -411,16 +495,19 @@ export class TwoTierCache implements ReadCache {
    * which is then returned encoded. Neither (the wait ran out): this instance loads without the
    * lock, and so must not release it.
    */
-  async #waitForPeer(key: string): Promise<{ token?: string; filled?: { encoded: Buffer; entry: CacheEntry } } | undefined> {
+  async #waitForPeer(
+    tenant: string | undefined,
+    key: string,
+  ): Promise<{ token?: string; filled?: { encoded: Buffer; entry: CacheEntry } } | undefined> {
     const lock = this.#options.distributedLock;
     if (!lock || !this.#redis) return undefined;
     const settings = typeof lock === 'object' ? lock : {};
-    const token = await this.#redis.lock(key, settings.ttlMS ?? 2000);
+    const token = await this.#redis.lock(tenant, key, settings.ttlMS ?? 2000);
     if (token !== undefined) return { token };
     const deadline = Date.now() + (settings.waitMS ?? 200);
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
-      const { entry: raw } = await this.#redis.read(key);
+      const { entry: raw } = await this.#redis.read(tenant, key);
       const entry = decodeEntry(raw);
       if (raw && entry && Date.now() < entry.freshUntil) return { filled: { encoded: Buffer.from(raw), entry } };
     }
@@ -431,10 +518,10 @@ export class TwoTierCache implements ReadCache {
    * Releases the lock this flight took, after its fill, so waiting peers find the entry. The
    * token check (in Redis) leaves alone a lock that expired meanwhile and a peer has taken since.
    */
-  async #releaseLock(key: string, token: string): Promise<void> {
+  async #releaseLock(tenant: string | undefined, key: string, token: string): Promise<void> {
     if (!this.#redis?.ready) return; // it expires by its TTL
     try {
-      await this.#redis.unlock(key, token);
+      await this.#redis.unlock(tenant, key, token);
     } catch (error) {
       this.#error('unlock', error);
     }
@@ -475,20 +562,33 @@ export class TwoTierCache implements ReadCache {
     this.#recordInvalidation(tags);
     this.#events.emit('cache:invalidate', { tags: [...tags], source: 'local' });
     if (!this.#redis) return;
-    try {
-      if (!this.#redis.ready) throw new Error('Redis is not connected');
-      await this.#redis.invalidate(tags);
-      await this.#bus?.publish([...tags]);
-    } catch (error) {
-      this.#stats.failedInvalidations += 1;
-      this.#error('invalidate', error);
-      // Replayed when Redis comes back; past the bound, the whole Redis tier is flushed instead.
-      for (const tag of tags) this.#pendingL2.add(tag);
-      if (this.#pendingL2.size > 10_000) {
-        this.#pendingOverflow = true;
-        this.#pendingL2 = new Set();
-      }
+    const redis = this.#redis;
+    // Redis first, so other instances drop their copies once L2 no longer holds them (else they
+    // could refill L1 from it); the bus even when L2 failed: on a cluster one may be down while
+    // the other serves, and other instances' copies must go all the same.
+    const settle = (promise: Promise<unknown>) =>
+      promise.then(
+        () => ({ ok: true as const }),
+        (reason: unknown) => ({ ok: false as const, reason }),
+      );
+    const l2 = await settle(redis.ready ? redis.invalidate(tags) : Promise.reject(new Error('Redis is not connected')));
+    const bus = await settle(this.#bus ? this.#bus.publish([...tags]) : Promise.resolve());
+    if (l2.ok && bus.ok) {
+      this.#replayLog.push({ at: Date.now(), tags: [...tags] });
+      if (this.#replayLog.length > RECENT_INVALIDATIONS) this.#replayLog.shift();
+      return;
     }
+    this.#stats.failedInvalidations += 1;
+    this.#error('invalidate', !l2.ok ? l2.reason : !bus.ok ? bus.reason : undefined);
+    // Replayed when Redis comes back; past the bound, the whole Redis tier is flushed instead.
+    for (const tag of tags) this.#pendingL2.add(tag);
+    if (this.#pendingL2.size > 10_000) {
+      this.#pendingOverflow = true;
+      this.#pendingL2 = new Set();
+    }
+    // A call that timed out on a live connection, or one node of a cluster failing over, brings
+    // no reconnect to replay on: keep trying until Redis serves again (recovery also drops L1).
+    if (redis.ready) this.#startRecovery();
   }
 
   /** Counters since the cache was created. */
@@ -519,6 +619,7 @@ export class TwoTierCache implements ReadCache {
 
   /** Stops the bus. The Redis connection given in the options is the caller's to close. */
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#bus?.close();
   }
 }

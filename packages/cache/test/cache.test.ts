@@ -1,9 +1,10 @@
 import { createDataClient, createDataLayer, type DataClient, type DataLayer, ObjectId } from '@caas-db/core';
 import { startRedis, startTcpProxy, waitFor } from '@caas-db/testing';
-import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
-import { Redis } from 'ioredis';
+import { createTestClient, skipTest, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
+import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CacheOptions, type CachePlugin, createCache, RedisTier } from '../src/index.js';
+import { type CacheOptions, type CachePlugin, createCache, type RedisClient, RedisTier } from '../src/index.js';
+import { isReady, keysMatching, redisTopology, testRedis } from './support/redis-topology.js';
 
 const methods: CacheOptions['methods'] = {
   'users.findById': { ttlMS: 60_000 },
@@ -13,10 +14,10 @@ const methods: CacheOptions['methods'] = {
   'clients.findByTenantId': { ttlMS: 60_000 },
 };
 
-const redisClients: Redis[] = [];
-function redisFor(url = testEnvironment().redis.url): Redis {
-  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
-  redis.on('error', () => undefined);
+const redisClients: RedisClient[] = [];
+/** A client of this project's Redis (standalone, Cluster or Sentinel), or of the standalone server at `url`. */
+function redisFor(url?: string): RedisClient {
+  const redis = testRedis(url);
   redisClients.push(redis);
   return redis;
 }
@@ -65,7 +66,7 @@ const acme = first.data.forTenant('acme');
 
 beforeAll(async () => {
   await first.data.syncIndexes();
-  await waitFor(async () => redisClients.every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
+  await waitFor(async () => redisClients.every(isReady), { timeoutMS: 5000 });
 });
 
 afterAll(async () => {
@@ -83,7 +84,7 @@ describe('read-through in two tiers', () => {
     expect(await findsDuring(first.client, 'users', () => acme.users.findById(user._id))).toBe(1);
     expect(await findsDuring(first.client, 'users', () => acme.users.findById(user._id))).toBe(0);
     const second = layer({}, createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() }));
-    await waitFor(async () => second.cache.cache !== undefined && redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
+    await waitFor(async () => second.cache.cache !== undefined && isReady(redisClients.at(-1)), { timeoutMS: 5000 });
     let fromL2: Awaited<ReturnType<typeof acme.users.findById>> = null;
     expect(
       await findsDuring(second.client, 'users', async () => {
@@ -131,7 +132,7 @@ describe('read-through in two tiers', () => {
     const user = await acme.users.create({ external_id: 'l2-copies', profile: { display_name: 'L2' } });
     await acme.users.findById(user._id); // fills L2
     const { data, cache } = layer({ memory: false });
-    await waitFor(async () => redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
+    await waitFor(async () => isReady(redisClients.at(-1)), { timeoutMS: 5000 });
     const repositories = data.forTenant('acme');
     const results = await Promise.all(Array.from({ length: 5 }, () => repositories.users.findById(user._id)));
     expect(cache.stats().l2.hits).toBe(1); // one L2 read, joined by the four others
@@ -214,7 +215,7 @@ describe('invalidation', () => {
 
   it('reaches another instance through the bus within a bounded time (measured here)', async () => {
     const second = layer({}, createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName() }));
-    await waitFor(async () => redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
+    await waitFor(async () => isReady(redisClients.at(-1)), { timeoutMS: 5000 });
     const theirs = second.data.forTenant('acme');
     const user = await acme.users.create({ external_id: 'bus', profile: { display_name: 'before' } });
     expect((await theirs.users.findById(user._id))?.profile.display_name).toBe('before');
@@ -247,7 +248,7 @@ describe('stampede protection', () => {
       layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
       layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
     ];
-    await waitFor(async () => redisClients.slice(-2).every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
+    await waitFor(async () => redisClients.slice(-2).every(isReady), { timeoutMS: 5000 });
     let finds = 0;
     const stops = instances.map(({ client }) =>
       client.on('command:succeeded', (event) => {
@@ -279,7 +280,7 @@ describe('distributed lock ownership', () => {
     };
   }
 
-  function lockingCache(prefix: string, lock: { ttlMS: number; waitMS: number }): { cache: CachePlugin; redis: Redis } {
+  function lockingCache(prefix: string, lock: { ttlMS: number; waitMS: number }): { cache: CachePlugin; redis: RedisClient } {
     const redis = redisFor();
     const cache = createCache({ methods, redis, prefix, distributedLock: lock });
     plugins.push(cache);
@@ -290,16 +291,17 @@ describe('distributed lock ownership', () => {
 
   it('takes the lock with a token of its own, and a release with another token leaves it', async () => {
     const redis = redisFor();
-    await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
+    await waitFor(async () => isReady(redis), { timeoutMS: 5000 });
     const prefix = `${testDatabaseName()}:tier-lock:`;
-    const tier = new RedisTier(redis, prefix, 1000);
-    const mine = await tier.lock('key', 10_000);
+    const tier = new RedisTier(redis, { prefix, timeoutMS: 1000 });
+    const mine = await tier.lock('acme', 'key', 10_000);
     expect(typeof mine).toBe('string');
-    expect(await tier.lock('key', 10_000)).toBeUndefined(); // held
-    await tier.unlock('key', 'not-the-owner');
-    expect(await redis.exists(`${prefix}l:key`)).toBe(1);
-    await tier.unlock('key', mine as string);
-    expect(await redis.exists(`${prefix}l:key`)).toBe(0);
+    expect(await tier.lock('acme', 'key', 10_000)).toBeUndefined(); // held
+    await tier.unlock('acme', 'key', 'not-the-owner');
+    const lockKey = `${tier.group('acme', 'key')}l:key`;
+    expect(await redis.exists(lockKey)).toBe(1);
+    await tier.unlock('acme', 'key', mine as string);
+    expect(await redis.exists(lockKey)).toBe(0);
   });
 
   it('a late release after the lock expired does not free the lock a peer took since', async () => {
@@ -307,12 +309,12 @@ describe('distributed lock ownership', () => {
     const a = lockingCache(prefix, { ttlMS: 100, waitMS: 0 });
     const b = lockingCache(prefix, { ttlMS: 30_000, waitMS: 0 });
     const raw = redisFor();
-    await waitFor(async () => [a.redis, b.redis, raw].every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
+    await waitFor(async () => [a.redis, b.redis, raw].every(isReady), { timeoutMS: 5000 });
     const id = new ObjectId();
     const loadA = gatedLoad({ _id: id, by: 'a' });
     const readA = a.cache.cache.read(request(id), loadA.load, () => []);
     await waitFor(async () => loadA.started(), { timeoutMS: 5000 });
-    const [lockKey] = await raw.keys(`${prefix}l:*`);
+    const [lockKey] = await keysMatching(raw, `${prefix}{*}l:*`);
     expect(lockKey).toBeDefined();
     // A is still loading when its lock runs out; B misses, takes the lock and loads.
     await waitFor(async () => (await raw.exists(lockKey as string)) === 0, { timeoutMS: 5000 });
@@ -336,12 +338,12 @@ describe('distributed lock ownership', () => {
     const peer = lockingCache(prefix, { ttlMS: 30_000, waitMS: 0 });
     const waiter = lockingCache(prefix, { ttlMS: 30_000, waitMS: 30 });
     const raw = redisFor();
-    await waitFor(async () => [peer.redis, waiter.redis, raw].every((redis) => redis.status === 'ready'), { timeoutMS: 5000 });
+    await waitFor(async () => [peer.redis, waiter.redis, raw].every(isReady), { timeoutMS: 5000 });
     const id = new ObjectId();
     const loadPeer = gatedLoad({ _id: id, by: 'peer' });
     const readPeer = peer.cache.cache.read(request(id), loadPeer.load, () => []);
     await waitFor(async () => loadPeer.started(), { timeoutMS: 5000 });
-    const [lockKey] = await raw.keys(`${prefix}l:*`);
+    const [lockKey] = await keysMatching(raw, `${prefix}{*}l:*`);
     const tokenOfPeer = await raw.get(lockKey as string);
     expect(tokenOfPeer).not.toBeNull();
     // The waiter finds the lock taken, waits 30 ms without a fill, then loads and fills itself.
@@ -402,7 +404,13 @@ describe('stale entries', () => {
 });
 
 describe('Redis failures never reach callers', () => {
-  it('reads keep succeeding while Redis is down, and caching resumes when it is back', async () => {
+  const standaloneOnly = (context: Parameters<typeof skipTest>[0]) => {
+    if (redisTopology().kind !== 'standalone')
+      skipTest(context, 'restarts a standalone redis-server of its own: runs in the standalone project');
+  };
+
+  it('reads keep succeeding while Redis is down, and caching resumes when it is back', async (context) => {
+    standaloneOnly(context);
     const redisServer = await startRedis();
     try {
       const redis = redisFor(redisServer.url);
@@ -410,7 +418,7 @@ describe('Redis failures never reach callers', () => {
       plugins.push(cache);
       const client = createTestClient();
       const data = createDataLayer({ client, plugins: [cache] });
-      await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
+      await waitFor(async () => isReady(redis), { timeoutMS: 5000 });
       const repositories = data.forTenant('acme');
       const user = await repositories.users.create({ external_id: 'redis-down', profile: { display_name: 'R' } });
       await repositories.users.findById(user._id);
@@ -422,7 +430,7 @@ describe('Redis failures never reach callers', () => {
         }
       });
       await restarted;
-      await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
+      await waitFor(async () => isReady(redis), { timeoutMS: 5000 });
       const hitsBefore = cache.stats().l2.hits;
       const other = createCache({ methods, redis, prefix: 'outage:', memory: false });
       plugins.push(other);
@@ -444,6 +452,7 @@ describe('Redis failures never reach callers', () => {
   });
 
   it('counts reads during an outage as L2 errors, and errors of the invalidation bus', async (context) => {
+    standaloneOnly(context);
     const redisServer = await startRedis();
     try {
       if (!redisServer.restart) return context.skip('an external Redis cannot be stopped');
@@ -453,7 +462,7 @@ describe('Redis failures never reach callers', () => {
       const errors: string[] = [];
       cache.on('cache:error', (event) => errors.push(event.operation));
       const data = createDataLayer({ client: createTestClient(), plugins: [cache] });
-      await waitFor(async () => redis.status === 'ready', { timeoutMS: 5000 });
+      await waitFor(async () => isReady(redis), { timeoutMS: 5000 });
       const repositories = data.forTenant('acme');
       const user = await repositories.users.create({ external_id: 'counters', profile: { display_name: 'C' } });
       await repositories.users.findById(user._id);
@@ -479,20 +488,27 @@ describe('Redis failures never reach callers', () => {
     const errors: string[] = [];
     const { data, cache } = layer({ memory: false, redisTimeoutMS: 20 });
     cache.on('cache:error', (event) => errors.push(event.operation));
-    await waitFor(async () => redisClients.at(-1)?.status === 'ready', { timeoutMS: 5000 });
+    await waitFor(async () => isReady(redisClients.at(-1)), { timeoutMS: 5000 });
     const repositories = data.forTenant('acme');
     const user = await repositories.users.create({ external_id: 'slow', profile: { display_name: 'S' } });
-    const redis = redisClients.at(-1) as Redis;
-    const blocking = redis.blpop(`block-${new ObjectId().toHexString()}`, 0.3);
+    const redis = redisClients.at(-1) as RedisClient;
+    // The connection the cache reads over is held by a blocking pop; on a cluster, every primary
+    // pauses its clients for as long (a pop blocks one node's connection only).
+    const blocking =
+      redis instanceof Cluster
+        ? Promise.all(redis.nodes('master').map((node) => node.call('CLIENT', 'PAUSE', '300', 'ALL')))
+        : redis.blpop(`block-${new ObjectId().toHexString()}`, 0.3);
     expect((await repositories.users.findById(user._id))?.external_id).toBe('slow');
     await blocking;
+    // A paused node answers again once its pause is over.
+    if (redis instanceof Cluster) await Promise.all(redis.nodes('master').map((node) => node.ping()));
     expect(errors).toContain('read');
     await repositories.users.findById(user._id);
-    const raw = new Redis(testEnvironment().redis.url);
-    const keys = await raw.keys(`${testDatabaseName()}:e:k:acme:users.findById:*`);
+    const raw = redisFor();
+    await waitFor(async () => isReady(raw), { timeoutMS: 5000 });
+    const keys = await keysMatching(raw, `${testDatabaseName()}:{*}e:k:acme:users.findById:*`);
     expect(keys.length).toBeGreaterThan(0);
     await Promise.all(keys.map((key) => raw.set(key, 'not bson at all')));
-    await raw.quit();
     expect((await repositories.users.findById(user._id))?.external_id).toBe('slow');
     expect(errors).toContain('decode');
   });

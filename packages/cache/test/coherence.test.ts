@@ -7,9 +7,9 @@ import { createDataClient, createDataLayer, type DataClient, type DataLayer, Obj
 import { createTenancy, type Tenancy, TenantSuspendedError, tenantDatabaseName } from '@caas-db/tenancy';
 import { waitFor } from '@caas-db/testing';
 import { testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CacheOptions, type CachePlugin, createCache } from '../src/index.js';
+import { type CacheOptions, type CachePlugin, createCache, type RedisClient } from '../src/index.js';
+import { isReady, testRedis } from './support/redis-topology.js';
 
 const methods: CacheOptions['methods'] = {
   'users.findById': { ttlMS: 60_000 },
@@ -22,7 +22,7 @@ const methods: CacheOptions['methods'] = {
 /** The bound the docs give for another instance's in-process copy to see a write. */
 const BUS_BOUND_MS = 1000;
 
-const redisClients: Redis[] = [];
+const redisClients: RedisClient[] = [];
 const plugins: CachePlugin[] = [];
 const clients: DataClient[] = [];
 
@@ -35,19 +35,22 @@ interface Instance {
 
 /** One instance of a service: its own MongoDB client, L1 and Redis connections; shared MongoDB and Redis. */
 function instance(options: { tenancy?: Parameters<typeof createTenancy>[0]; database?: string } = {}): Instance {
-  const redis = new Redis(testEnvironment().redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
-  redis.on('error', () => undefined);
+  const redis = testRedis();
   redisClients.push(redis);
   // A generous Redis timeout: on a loaded test machine the 50 ms default turns fills into misses.
   const cache = createCache({ methods, redis, prefix: `${options.database ?? testDatabaseName()}:`, redisTimeoutMS: 5000 });
   plugins.push(cache);
-  const client = createDataClient({ uri: testEnvironment().mongo.uri, database: options.database ?? testDatabaseName() });
+  const client = createDataClient({
+    uri: testEnvironment().mongo.uri,
+    database: options.database ?? testDatabaseName(),
+    monitoring: { wire: true },
+  });
   clients.push(client);
   const tenancy = options.tenancy ? createTenancy(options.tenancy) : undefined;
   return { data: createDataLayer({ client, plugins: [...(tenancy ? [tenancy] : []), cache] }), cache, client, ...(tenancy && { tenancy }) };
 }
 
-const ready = () => waitFor(async () => redisClients.every((redis) => redis.status === 'ready'), { what: 'redis ready', timeoutMS: 5000 });
+const ready = () => waitFor(async () => redisClients.every(isReady), { what: 'redis ready', timeoutMS: 5000 });
 
 /** Counts `find` commands on a collection while `action` runs. */
 async function findsDuring(client: DataClient, collection: string, action: () => Promise<unknown>): Promise<number> {

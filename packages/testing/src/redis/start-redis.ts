@@ -1,8 +1,7 @@
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { TestServerError } from '../errors.js';
-import { findOnPath } from '../paths.js';
-import { type ServerProcess, startServerProcess } from '../process/server-process.js';
+import type { ServerProcess } from '../process/server-process.js';
+import { freePort, launchRedis, redisServerBinary } from './redis-process.js';
 
 /** A Redis server for tests. */
 export interface RedisTestServer {
@@ -20,49 +19,8 @@ export interface RedisTestServer {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * redis-server cannot watch its stdin, so a tiny shell runs it and kills it when stdin closes:
- * the test process dying, by any signal, takes the server with it.
- */
-const WATCHDOG = 'trap \'kill $child 2>/dev/null\' TERM INT HUP; "$@" & child=$!; cat >/dev/null; kill $child 2>/dev/null; wait $child';
-
 async function launch(binary: string, port: number): Promise<ServerProcess> {
-  return startServerProcess({
-    label: 'redis-server',
-    command: 'sh',
-    args: [
-      '-c',
-      WATCHDOG,
-      'sh',
-      binary,
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'no',
-      '--protected-mode',
-      'yes',
-    ],
-    readyPattern: /Ready to accept connections/,
-    readyTimeoutMS: 20_000,
-  });
+  return launchRedis(binary, port);
 }
 
 /**
@@ -91,13 +49,7 @@ export async function startRedis(): Promise<RedisTestServer> {
       stop: async () => undefined,
     };
   }
-  const binary = findOnPath('redis-server');
-  if (!binary) {
-    throw new TestServerError(
-      'No Redis for tests: set REDIS_URL, or install redis-server ' +
-        '(Debian/Ubuntu: apt-get update && apt-get install -y redis-server; macOS: brew install redis).',
-    );
-  }
+  const binary = redisServerBinary();
   let lastError: unknown;
   // A free port can be taken by someone else before redis binds it: try a few.
   for (let attempt = 0; attempt < 5; attempt += 1) {

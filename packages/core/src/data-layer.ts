@@ -237,6 +237,13 @@ export interface DataLayerAdmin {
   dropDatabase(database?: string): Promise<void>;
   /** The names of the databases on the server. */
   listDatabases(): Promise<string[]>;
+  /**
+   * Runs a server command on a database (`admin` for cluster commands such as `shardCollection`)
+   * through the pipeline, for commands caas-db has no typed method for (`applySharding` uses it).
+   * Refused in tenant scope. `idempotent: true` lets retry re-send it when its outcome is unknown.
+   * @throws {ValidationError} when the database name or the command is invalid.
+   */
+  runCommand(database: string, command: Record<string, unknown>, options?: { name?: string; idempotent?: boolean }): Promise<Record<string, unknown>>;
 }
 
 /**
@@ -395,13 +402,18 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
 }
 
 function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironment): DataLayerAdmin {
-  const run = (name: string, command: { kind: 'dropDatabase' } | { kind: 'listDatabases' }, database?: string) => {
+  const run = (
+    name: string,
+    command: { kind: 'dropDatabase' } | { kind: 'listDatabases' } | { kind: 'serverCommand'; database: string; command: Record<string, unknown> },
+    database?: string,
+    idempotent?: boolean,
+  ) => {
     const tenant = environment.resolveTenant?.();
     if (tenant !== undefined)
       throw new TenancyViolationError(`admin.${name}`, `${name} reaches every tenant; refused in tenant scope (ambient tenant ${tenant})`);
     return pipeline.run(
       operationContext({
-        declaration: name,
+        declaration: idempotent === undefined ? name : { name, idempotent },
         collection: undefined,
         tenant: undefined,
         session: undefined,
@@ -420,6 +432,14 @@ function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironme
     async listDatabases() {
       const result = (await run('listDatabases', { kind: 'listDatabases' })) as { databases: { name: string }[] };
       return result.databases.map((database) => database.name);
+    },
+    async runCommand(database, command, options = {}) {
+      if (typeof database !== 'string' || !/^[^/\\. "$*<>:|?]{1,63}$/.test(database))
+        throw new ValidationError('database', [{ path: '', message: 'must be a valid database name', code: 'invalid_format' }]);
+      const name = command !== null && typeof command === 'object' && !Array.isArray(command) ? Object.keys(command)[0] : undefined;
+      if (name === undefined)
+        throw new ValidationError('command', [{ path: '', message: 'must be an object whose first key names the command', code: 'invalid_type' }]);
+      return (await run(options.name ?? name, { kind: 'serverCommand', database, command }, undefined, options.idempotent)) as Record<string, unknown>;
     },
   };
 }

@@ -222,3 +222,27 @@ export {
   type TransactionOptions,
 } from './transactions/transaction-context.js';
 export { parseConfig, parseInput, toValidationIssues } from './validation-issues.js';
+export {
+  type AppliedShardingCommand,
+  applySharding,
+  type CollectionShardingPlan,
+  isSharded,
+  type PlanShardingOptions,
+  planSharding,
+  planZones,
+  recommendedShardKeys,
+  type ScatterGatherQuery,
+  type ShapeTargeting,
+  type ShardableDefinition,
+  type ShardingCommand,
+  ShardingConflictError,
+  type ShardingPlan,
+  ShardingUnavailableError,
+  type ShardKeyDeclaration,
+  scatterGatherOf,
+  shapeTargeting,
+  type Targeting,
+  targetingOf,
+  type UnshardedDeclaration,
+  type ZoneLayout,
+} from './sharding/index.js';

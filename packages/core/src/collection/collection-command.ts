@@ -44,7 +44,9 @@ export type AdminCommand =
   | { kind: 'listCollections'; filter: Document }
   | { kind: 'createCollection'; options: CreateCollectionOptions }
   | { kind: 'dropDatabase' }
-  | { kind: 'listDatabases' };
+  | { kind: 'listDatabases' }
+  /** A server command on a named database (`admin` for sharding commands): `data.admin.runCommand`. */
+  | { kind: 'serverCommand'; database: string; command: Document };
 
 /**
  * One command as plain data. Middlewares (tenant scoping, quotas, invalidation) read and rewrite

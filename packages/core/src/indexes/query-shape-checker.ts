@@ -1,6 +1,8 @@
 import type { Document } from 'mongodb';
 import type { CollectionCommand, CommandObserver } from '../collection/collection-command.js';
 import { ConnectionError, DatabaseError, DuplicateKeyError, isCaasDbError, TimeoutError } from '../errors.js';
+import type { ShardKeyDeclaration, UnshardedDeclaration } from '../sharding/shard-keys.js';
+import { type ScatterGatherQuery, scatterGatherOf } from '../sharding/targeting.js';
 import type { QueryShape } from './index-declaration.js';
 
 /** A command whose filter matched none of its collection's declared query shapes. */
@@ -77,12 +79,16 @@ function wasRefused(error: unknown): boolean {
 /**
  * A command observer that checks every query against the declared query shapes of its collection
  * (and so, through `indexServes`, against the declared indexes). Queries by `_id` are always served.
- * Tests attach it to a data layer and fail on any {@link UndeclaredQuery}.
+ * Tests attach it to a data layer and fail on any {@link UndeclaredQuery}. With `shardKeys`, it
+ * also records every query a sharded cluster would scatter to all shards (`scatterGather()`),
+ * except those of shapes the shard key declaration allows to.
  */
 export function createQueryShapeChecker(
   shapes: ReadonlyMap<string, readonly QueryShape[]>,
-): CommandObserver & { undeclared(): UndeclaredQuery[] } {
+  options: { shardKeys?: Readonly<Record<string, ShardKeyDeclaration | UnshardedDeclaration>> } = {},
+): CommandObserver & { undeclared(): UndeclaredQuery[]; scatterGather(): ScatterGatherQuery[] } {
   const found: UndeclaredQuery[] = [];
+  const scattered: ScatterGatherQuery[] = [];
   return {
     observe({ command, target, error }) {
       // A command a layer refused was never sent: no index serves or fails to serve it.
@@ -91,11 +97,14 @@ export function createQueryShapeChecker(
       const filter = filterOf(command);
       if (!declared || !filter) return;
       const { equality } = fieldsOf(filter);
+      const scatter = options.shardKeys && scatterGatherOf(options.shardKeys, target, equality);
+      if (scatter) scattered.push(scatter);
       if (equality.has('_id')) return;
       const sort = sortOf(command);
       if (declared.some((shape) => matches(shape, equality, sort))) return;
       found.push({ collection: target.name, operation: target.operation, equality: [...equality].sort(), sort });
     },
     undeclared: () => [...found],
+    scatterGather: () => [...scattered],
   };
 }

@@ -138,8 +138,8 @@ export const messagesDefinition: RepositoryDefinition<typeof messageSchema> = {
   indexes: [
     {
       name: 'tenant_conversation_id',
-      key: { tenant_id: 1, conversation_id: 1, _id: -1 },
-      purpose: 'a conversation’s history, newest first (findByConversation)',
+      key: { tenant_id: 1, conversation_id: 1, _id: 1 },
+      purpose: 'a conversation’s history, newest first (findByConversation, read backwards); supports the shard key (docs/sharding.md)',
     },
     {
       name: 'tenant_conversation_created',

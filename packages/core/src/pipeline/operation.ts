@@ -124,6 +124,7 @@ const ADMIN_KINDS: ReadonlySet<CommandKind> = new Set([
   'createCollection',
   'dropDatabase',
   'listDatabases',
+  'serverCommand',
 ]);
 /** Admin commands that read a collection's documents or statistics, so belong to its tenants. */
 const ADMIN_READS_OF_DATA: ReadonlySet<CommandKind> = new Set(['explain', 'indexStats']);

@@ -79,6 +79,7 @@ const wireNames: Readonly<Record<OperationContext['command']['kind'], string>> =
   createCollection: 'create',
   dropDatabase: 'dropDatabase',
   listDatabases: 'listDatabases',
+  serverCommand: 'command',
 };
 
 async function dispatch(
@@ -96,6 +97,8 @@ async function dispatch(
       return db.admin().listDatabases({ nameOnly: true });
     case 'listCollections':
       return database.listCollections(command.filter, { nameOnly: false }).toArray();
+    case 'serverCommand':
+      return db.client.db(command.database).command(command.command, session);
     default:
       break;
   }

@@ -121,6 +121,7 @@ export function scopeCommand(command: CollectionCommand, scope: CommandScope): C
     case 'createCollection':
     case 'dropDatabase':
     case 'listDatabases':
+    case 'serverCommand':
       return command; // schema and server commands hold no tenant's documents
   }
   const tenant = scope.tenant;

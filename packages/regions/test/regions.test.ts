@@ -24,7 +24,7 @@ function monitor(name: string, client: DataClient): void {
   const tenants = new Set<string>();
   seen.set(name, tenants);
   // Wire-level monitoring, whatever the client's own setting: the test watches every wire command.
-  unsafeDriver(client).monitorCommands = true;
+  (unsafeDriver(client) as unknown as { monitorCommands: boolean }).monitorCommands = true;
   unsafeDriver(client).on('commandStarted', (event) => {
     for (const tenant of tenantsIn(event.command)) tenants.add(tenant);
   });

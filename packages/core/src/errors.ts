@@ -47,6 +47,22 @@ export interface CaasDbErrorOptions {
  * listed in {@link ErrorCodes}; other caas-db packages add their own (`E_TENANT_CONTEXT`, ...).
  */
 export abstract class CaasDbError extends Error {
+  /**
+   * `instanceof` holds across copies of core (a service whose ESM and CommonJS code each load one):
+   * an error made by another copy carries the registry-keyed brand, and matches this class when a
+   * class of the same name is on its prototype chain.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof, a subclass included.
+    const checked = this;
+    if (Function.prototype[Symbol.hasInstance].call(checked, value)) return true;
+    if (!isBranded(value)) return false;
+    for (let proto = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {
+      if ((proto as { constructor?: { name?: string } }).constructor?.name === checked.name) return true;
+    }
+    return false;
+  }
+
   /** A stable, machine-readable code such as `E_VALIDATION`. */
   abstract readonly code: string;
   /**
@@ -65,9 +81,17 @@ export abstract class CaasDbError extends Error {
   }
 }
 
-/** True when `error` is any caas-db error. */
+/** Marks every caas-db error; a registry symbol, so every copy of core recognises every other's errors. */
+const ERROR_BRAND = Symbol.for('@caas-db/core/error');
+Object.defineProperty(CaasDbError.prototype, ERROR_BRAND, { value: true });
+
+function isBranded(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[ERROR_BRAND] === true;
+}
+
+/** True when `error` is any caas-db error, from this copy of core or another one. */
 export function isCaasDbError(error: unknown): error is CaasDbError {
-  return error instanceof CaasDbError;
+  return isBranded(error);
 }
 
 /** One problem found while validating input or configuration. */

@@ -1,7 +1,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { TenantContextError, tenantIdSchema, ValidationError } from '@caas-db/core';
 
-const storage = new AsyncLocalStorage<string>();
+/**
+ * One store per process, keyed by a registry symbol: a service that loads tenancy both as ESM and as
+ * CommonJS has two module instances, and a tenant bound through one must be seen through the other.
+ */
+const slot = Symbol.for('@caas-db/tenancy/tenant-context');
+const registry = globalThis as unknown as Record<symbol, AsyncLocalStorage<string> | undefined>;
+registry[slot] ??= new AsyncLocalStorage<string>();
+const storage: AsyncLocalStorage<string> = registry[slot];
 
 /** The tenant of the current call, set by {@link runWithTenant}. */
 export function currentTenant(): string | undefined {

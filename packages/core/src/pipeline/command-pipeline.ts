@@ -1,8 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { tracingChannel } from 'node:diagnostics_channel';
+import { processShared } from '../shared-state.js';
 import { type Middleware, middlewarePhases, type Next, type OperationContext } from './operation.js';
 
-const running = new AsyncLocalStorage<OperationContext>();
+// Shared by every copy of core in the process (see processShared): currentOperation() called
+// through one copy sees an operation run by another.
+const running = processShared('@caas-db/core/current-operation', () => new AsyncLocalStorage<OperationContext>());
 
 /** What `caas-db:operation` subscribers receive for each operation (see docs/architecture.md). */
 export interface OperationTrace {

@@ -4,9 +4,13 @@ import { internalsOf } from '../connection/client-internals.js';
 import type { DataClient } from '../connection/data-client.js';
 import { toCaasDbError } from '../connection/driver-errors.js';
 import { CaasDbError, TransactionsUnsupportedError } from '../errors.js';
+import { processShared } from '../shared-state.js';
 
-const storage = new AsyncLocalStorage<ClientSession>();
-const committedCallbacks = new WeakMap<ClientSession, Array<() => Promise<void> | void>>();
+// Shared by every copy of core in the process, so afterCommit sees a transaction opened through another.
+const { storage, committedCallbacks } = processShared('@caas-db/core/transaction-context', () => ({
+  storage: new AsyncLocalStorage<ClientSession>(),
+  committedCallbacks: new WeakMap<ClientSession, Array<() => Promise<void> | void>>(),
+}));
 
 /**
  * Runs `callback` once the current transaction has committed, or now when there is none. Caches

@@ -4,16 +4,18 @@ import { Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags } from '../cache/read-cache.js';
 import { isCaasDbError, NotFoundError, ValidationError } from '../errors.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
+import type { OperationDeclaration } from '../pipeline/operation.js';
 import { bulkWriteFailureOf } from '../repository/bulk-write-failures.js';
-import { Repository, type RepositoryDefinition } from '../repository/repository.js';
+import { Repository, type RepositoryContext, type RepositoryDefinition } from '../repository/repository.js';
 import type { CreateInput, StoredDocument } from '../repository/repository-types.js';
 import { dateSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema, text } from '../schema/primitives.js';
 import { currentSession } from '../transactions/transaction-context.js';
 import type { ConversationRepository } from './conversations.js';
 import { lastMessageGrant } from './internal-grants.js';
+import { compactDocument, compactEnvelopeCollection, MESSAGE_EMPTY_DEFAULTS, withEmptyDefaults } from './message-envelope.js';
 import {
-  type ConversationReadMark,
   atMostParticipants,
+  type ConversationReadMark,
   markReadInput,
   othersMessagesIn,
   type ReceiptPolicy,
@@ -202,6 +204,18 @@ const editInput = messageSchema.shape.content.pick({ encrypted_data: true, encry
 export class MessageRepository extends Repository<typeof messageSchema, CreateMessageInput> implements MessageRepositoryContract {
   #conversations: ConversationRepository | undefined;
   #receiptPolicy: ReceiptPolicy = receiptPolicySchema.parse({});
+
+  /** Stores the compact envelope (no empty `reactions`, `read_by`, `deleted_at`); reads restore them. */
+  constructor(definition: RepositoryDefinition<typeof messageSchema>, context: RepositoryContext) {
+    super(definition, { ...context, collection: compactEnvelopeCollection(context.collection, MESSAGE_EMPTY_DEFAULTS) });
+  }
+
+  /** Compares a re-sent insert with the stored one in their stored (compact) form; returns the full form. */
+  protected override async insertOnce(operation: OperationDeclaration, document: Document, callerChoseId: boolean): Promise<Document> {
+    const compact = compactDocument(document, MESSAGE_EMPTY_DEFAULTS);
+    const stored = await super.insertOnce(operation, compact, callerChoseId);
+    return stored === compact ? document : withEmptyDefaults(stored, MESSAGE_EMPTY_DEFAULTS);
+  }
 
   /** @internal the data layer sets where `markConversationRead` writes per-message receipts (`receipts`). */
   useReceiptPolicy(policy: ReceiptPolicy): void {

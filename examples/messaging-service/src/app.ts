@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { DataStore } from './data-store.js';
 import { toHttpFailure } from './error-mapping.js';
 import { requestContext } from './request-context.js';
@@ -9,10 +9,18 @@ import { searchRoutes } from './routes/search.js';
 import { userRoutes } from './routes/users.js';
 import type { TokenSettings } from './tokens.js';
 
+/** A module of routes; each gets the data store. */
+export type RouteModule = FastifyPluginAsync<{ store: DataStore }>;
+
+/** The service's routes, one module per resource. */
+export const serviceRoutes: readonly RouteModule[] = [healthRoutes, userRoutes, conversationRoutes, messageRoutes, searchRoutes];
+
 /** What {@link buildApp} wires together. */
 export interface AppOptions {
   store: DataStore;
   tokens: TokenSettings;
+  /** The route modules to serve. @default serviceRoutes */
+  routes?: readonly RouteModule[];
   /** Fastify's logger level. @default 'info' */
   logLevel?: string;
   /** Largest request body accepted, in bytes. @default 1 MiB */
@@ -29,7 +37,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: options.logLevel ?? 'info' },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    // Seconds a graceful close waits for in-flight requests is governed by the caller's timeout (main.ts).
+    // While closing, requests arriving on kept-alive connections get 503; those in flight finish.
     return503OnClosing: true,
   });
   app.setErrorHandler((error, request, reply) => {
@@ -37,14 +45,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (failure.status >= 500) request.log.error({ err: error }, 'request failed');
     return reply.code(failure.status).headers(failure.headers).send(failure.body);
   });
+  // Once closing, every response asks the client to close its connection: a kept-alive connection
+  // that served a request in flight would otherwise hold the close for the keep-alive timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: `No route ${request.method} ${request.url}` } }),
   );
   await app.register(requestContext, { store: options.store, tokens: options.tokens });
-  await app.register(healthRoutes, { store: options.store });
-  await app.register(userRoutes);
-  await app.register(conversationRoutes);
-  await app.register(messageRoutes);
-  await app.register(searchRoutes);
+  for (const routes of options.routes ?? serviceRoutes) await app.register(routes, { store: options.store });
   return app;
 }

@@ -175,6 +175,20 @@ Decisions worth knowing:
 - **Denormalized fields** (\`conversations.last_message\`, \`messages.thread.reply_count\`) are updated
   with atomic operators (\`$inc\`, a conditional \`$set\`, \`$max\`) in the same call that causes them,
   and \`messages.recountReplies\` recomputes and repairs a count.
+- **Read positions, not receipts, at chat scale.** Each participant of a conversation carries
+  \`last_read_message_id\` and \`last_read_at\`: marking a conversation read is one forward-only update
+  of that array element (its filter matches only an absent or older position), and an unread count is
+  a count over \`{ tenant_id, conversation_id, _id: -1 }\` from the position on, bounded by \`max\`
+  (default 100), so its cost follows the unread messages, not the group's size. No unread counter is
+  maintained: keeping one per member would turn every message into as many writes as the group has
+  members. Per-message \`read_by\` receipts are written only in direct conversations and groups up to
+  \`receipts.perMessageUpTo\` participants (default 32).
+- **A compact message envelope.** Messages are stored without their empty values (\`reactions: []\`,
+  \`read_by: []\`, \`deleted_at: null\`), and every read puts them back, so readers see the fields the
+  schema lists whatever was stored; filters already treat a missing field as empty (\`deleted_at: null\`
+  matches it, \`$push\` creates the array). A 200 B-ciphertext text message is 421 B instead of 463 B
+  (1 KB: 1,245 B instead of 1,287 B), plus about 260 B of index entries; \`pnpm bench:envelope\`
+  measures it.
 - **Content is ciphertext.** \`messages.content.encrypted_data\` and the per-recipient
   \`encrypted_key\` map are opaque; search uses blind-index tokens (\`search_tokens\`), never plaintext.
 - **\`schema_version\`** is stamped on every document so migrations can find what to upgrade.

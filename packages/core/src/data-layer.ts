@@ -11,6 +11,7 @@ import { TenancyViolationError, ValidationError } from './errors.js';
 import { type Listener, TypedEmitter } from './events/typed-emitter.js';
 import type { IndexSyncReport, SyncIndexesOptions } from './indexes/index-sync.js';
 import { invariantsLayer, type ModelInvariants } from './invariants/model-invariants.js';
+import type { MessageReferenceOptions } from './model/message-references.js';
 import {
   createModelRepositories,
   type ModelOptions,
@@ -124,6 +125,19 @@ const dataLayerOptionsSchema = z.strictObject({
   batching: z.strictObject({ findById: batchSettingSchema.optional(), messages: batchSettingSchema.optional() }).optional(),
   tracing: z.strictObject({ tenant: z.boolean().optional() }).optional(),
   receipts: receiptPolicySchema.optional(),
+  integrity: z
+    .strictObject({
+      messages: z
+        .union([
+          z.boolean(),
+          z.strictObject({
+            cacheTtlMS: z.number().int().min(0).max(3_600_000).optional(),
+            cacheSize: z.number().int().min(1).max(10_000_000).optional(),
+          }),
+        ])
+        .optional(),
+    })
+    .optional(),
   users: z
     .strictObject({ lastSeenResolutionMS: z.number().int().min(0).optional(), inactiveTtlSeconds: z.number().int().min(60).optional() })
     .optional(),
@@ -159,6 +173,13 @@ export interface DataLayerOptions {
   now?: () => Date;
   /** Options of the users repository (heartbeat resolution, inactive-user TTL). */
   users?: ModelOptions['users'];
+  /**
+   * Referential integrity of writes. `messages`: `messages.create` refuses a conversation that does
+   * not exist or is deleted and a sender who is not a participant (`ReferentialIntegrityError`),
+   * with one indexed read per conversation and sender, remembered `cacheTtlMS` (default 5 s; this
+   * instance's own leave and delete are seen at once). Off by default.
+   */
+  integrity?: { messages?: boolean | MessageReferenceOptions };
   /**
    * Where `messages.markConversationRead` also writes per-message receipts (`read_by`): direct
    * conversations and groups of at most `perMessageUpTo` participants (0: nowhere). Every
@@ -326,8 +347,10 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();
+  const messageReferences = options.integrity?.messages;
   const modelOptions: ModelOptions = {
     ...(options.users && { users: options.users }),
+    ...(messageReferences && { messageReferences: messageReferences === true ? {} : messageReferences }),
     ...(options.receipts && { receipts: receiptPolicySchema.parse(options.receipts) }),
   };
   const validateByCollection = new Map(

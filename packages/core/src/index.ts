@@ -95,7 +95,7 @@ export {
   apiKeysDefinition,
 } from './model/api-keys.js';
 export { type Application, ApplicationRepository, applicationSchema, applicationsDefinition } from './model/applications.js';
-export { type AuditLog, AuditLogRepository, auditLogSchema, auditLogsDefinition } from './model/audit-logs.js';
+export { type AuditLog, AuditLogRepository, type AuditPurgeOptions, auditLogSchema, auditLogsDefinition } from './model/audit-logs.js';
 export {
   type BillingRecord,
   BillingRepository,
@@ -127,6 +127,11 @@ export {
   messagesDefinition,
   type PaginationOptions,
 } from './model/messages.js';
+export {
+  type MessageReferenceOptions,
+  ReferentialIntegrityError,
+  type ReferenceProblem,
+} from './model/message-references.js';
 export { type Metric, MetricRepository, metricSchema, metricsDefinition, metricsTimeSeries } from './model/metrics.js';
 export {
   createModelRepositories,

@@ -25,6 +25,11 @@ export interface ModelInvariants {
   readonly forwardOnly?: Readonly<Record<string, readonly string[]>>;
   /** Whether `grant` is this model's grant (the symbol itself stays private to the model's module). */
   readonly isGranted?: (grant: symbol | undefined) => boolean;
+  /**
+   * Whether `grant` is the model's expiry grant: an append-only model's own retention purge, the
+   * one command that may delete its entries (a `deleteMany`, nothing else).
+   */
+  readonly mayExpire?: (grant: symbol | undefined) => boolean;
 }
 
 /** Fields no command may ever write after insert, on any collection. */
@@ -200,6 +205,7 @@ export function invariantsLayer(invariantsOf: (collection: string) => ModelInvar
       // A tenant relocation copies documents that already passed these checks, verbatim.
       if (isRelocation(ctx.grant, ctx.command)) return next();
       const invariants = invariantsOf(collection);
+      if (ctx.command.kind === 'deleteMany' && invariants?.mayExpire?.(ctx.grant)) return next();
       const upgrading = isSchemaUpgradeGrant(ctx.grant);
       const granted = upgrading || (invariants?.isGranted?.(ctx.grant) ?? false);
       const constraints = writesOf(ctx.command).map((write, index) =>

@@ -19,6 +19,25 @@ export class AppendOnlyStore<S extends z.ZodObject> extends Repository<S> {
     return this.parse(schema, value, subject);
   }
 
+  /** Ids of the entries older than `before` in `field`, oldest first (the retention purge's keyset batch). */
+  async expiredIds(operation: string, field: string, before: Date, limit: number): Promise<Document[]> {
+    return this.collection.find(operation, { [field]: { $lt: before } }, { sort: { [field]: 1, _id: 1 }, limit, projection: { _id: 1 } });
+  }
+
+  /** Deletes the given entries, when still older than `before`; `grant` must be the model's expiry grant. */
+  async deleteExpired(operation: string, field: string, ids: unknown[], before: Date, grant: symbol): Promise<number> {
+    const result = await this.collection.deleteMany(
+      { name: operation, idempotent: true, grant },
+      { _id: { $in: ids as never }, [field]: { $lt: before } },
+    );
+    return result.deletedCount;
+  }
+
+  /** The clock of the data layer. */
+  clock(): Date {
+    return this.now();
+  }
+
   /** The bound tenant (or `TenantContextError`). */
   tenantFor(operation: string): string {
     return this.requireTenant(operation);

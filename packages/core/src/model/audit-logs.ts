@@ -1,10 +1,36 @@
 import { z } from 'zod';
+import { InvariantError } from '../errors.js';
 import type { IndexSyncReport, SyncIndexesOptions } from '../indexes/index-sync.js';
 import type { Page, PageOptions } from '../pagination/keyset-cursor.js';
 import type { RepositoryContext, RepositoryDefinition } from '../repository/repository.js';
 import type { CreateInput, StoredDocument } from '../repository/repository-types.js';
 import { dateSchema, freeFormSchema, type IdInput, tenantIdSchema, text } from '../schema/primitives.js';
 import { AppendOnlyStore } from './append-only-store.js';
+
+/**
+ * The expiry grant of `audit_logs`: module-private, so `purgeExpired` is the only command that may
+ * delete audit entries, and only those older than its cutoff.
+ */
+const expiryGrant = Symbol('audit_logs.expiry');
+
+/** Options of {@link AuditLogRepository.purgeExpired}. */
+export interface AuditPurgeOptions {
+  /** Entries with `at` before this are removed. */
+  before: Date;
+  /** The configured minimum retention: a `before` later than now minus this many days is refused. */
+  minimumRetentionDays: number;
+  /** Who runs the purge, for the audit entry it leaves. @default { type: 'system', id: 'retention' } */
+  actor?: { type: 'system' | 'operator'; id: string };
+  /** Entries removed per command. @default 1000 */
+  batchSize?: number;
+}
+
+const auditPurgeSchema = z.strictObject({
+  before: dateSchema,
+  minimumRetentionDays: z.number().int().min(1).max(36_500),
+  actor: z.strictObject({ type: z.enum(['system', 'operator']), id: text(128, 1) }).optional(),
+  batchSize: z.number().int().min(1).max(10_000).optional(),
+});
 
 /** The fields of an `audit_logs` entry: who did what to which record, when. A platform collection. */
 export const auditLogSchema = z.strictObject({
@@ -31,9 +57,10 @@ export const auditLogsDefinition: RepositoryDefinition<typeof auditLogSchema> = 
   schema: auditLogSchema,
   tenantOwned: false,
   schemaVersion: 1,
-  invariants: { appendOnly: true },
+  invariants: { appendOnly: true, mayExpire: (presented) => presented === expiryGrant },
   sortable: ['at'],
   indexes: [
+    { name: 'at', key: { at: 1, _id: 1 }, purpose: 'retention: the oldest entries first (purgeExpired)' },
     { name: 'tenant_at', key: { tenant_id: 1, at: -1, _id: -1 }, purpose: 'a tenant’s audit trail, newest first (listForTenant)' },
     { name: 'shard_key', key: { tenant_id: 1, _id: 'hashed' }, purpose: 'supports the hashed shard key { tenant_id, _id: hashed } (docs/sharding.md)' },
     { name: 'action_at', key: { action: 1, at: -1, _id: -1 }, purpose: 'every occurrence of an action (listByAction)' },
@@ -58,6 +85,14 @@ export const auditLogsDefinition: RepositoryDefinition<typeof auditLogSchema> = 
     },
     { name: 'listForTarget', equality: ['target.collection', 'target.id'], sort: [['_id', -1]] },
     { name: 'findById', equality: ['_id'] },
+    {
+      name: 'purgeExpired',
+      equality: [],
+      sort: [
+        ['at', 1],
+        ['_id', 1],
+      ],
+    },
   ],
 };
 
@@ -116,6 +151,42 @@ export class AuditLogRepository {
       'target.id': this.#store.check(text(128, 1), id, 'id'),
     };
     return this.#store.list('listForTarget', filter, { ...options, sort: { field: '_id', direction: 'desc' } });
+  }
+
+  /**
+   * Removes the entries older than `before`, oldest first in batches, and appends an
+   * `audit_logs.purge` entry saying how many it removed. The only path that deletes audit entries.
+   * @throws {InvariantError} when `before` is later than now minus `minimumRetentionDays`; nothing is removed.
+   * @returns how many entries it removed.
+   */
+  async purgeExpired(options: AuditPurgeOptions): Promise<number> {
+    const { before, minimumRetentionDays, actor, batchSize } = this.#store.check(auditPurgeSchema, options, 'options');
+    const latest = new Date(this.#store.clock().getTime() - minimumRetentionDays * 86_400_000);
+    if (before.getTime() > latest.getTime())
+      throw new InvariantError(
+        'audit_logs.purgeExpired.before',
+        `entries are kept at least ${minimumRetentionDays} days: a purge before ${before.toISOString()} would remove younger ones (latest allowed ${latest.toISOString()})`,
+      );
+    let removed = 0;
+    for (;;) {
+      const batch = await this.#store.expiredIds('purgeExpired', 'at', before, batchSize ?? 1000);
+      if (batch.length === 0) break;
+      removed += await this.#store.deleteExpired(
+        'purgeExpired',
+        'at',
+        batch.map((entry) => entry._id),
+        before,
+        expiryGrant,
+      );
+    }
+    await this.#store.create({
+      actor: actor ?? { type: 'system', id: 'retention' },
+      action: 'audit_logs.purge',
+      target: { collection: 'audit_logs' },
+      details: { before: before.toISOString(), removed, minimum_retention_days: minimumRetentionDays },
+      at: this.#store.clock(),
+    });
+    return removed;
   }
 
   /** Creates missing indexes and reports drift. */

@@ -96,6 +96,11 @@ export const conversationsDefinition: RepositoryDefinition<typeof conversationSc
       key: { tenant_id: 1, search_tokens: 1, _id: -1 },
       purpose: 'conversation search by name (words and prefixes)',
     },
+    {
+      name: 'tenant_id',
+      key: { tenant_id: 1, _id: -1 },
+      purpose: 'a tenant’s conversations by id, deleted ones included (`@caas-db/lifecycle`: retention, export, erase)',
+    },
   ],
   queries: [
     { name: 'createDirect (find existing)', equality: ['tenant_id', 'dedupe_key'] },
@@ -117,6 +122,7 @@ export const conversationsDefinition: RepositoryDefinition<typeof conversationSc
     },
     { name: 'search', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]] },
     { name: 'findById / join / leave / settings', equality: ['_id'] },
+    { name: 'removeParticipantEverywhere', equality: ['tenant_id', 'participants.user_id'] },
     { name: 'markConversationRead / readPosition (one participant)', equality: ['_id'], residual: ['participants.user_id'] },
   ],
 };
@@ -132,6 +138,69 @@ const createGroupInput = z.strictObject({
 
 /** Conversations: direct (one per pair), group and channel; participants with roles and settings. */
 export class ConversationRepository extends Repository<typeof conversationSchema> {
+  readonly #participantListeners: Array<(conversationId: ObjectId | undefined) => void> = [];
+  readonly #removalListeners: Array<(conversationId: ObjectId, tenant: string) => Promise<unknown>> = [];
+
+  /** @internal `listener` learns of every participant change of this instance (`undefined`: possibly any conversation). */
+  onParticipantsChanged(listener: (conversationId: ObjectId | undefined) => void): void {
+    this.#participantListeners.push(listener);
+  }
+
+  /** @internal `listener` runs after this instance deleted a conversation (soft or hard): the cascades. */
+  onRemoved(listener: (conversationId: ObjectId, tenant: string) => Promise<unknown>): void {
+    this.#removalListeners.push(listener);
+  }
+
+  #participantsChanged(conversationId: ObjectId | undefined): void {
+    for (const listener of this.#participantListeners) listener(conversationId);
+  }
+
+  /** The tenant a conversation belongs to: the bound or ambient one, else read from the document. */
+  async #tenantOf(id: ObjectId): Promise<string | undefined> {
+    if (this.tenant !== undefined) return this.tenant;
+    return (await this.findById(id, { includeDeleted: true, projection: { tenant_id: 1 } }))?.tenant_id;
+  }
+
+  /**
+   * Soft-deletes the conversation and, when this call deleted it, every live message in it.
+   * @returns true when this call deleted it, false when it already was.
+   */
+  override async softDelete(id: IdInput): Promise<boolean> {
+    const objectId = this.parseId(id);
+    const tenant = this.#removalListeners.length > 0 ? await this.#tenantOf(objectId) : undefined;
+    const deleted = await super.softDelete(objectId);
+    this.#participantsChanged(objectId);
+    if (deleted && tenant !== undefined) for (const listener of this.#removalListeners) await listener(objectId, tenant);
+    return deleted;
+  }
+
+  /** Deletes the conversation for good and soft-deletes every live message in it. */
+  override async delete(id: IdInput): Promise<boolean> {
+    const objectId = this.parseId(id);
+    const tenant = this.#removalListeners.length > 0 ? await this.#tenantOf(objectId) : undefined;
+    const deleted = await super.delete(objectId);
+    this.#participantsChanged(objectId);
+    if (deleted && tenant !== undefined) for (const listener of this.#removalListeners) await listener(objectId, tenant);
+    return deleted;
+  }
+
+  /**
+   * Removes a user from every conversation of the tenant (the cascade of deleting the user; erasure).
+   * `updated_at` is left alone: it orders conversations by activity.
+   * @returns how many conversations changed.
+   */
+  async removeParticipantEverywhere(userId: IdInput, tenant?: string): Promise<number> {
+    const user = this.parseId(userId, 'userId');
+    const tenantId = this.tenant ?? this.parse(tenantIdSchema, tenant, 'tenant');
+    const result = await this.collection.updateMany(
+      { name: 'removeParticipantEverywhere', idempotent: true },
+      { tenant_id: tenantId, 'participants.user_id': user },
+      { $pull: { participants: { user_id: user } } },
+    );
+    this.#participantsChanged(undefined);
+    return result.modifiedCount;
+  }
+
   #participant(userId: ObjectId, role: (typeof participantRoles)[number]) {
     return { user_id: userId, role, joined_at: this.now(), settings: { muted: false, pinned: false } };
   }
@@ -217,6 +286,7 @@ export class ConversationRepository extends Repository<typeof conversationSchema
       { _id: id, deleted_at: null, 'participants.user_id': user },
       this.stampUpdate({ $pull: { participants: { user_id: user } } }),
     );
+    this.#participantsChanged(id);
     return result.modifiedCount === 1;
   }
 

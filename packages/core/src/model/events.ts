@@ -41,6 +41,12 @@ export const eventsDefinition: RepositoryDefinition<typeof eventSchema> = {
       key: { tenant_id: 1, occurred_at: -1, _id: -1 },
       purpose: 'all of a tenant’s events in a time range (listInRange, retention)',
     },
+    {
+      name: 'expire_at_ttl',
+      key: { expire_at: 1 },
+      expireAfterSeconds: 0,
+      purpose: 'TTL expiry of events `@caas-db/lifecycle` stamped with `expire_at` (never stamped on held events)',
+    },
     { name: 'shard_key', key: { tenant_id: 1, _id: 'hashed' }, purpose: 'supports the hashed shard key { tenant_id, _id: hashed } (docs/sharding.md)' },
   ],
   queries: [

@@ -34,6 +34,7 @@ export const groupsDefinition: RepositoryDefinition<typeof groupSchema> = {
   ],
   queries: [
     { name: 'listForMember', equality: ['tenant_id', 'member_ids'], sort: [['_id', -1]] },
+    { name: 'removeMemberEverywhere', equality: ['tenant_id', 'member_ids'] },
     { name: 'listOwnedBy', equality: ['tenant_id', 'owner_id'], sort: [['_id', -1]] },
     { name: 'findById / members', equality: ['_id'] },
   ],
@@ -51,6 +52,21 @@ export class GroupRepository extends Repository<typeof groupSchema> {
   async removeMember(groupId: IdInput, userId: IdInput): Promise<boolean> {
     const user = this.parseId(userId, 'userId');
     return this.#changeMembers('removeMember', groupId, { member_ids: user }, { $pull: { member_ids: user } });
+  }
+
+  /**
+   * Removes a user from every group of the tenant, deleted ones included (the cascade of deleting
+   * the user; erasure). @returns how many groups changed.
+   */
+  async removeMemberEverywhere(userId: IdInput, tenant?: string): Promise<number> {
+    const user = this.parseId(userId, 'userId');
+    const tenantId = this.tenant ?? this.parse(tenantIdSchema, tenant, 'tenant');
+    const result = await this.collection.updateMany(
+      { name: 'removeMemberEverywhere', idempotent: true },
+      { tenant_id: tenantId, member_ids: user },
+      this.stampUpdate({ $pull: { member_ids: user } }),
+    );
+    return result.modifiedCount;
   }
 
   async #changeMembers(

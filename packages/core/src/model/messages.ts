@@ -12,6 +12,7 @@ import { dateSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema
 import { currentSession } from '../transactions/transaction-context.js';
 import type { ConversationRepository } from './conversations.js';
 import { lastMessageGrant } from './internal-grants.js';
+import { type MessageReferenceOptions, MessageReferences } from './message-references.js';
 import { compactDocument, compactEnvelopeCollection, MESSAGE_EMPTY_DEFAULTS, withEmptyDefaults } from './message-envelope.js';
 import {
   atMostParticipants,
@@ -173,6 +174,9 @@ export const messagesDefinition: RepositoryDefinition<typeof messageSchema> = {
     { name: 'listReplies', equality: ['tenant_id', 'thread.parent_id'], sort: [['_id', 1]] },
     { name: 'recountReplies', equality: ['tenant_id', 'thread.parent_id'] },
     { name: 'listBySender', equality: ['tenant_id', 'sender_id'], sort: [['_id', -1]] },
+    { name: 'softDeleteWhere (sender)', equality: ['tenant_id', 'sender_id'], residual: ['deleted_at'] },
+    { name: 'softDeleteWhere (conversation)', equality: ['tenant_id', 'conversation_id'], residual: ['deleted_at'] },
+    { name: 'removeUserTraces (tenant prefix)', equality: ['tenant_id'], residual: ['reactions.user_id', 'read_by.user_id'] },
     { name: 'searchMessages', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]], residual: ['conversation_id'] },
     { name: 'findById / markAsRead / reactions / edit', equality: ['_id'] },
     {
@@ -203,6 +207,7 @@ const editInput = messageSchema.shape.content.pick({ encrypted_data: true, encry
  */
 export class MessageRepository extends Repository<typeof messageSchema, CreateMessageInput> implements MessageRepositoryContract {
   #conversations: ConversationRepository | undefined;
+  #references: MessageReferences | undefined;
   #receiptPolicy: ReceiptPolicy = receiptPolicySchema.parse({});
 
   /** Stores the compact envelope (no empty `reactions`, `read_by`, `deleted_at`); reads restore them. */
@@ -222,15 +227,32 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     this.#receiptPolicy = policy;
   }
 
-  /** @internal the data layer links the conversations repository so `create` can keep `last_message` current. */
-  linkConversations(conversations: ConversationRepository): void {
+  /**
+   * @internal the data layer links the conversations repository so `create` can keep `last_message`
+   * current and, with `references`, check that the conversation is live and the sender takes part.
+   */
+  linkConversations(conversations: ConversationRepository, references?: MessageReferenceOptions): void {
     this.#conversations = conversations;
+    if (references === undefined) return;
+    this.#references = new MessageReferences(
+      {
+        isParticipant: (conversationId, senderId) => conversations.isParticipant(conversationId, senderId),
+        stateOf: async (conversationId) => {
+          const found = await conversations.findById(conversationId, { includeDeleted: true, projection: { deleted_at: 1 } });
+          return found === null ? 'missing' : found.deleted_at ? 'deleted' : 'live';
+        },
+      },
+      references,
+    );
+    conversations.onParticipantsChanged((conversationId) => this.#references?.forget(conversationId));
   }
 
   /**
    * Stores a message. A reply (`thread.parent_id`) increments the parent's `reply_count` atomically
    * (exact under concurrent replies); the conversation's `last_message` and `updated_at` move forward.
    * @throws {ValidationError} when the input is invalid or the thread parent is not in the conversation; nothing is written.
+   * @throws {ReferentialIntegrityError} with `integrity.messages` on, when the conversation is missing
+   * or deleted or the sender is not a participant; nothing is written.
    */
   override async create(input: CreateMessageInput): Promise<Message> {
     if (typeof input !== 'object' || input === null || Array.isArray(input))
@@ -239,6 +261,12 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const parentId = thread === undefined ? undefined : this.parse(threadInput, thread, 'message.thread').parent_id;
     const document = this.prepareInsert({ ...rest, ...(parentId && { thread: { parent_id: parentId } }) }, 'message');
     const callerChoseId = (rest as { _id?: unknown })._id !== undefined;
+    if (this.#references)
+      await this.#references.check(
+        this.collection.tenant ?? String(document.tenant_id),
+        document.conversation_id as ObjectId,
+        document.sender_id as ObjectId,
+      );
     if (parentId) {
       const parent = await this.collection.find(
         'create (thread parent)',
@@ -624,6 +652,50 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     };
     if (conversationId !== undefined) filter.conversation_id = this.parseId(conversationId, 'conversationId');
     return this.page<Message>('searchMessages', filter, { ...page, sort: { field: '_id', direction: 'desc' } });
+  }
+
+  /**
+   * Soft-deletes every live message of a conversation (the cascade of deleting the conversation;
+   * also `@caas-db/lifecycle`'s erase of a sender): status `deleted`, search tokens removed.
+   * `last_message` and reply counts are left to {@link verifyLastMessage} and {@link recountReplies}.
+   * `tenant` is read only when the repository has none (bound or ambient).
+   * @returns how many messages it deleted.
+   */
+  async softDeleteWhere(scope: { conversationId: IdInput } | { senderId: IdInput }, tenant?: string): Promise<number> {
+    const tenantId = this.tenant ?? this.parse(tenantIdSchema, tenant, 'tenant');
+    const filter: Document = { tenant_id: tenantId, deleted_at: null };
+    if ('conversationId' in scope) filter.conversation_id = this.parseId(scope.conversationId, 'conversationId');
+    else filter.sender_id = this.parseId((scope as { senderId: IdInput }).senderId, 'senderId');
+    const now = this.now();
+    const result = await this.collection.updateMany(
+      { name: 'softDeleteWhere', idempotent: true, grant },
+      filter,
+      { $set: { deleted_at: now, status: 'deleted', updated_at: now }, $unset: { search_tokens: '', search_key_version: '' } },
+    );
+    return result.modifiedCount;
+  }
+
+  /**
+   * Removes one user's reactions and read receipts from every message of the tenant (erasure). It
+   * reads the tenant's messages through the tenant prefix of an index: erasure is rare and no
+   * index on `reactions.user_id` / `read_by.user_id` pays for itself on the write path.
+   * @returns how many messages changed.
+   */
+  async removeUserTraces(userId: IdInput): Promise<number> {
+    const tenant = this.requireTenant('removeUserTraces');
+    const user = this.parseId(userId, 'userId');
+    const operation = { name: 'removeUserTraces', idempotent: true, grant };
+    const reactions = await this.collection.updateMany(
+      operation,
+      { tenant_id: tenant, 'reactions.user_id': user },
+      { $pull: { reactions: { user_id: user } } },
+    );
+    const receipts = await this.collection.updateMany(
+      operation,
+      { tenant_id: tenant, 'read_by.user_id': user },
+      { $pull: { read_by: { user_id: user } } },
+    );
+    return reactions.modifiedCount + receipts.modifiedCount;
   }
 
   /**

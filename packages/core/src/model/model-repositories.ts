@@ -11,6 +11,7 @@ import { ConversationRepository, conversationsDefinition } from './conversations
 import { EventRepository, eventsDefinition } from './events.js';
 import { FileRepository, filesDefinition } from './files.js';
 import { GroupRepository, groupsDefinition } from './groups.js';
+import type { MessageReferenceOptions } from './message-references.js';
 import { MessageRepository, messagesDefinition } from './messages.js';
 import { MetricRepository, metricsDefinition } from './metrics.js';
 import type { ReceiptPolicy } from './read-positions.js';
@@ -92,6 +93,8 @@ export const repositoryCollections: Readonly<Record<RepositoryName, string>> = {
 /** Options of the model repositories. */
 export interface ModelOptions {
   users?: UserRepositoryOptions;
+  /** `messages.create` checks its conversation and sender (see `createDataLayer`'s `integrity`). */
+  messageReferences?: MessageReferenceOptions;
   /** Where `messages.markConversationRead` writes per-message receipts (see `createDataLayer`'s `receipts`). */
   receipts?: ReceiptPolicy;
 }
@@ -101,21 +104,30 @@ export function createModelRepositories(build: RepositoryBuilder, options: Model
   const userOptions = options.users ?? {};
   const conversations = build(conversationsDefinition, ConversationRepository);
   const messages = build(messagesDefinition, MessageRepository);
-  messages.linkConversations(conversations);
+  messages.linkConversations(conversations, options.messageReferences);
   if (options.receipts) messages.useReceiptPolicy(options.receipts);
+  // Cascades: a deleted conversation's messages are soft-deleted; a user deleted for good leaves
+  // every conversation and group.
+  conversations.onRemoved((conversationId, tenant) => messages.softDeleteWhere({ conversationId }, tenant));
+  const groups = build(groupsDefinition, GroupRepository);
+  const users = build(
+    usersDefinition(userOptions),
+    class extends UserRepository {
+      constructor(definition: RepositoryDefinition<typeof userSchema>, context: RepositoryContext) {
+        super(definition, context, userOptions);
+      }
+    },
+  );
+  users.onRemoved(async (userId, tenant) => {
+    await conversations.removeParticipantEverywhere(userId, tenant);
+    await groups.removeMemberEverywhere(userId, tenant);
+  });
   return {
-    users: build(
-      usersDefinition(userOptions),
-      class extends UserRepository {
-        constructor(definition: RepositoryDefinition<typeof userSchema>, context: RepositoryContext) {
-          super(definition, context, userOptions);
-        }
-      },
-    ),
+    users,
     conversations,
     messages,
     files: build(filesDefinition, FileRepository),
-    groups: build(groupsDefinition, GroupRepository),
+    groups,
     settings: build(settingsDefinition, SettingsRepository),
     clients: build(clientsDefinition, ClientRepository),
     applications: build(applicationsDefinition, ApplicationRepository),

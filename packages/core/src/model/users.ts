@@ -137,6 +137,28 @@ export class UserRepository extends Repository<typeof userSchema> {
     this.#lastSeenResolutionMS = options.lastSeenResolutionMS ?? 60_000;
   }
 
+  readonly #removalListeners: Array<(userId: ObjectId, tenant: string) => Promise<unknown>> = [];
+
+  /** @internal `listener` runs after this instance deleted a user for good: the cascades (memberships). */
+  onRemoved(listener: (userId: ObjectId, tenant: string) => Promise<unknown>): void {
+    this.#removalListeners.push(listener);
+  }
+
+  /**
+   * Deletes a user for good and removes them from every conversation and group of the tenant. A
+   * soft delete keeps memberships, so `restore` brings the user back as they were.
+   */
+  override async delete(id: IdInput): Promise<boolean> {
+    const objectId = this.parseId(id);
+    const tenant =
+      this.#removalListeners.length === 0
+        ? undefined
+        : (this.tenant ?? (await this.findById(objectId, { includeDeleted: true, projection: { tenant_id: 1 } }))?.tenant_id);
+    const deleted = await super.delete(objectId);
+    if (deleted && tenant !== undefined) for (const listener of this.#removalListeners) await listener(objectId, tenant);
+    return deleted;
+  }
+
   /** The user with this external id in the bound tenant, or null. */
   async findByExternalId(externalId: string): Promise<User | null> {
     const tenant = this.requireTenant('findByExternalId');

@@ -38,3 +38,13 @@ export {
   recordStatuses,
   type StepCheckpoint,
 } from './records.js';
+export {
+  type Drift,
+  type DriftKind,
+  driftKinds,
+  type RollupVerifier,
+  type TenantVerification,
+  type UsageVerifier,
+  type VerifyOptions,
+  verifyTenants,
+} from './verify.js';

@@ -1,4 +1,4 @@
-import { createDataLayer, type ObjectId, Repository, ValidationError } from '@caas-db/core';
+import { createDataLayer, type ObjectId, Repository, type UpgradeBatch, ValidationError } from '@caas-db/core';
 import { createTestClient } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 import { ticketsV1, ticketsV2 } from './fixtures/tickets.js';
@@ -62,13 +62,13 @@ describe('versioned documents across a rolling deploy', () => {
     let upgraded = 0;
     do {
       // Two upgraders racing over the same batch write each document once (filter on its old version).
-      const [mine, theirs] = await Promise.all([
+      const [mine, theirs]: UpgradeBatch[] = await Promise.all([
         v2.upgradeStored({ batchSize: 10, after }),
         v2WritingBack.upgradeStored({ batchSize: 10, after }),
       ]);
-      expect(mine.scanned).toBe(theirs.scanned);
-      upgraded += mine.upgraded + theirs.upgraded;
-      after = mine.lastId;
+      expect(mine?.scanned).toBe(theirs?.scanned);
+      upgraded += (mine?.upgraded ?? 0) + (theirs?.upgraded ?? 0);
+      after = mine?.lastId ?? null;
       batches += 1;
     } while (after);
     expect(batches).toBeGreaterThan(3);

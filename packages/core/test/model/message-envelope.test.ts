@@ -1,6 +1,6 @@
 import { createTestDataLayer, snapshotDatabase } from '@caas-db/testing/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type Conversation, ObjectId } from '../../src/index.js';
+import { type Conversation, messageSchema, ObjectId } from '../../src/index.js';
 import { compactDocument, MESSAGE_EMPTY_DEFAULTS, withEmptyDefaults } from '../../src/model/message-envelope.js';
 
 const data = createTestDataLayer();
@@ -77,6 +77,11 @@ describe('the compact message envelope', () => {
 });
 
 describe('compactDocument / withEmptyDefaults', () => {
+  it('restores exactly what the schema defaults a missing field to', () => {
+    expect(messageSchema.shape.reactions.parse(undefined)).toEqual(MESSAGE_EMPTY_DEFAULTS.reactions?.());
+    expect(messageSchema.shape.read_by.parse(undefined)).toEqual(MESSAGE_EMPTY_DEFAULTS.read_by?.());
+  });
+
   it('leaves documents without empty values untouched and copies frozen ones', () => {
     const full = { _id: 1, read_by: [{ user_id: 1 }], reactions: [], deleted_at: new Date(0) };
     expect(compactDocument(full, MESSAGE_EMPTY_DEFAULTS)).toEqual({ _id: 1, read_by: [{ user_id: 1 }], deleted_at: new Date(0) });

@@ -111,5 +111,8 @@ export const checkpointsDefinition: RepositoryDefinition<typeof checkpointDocume
   tenantOwned: true,
   schemaVersion: 1,
   indexes: [{ name: 'tenant_task', key: { tenant_id: 1, task: 1 }, unique: true, purpose: 'one checkpoint per tenant and task' }],
-  queries: [{ name: 'checkpoint of a task', equality: ['tenant_id', 'task'] }],
+  queries: [
+    { name: 'checkpoint of a task', equality: ['tenant_id', 'task'] },
+    { name: 'every checkpoint of a tenant (tenant erase)', equality: ['tenant_id'] },
+  ],
 };

@@ -9,6 +9,7 @@ import {
   type DataClient,
   type DataLayer,
   type Document,
+  type Middleware,
   type QueryShape,
 } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
@@ -51,7 +52,12 @@ export const START = new Date('2026-06-01T00:00:00.000Z');
  * One data layer per suite and strategy, its indexes synced and tenants provisioned before the
  * first test; the query-shape checker must have found nothing undeclared after the last.
  */
-export function setupLifecycle(strategy: Strategy, tenants: readonly string[], options: Omit<LifecycleOptions, 'clock'> = {}): Setup {
+export function setupLifecycle(
+  strategy: Strategy,
+  tenants: readonly string[],
+  options: Omit<LifecycleOptions, 'clock'> = {},
+  middlewares: Middleware[] = [],
+): Setup {
   const client = createDataClient({ uri: testEnvironment().mongo.uri, database: testDatabaseName(), monitoring: { wire: true } });
   const prefix = `l${strategy[0]}${testDatabaseName().slice(-6)}`;
   const tenancy = createTenancy({
@@ -63,7 +69,14 @@ export function setupLifecycle(strategy: Strategy, tenants: readonly string[], o
   const lifecycle = createLifecycle({ clock, ...options });
   const shapes = new Map<string, QueryShape[]>();
   const checker = createQueryShapeChecker(shapes);
-  const data = createDataLayer({ client, plugins: [tenancy, lifecycle], observers: [checker], now: clock, integrity: { messages: true } });
+  const data = createDataLayer({
+    client,
+    plugins: [tenancy, lifecycle],
+    middlewares,
+    observers: [checker],
+    now: clock,
+    integrity: { messages: true },
+  });
   for (const repository of Object.values(data)) {
     const definition = (repository as { definition?: { collection: string; queries: QueryShape[] } }).definition;
     if (definition) shapes.set(definition.collection, [...definition.queries, ...(lifecycleQueryShapes[definition.collection] ?? [])]);

@@ -1,0 +1,168 @@
+import { BSON, type DataClient, type Document } from '@caas-db/core';
+import { unsafeDatabase } from '@caas-db/core/unsafe';
+import type { ChangeStream, ChangeStreamOptions } from 'mongodb';
+
+/** One change to a tenant's document, as a journal or a backup's catch-up stores it. */
+export interface CapturedChange {
+  /** The collection. */
+  c: string;
+  /**
+   * `insert` / `replace` / `update` carry the document (`d`, the post-image), `delete` its `_id`;
+   * `gap` marks an event the journal cannot replay (a drop, an invalidation, an update the server
+   * reported without naming its document): a restore past it must fail.
+   */
+  op: 'insert' | 'replace' | 'update' | 'delete' | 'gap';
+  /** The document's `_id` (absent for `gap`). */
+  id?: unknown;
+  /** The document after the change (inserts, replacements, updates). */
+  d?: Document;
+  /** The event's cluster time (orders events across collections; second resolution plus a counter). */
+  ct: BSON.Timestamp;
+  /** The event's wall time, when the server reports it (MongoDB 6.0+). */
+  wt?: Date;
+  /** Why a `gap` is one. */
+  reason?: string;
+}
+
+/**
+ * Where a capture starts: a resume token per collection, else the cluster time `startAt`, else (no
+ * `startAt`) the moment its stream opens.
+ */
+export interface CapturePosition {
+  tokens: Record<string, Document | null>;
+  startAt?: BSON.Timestamp | undefined;
+}
+
+/** Options of {@link TenantChangeCapture}. */
+export interface ChangeCaptureOptions {
+  client: DataClient;
+  tenant: string;
+  /** The database holding the tenant's collections (its own under database-per-tenant). */
+  database?: string;
+  collections: readonly string[];
+  /**
+   * `updateLookup` (default) reads the document when the event is delivered; `whenAvailable` uses the
+   * post-image stored with the event (collections with `changeStreamPreAndPostImages`, MongoDB 6.0+),
+   * exact at the event's time.
+   */
+  fullDocument?: 'updateLookup' | 'whenAvailable';
+  /** How long an idle stream's read waits for events. @default 100 */
+  maxAwaitTimeMS?: number;
+}
+
+/** A cluster time `seconds` before now, by this process's clock (a capture's start when it has no token). */
+export function clusterTimeBefore(seconds: number, now = Date.now()): BSON.Timestamp {
+  return new BSON.Timestamp({ t: Math.max(1, Math.floor(now / 1000) - seconds), i: 0 });
+}
+
+/** Compares two cluster times. */
+export function compareClusterTimes(a: BSON.Timestamp, b: BSON.Timestamp): number {
+  if (a.t !== b.t) return a.t < b.t ? -1 : 1;
+  return a.i === b.i ? 0 : a.i < b.i ? -1 : 1;
+}
+
+/**
+ * Follows one tenant's changes with a change stream per collection.
+ *
+ * Change streams are the one read that does not go through the command pipeline: the pipeline's
+ * commands return whole results, and its scoper refuses `$changeStream` in tenant scope (a `$match`
+ * after it could not hide what the stream reports). This module therefore opens them on the driver
+ * (`@caas-db/core/unsafe`), with its own tenant filter first in every stream: inserts, replacements
+ * and updates are matched on `fullDocument.tenant_id`, so other tenants' documents never reach it.
+ * Two kinds of event carry no tenant: deletes (only `_id`, unless the collections keep pre-images or
+ * the shard key holds `tenant_id`) and, on servers that report updates without naming their
+ * document, such updates. A delete is kept as an `_id` only and applied only within the tenant (a
+ * scoped delete of an id the tenant does not have changes nothing); an unnamed update is kept as a
+ * `gap` with no content. Under database-per-tenant neither carries another tenant's data.
+ */
+export class TenantChangeCapture {
+  readonly #options: ChangeCaptureOptions;
+  readonly #streams = new Map<string, ChangeStream>();
+  readonly #tokens: Record<string, Document | null> = {};
+
+  constructor(options: ChangeCaptureOptions) {
+    this.#options = options;
+  }
+
+  /** Opens every stream from `position` (resume tokens where known, else the cluster time). */
+  async open(position: CapturePosition): Promise<void> {
+    const { client, tenant, database, collections } = this.#options;
+    const db = unsafeDatabase(client, database);
+    const match = {
+      $match: {
+        $or: [
+          { 'fullDocument.tenant_id': tenant },
+          { 'fullDocumentBeforeChange.tenant_id': tenant },
+          { operationType: 'delete', 'documentKey.tenant_id': { $in: [tenant, null] } },
+          { operationType: { $in: ['update', 'replace'] }, 'documentKey._id': { $exists: false } },
+          { operationType: { $in: ['drop', 'rename', 'dropDatabase', 'invalidate'] } },
+        ],
+      },
+    };
+    for (const collection of collections) {
+      const token = position.tokens[collection] ?? null;
+      this.#tokens[collection] = token;
+      const options: ChangeStreamOptions = {
+        fullDocument: this.#options.fullDocument ?? 'updateLookup',
+        maxAwaitTimeMS: this.#options.maxAwaitTimeMS ?? 100,
+        batchSize: 1000,
+        ...(token ? { startAfter: token } : position.startAt ? { startAtOperationTime: position.startAt } : {}),
+      };
+      this.#streams.set(collection, db.collection(collection).watch([match], options));
+    }
+  }
+
+  /** The latest resume token of each collection (null while none was seen). */
+  get tokens(): Record<string, Document | null> {
+    return { ...this.#tokens };
+  }
+
+  /**
+   * Reads every event available now, collection by collection, until each stream has none left;
+   * `onChange` gets them in each collection's order. Returns how many were read.
+   * @throws the driver's error when a stream cannot resume (history lost): the caller records a gap.
+   */
+  async drain(onChange: (change: CapturedChange) => Promise<void> | void): Promise<number> {
+    // Streams are read side by side (each waits up to maxAwaitTimeMS when idle); within a
+    // collection, events keep their order, which is the order replay needs.
+    const counts = await Promise.all(
+      [...this.#streams].map(async ([collection, stream]) => {
+        let read = 0;
+        for (;;) {
+          const event = (await stream.tryNext()) as Document | null;
+          if (stream.resumeToken) this.#tokens[collection] = stream.resumeToken as Document;
+          if (event === null) return read;
+          read += 1;
+          await onChange(toChange(collection, event));
+        }
+      }),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  /** Closes every stream. */
+  async close(): Promise<void> {
+    for (const stream of this.#streams.values()) await stream.close().catch(() => undefined);
+    this.#streams.clear();
+  }
+}
+
+function toChange(collection: string, event: Document): CapturedChange {
+  const ct = event.clusterTime instanceof BSON.Timestamp ? event.clusterTime : new BSON.Timestamp({ t: 0, i: 0 });
+  const base = { c: collection, ct, ...(event.wallTime instanceof Date && { wt: event.wallTime }) };
+  const id = event.documentKey?._id;
+  switch (event.operationType) {
+    case 'insert':
+    case 'replace':
+      return { ...base, op: event.operationType, id: event.fullDocument?._id ?? id, d: event.fullDocument };
+    case 'update':
+      if (id === undefined) return { ...base, op: 'gap', reason: 'the server reported an update without naming its document' };
+      // The document was deleted before the lookup: its delete event follows.
+      if (!event.fullDocument || event.fullDocument._id === undefined) return { ...base, op: 'update', id };
+      return { ...base, op: 'update', id, d: event.fullDocument };
+    case 'delete':
+      return { ...base, op: 'delete', id };
+    default:
+      return { ...base, op: 'gap', reason: `${String(event.operationType)} event` };
+  }
+}

@@ -1,0 +1,296 @@
+import { ArchiveNotFoundError, type ArchiveReader, type ArchiveTarget, canonicalLine, contentHasher } from '@caas-db/archive';
+import { type DataLayer, type Document, ValidationError } from '@caas-db/core';
+import { type BackupMetadata, CHANGES_STREAM } from './backup.js';
+import type { CapturedChange } from './change-capture.js';
+import { type RestoreMismatch, RestoreVerificationError } from './errors.js';
+import { schemaProblems, tenantModelOf } from './model.js';
+import { ChangeReplayer, type FinalStates, idKey, trackFinalState } from './replay.js';
+import { rewriteTenant } from './rewrite.js';
+import { type Selection, selectionKey } from './selection.js';
+import { tenantCollection } from './tenant-collection.js';
+
+/** How a restore treats documents the tenant already has. */
+export type RestoreMode = 'replace' | 'merge';
+
+/** Options of {@link restoreTenantBackup}. */
+export interface RestoreRunOptions {
+  data: DataLayer;
+  reader: ArchiveReader;
+  /** Where checkpoints are kept (a restore resumes from its checkpoint). */
+  checkpoints: ArchiveTarget | undefined;
+  tenant: string;
+  mode: RestoreMode;
+  selection: Selection | undefined;
+  rewrite: ((document: Document, collection: string) => Document) | undefined;
+  collections: readonly string[] | undefined;
+  verify: boolean;
+  /** Check the whole archive before the first write, so a damaged backup changes nothing. */
+  preflight: boolean;
+  onProgress?: ((progress: { collection: string; documents: number }) => void) | undefined;
+}
+
+/** What a restore did. */
+export interface RestoreResult {
+  backup: string;
+  sourceTenant: string;
+  tenant: string;
+  mode: RestoreMode;
+  selection: string;
+  /** Documents inserted per collection (documents already there are skipped). */
+  inserted: Record<string, number>;
+  /** Documents removed first (replace mode) per collection. */
+  removed: Record<string, number>;
+  /** Changes of the backup's catch-up applied. */
+  changesApplied: number;
+  /** True when this run continued an interrupted one from its checkpoint. */
+  resumed: boolean;
+  verification: RestoreVerification | undefined;
+  durationMS: number;
+}
+
+/** What verification after a restore checked. */
+export interface RestoreVerification {
+  /** Per collection: documents expected and found, and the content hash of what was found (in archive order). */
+  collections: Record<string, { expected: number; found: number; contentSha256: string; matchesManifest: boolean }>;
+  schemaChecked: number;
+  conversationsChecked: number;
+}
+
+interface Checkpoint {
+  archive: string;
+  tenant: string;
+  mode: RestoreMode;
+  selection: string;
+  cleared: string[];
+  next: Record<string, number>;
+  complete: string[];
+  inserted: Record<string, number>;
+  removed: Record<string, number>;
+  changesApplied: boolean;
+}
+
+/** The backup metadata of an archive, or a typed error when it is not a tenant backup. */
+export function backupMetadataOf(reader: ArchiveReader): BackupMetadata {
+  const metadata = reader.manifest.metadata as unknown as BackupMetadata;
+  if (metadata?.kind !== 'caas-db-tenant-backup')
+    throw new ValidationError('backup', [
+      { path: 'name', message: `${reader.manifest.name} is not a tenant backup`, code: 'invalid_value' },
+    ]);
+  return metadata;
+}
+
+function checkpointKeyOf(tenant: string, archiveId: string): string {
+  return `checkpoints/restore/${tenant}/${archiveId}.json`;
+}
+
+async function loadCheckpoint(target: ArchiveTarget | undefined, key: string): Promise<Checkpoint | undefined> {
+  if (!target) return undefined;
+  try {
+    return JSON.parse(Buffer.from(await target.get(key)).toString('utf8')) as Checkpoint;
+  } catch (error) {
+    if (error instanceof ArchiveNotFoundError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Restores a tenant backup. Per collection, in replace mode the tenant's documents (or those the
+ * selection names) are removed first; then each chunk's documents (rewritten to the target tenant,
+ * filtered by the selection) are inserted verbatim where their `_id` is missing; then the changes
+ * the backup caught up on are replayed. A checkpoint after every chunk lets a rerun continue where
+ * an interrupted run stopped; every step is idempotent, so a rerun without the checkpoint ends the same.
+ */
+export async function restoreTenantBackup(options: RestoreRunOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  const { data, reader, tenant, mode, selection } = options;
+  const metadata = backupMetadataOf(reader);
+  const source = metadata.tenant;
+  const transform = (document: Document, collection: string) => {
+    const moved = rewriteTenant(document, source, tenant);
+    return options.rewrite ? options.rewrite(moved, collection) : moved;
+  };
+  const collections = options.collections ?? metadata.collections;
+  const unknown = collections.filter((collection) => !metadata.collections.includes(collection));
+  if (unknown.length > 0)
+    throw new ValidationError('restore collections', [
+      { path: 'collections', message: `not in the backup: ${unknown.join(', ')}`, code: 'invalid_value' },
+    ]);
+  const key = checkpointKeyOf(tenant, reader.manifest.id);
+  const fresh: Checkpoint = {
+    archive: reader.manifest.id,
+    tenant,
+    mode,
+    selection: selectionKey(selection),
+    cleared: [],
+    next: {},
+    complete: [],
+    inserted: {},
+    removed: {},
+    changesApplied: false,
+  };
+  const loaded = await loadCheckpoint(options.checkpoints, key);
+  const resumed = loaded !== undefined && loaded.mode === mode && loaded.selection === fresh.selection;
+  const state = resumed ? loaded : fresh;
+  const save = async () => options.checkpoints?.put(key, Buffer.from(JSON.stringify(state)));
+  // Every chunk is authenticated as it is read anyway; checking them all first means a damaged
+  // backup fails before the tenant is touched (replace mode removes documents before inserting).
+  if (options.preflight) await reader.verify();
+
+  for (const collection of collections) {
+    if (state.complete.includes(collection)) continue;
+    const target = tenantCollection(data, collection, tenant);
+    if (mode === 'replace' && !state.cleared.includes(collection)) {
+      state.removed[collection] = await target.deleteVerbatim(selection ? selection.filter(collection) : {});
+      state.cleared.push(collection);
+      await save();
+    }
+    let restored = state.inserted[collection] ?? 0;
+    for await (const chunk of reader.chunks(collection, { fromSeq: state.next[collection] ?? 0 })) {
+      const documents = chunk.documents
+        .map((document) => transform(document, collection))
+        .filter((document) => !selection || selection.matches(collection, document));
+      const existing = new Set((await target.existingIds(documents.map((document) => document._id))).map(idKey));
+      restored += await target.insertVerbatim(documents.filter((document) => !existing.has(idKey(document._id))));
+      state.inserted[collection] = restored;
+      state.next[collection] = chunk.entry.seq + 1;
+      await save();
+      options.onProgress?.({ collection, documents: restored });
+    }
+    state.complete.push(collection);
+    await save();
+  }
+
+  let changesApplied = 0;
+  if (!state.changesApplied) {
+    const replayer = new ChangeReplayer({ data, tenant, transform, selection, collections: new Set(collections) });
+    for await (const change of reader.documents(CHANGES_STREAM)) await replayer.apply(change as unknown as CapturedChange);
+    await replayer.flush();
+    changesApplied = replayer.applied;
+    state.changesApplied = true;
+    await save();
+  }
+
+  const verification = options.verify ? await verifyRestore({ data, reader, tenant, mode, selection, transform, collections }) : undefined;
+  await options.checkpoints?.delete(key);
+  return {
+    backup: reader.manifest.name,
+    sourceTenant: source,
+    tenant,
+    mode,
+    selection: selectionKey(selection),
+    inserted: state.inserted,
+    removed: state.removed,
+    changesApplied,
+    resumed,
+    verification,
+    durationMS: performance.now() - started,
+  };
+}
+
+/** Options of {@link verifyRestore}. */
+export interface VerifyRestoreOptions {
+  data: DataLayer;
+  reader: ArchiveReader;
+  tenant: string;
+  mode: RestoreMode;
+  selection: Selection | undefined;
+  transform: (document: Document, collection: string) => Document;
+  collections: readonly string[];
+}
+
+/**
+ * Checks a restored tenant against its backup: every document the backup holds (after its
+ * catch-up changes, the tenant rewrite and the selection) is in the database, equal field by field
+ * with exact types (merge mode: present, since existing documents were kept); in replace mode the
+ * tenant has no other documents there; each collection's content hash in archive order matches the
+ * manifest when nothing was rewritten; every document passes its model's schema; and every restored
+ * conversation's `last_message` is the newest live message (`messages.verifyLastMessage`).
+ * @throws {RestoreVerificationError} listing what differs.
+ */
+export async function verifyRestore(options: VerifyRestoreOptions): Promise<RestoreVerification> {
+  const { data, reader, tenant, mode, selection, transform, collections } = options;
+  const model = tenantModelOf(data);
+  const finalStates: FinalStates = new Map();
+  // The catch-up's final states (memory: one entry per document changed during the backup).
+  const interpretation = { transform, selection, collections: new Set(collections) };
+  for await (const change of reader.documents(CHANGES_STREAM))
+    trackFinalState(change as unknown as CapturedChange, interpretation, finalStates);
+  const mismatches: RestoreMismatch[] = [];
+  const result: RestoreVerification = { collections: {}, schemaChecked: 0, conversationsChecked: 0 };
+  const conversationIds: unknown[] = [];
+  const note = (mismatch: RestoreMismatch) => {
+    if (mismatches.length < 100) mismatches.push(mismatch);
+  };
+  for (const collection of collections) {
+    const target = tenantCollection(data, collection, tenant);
+    const definition = model.get(collection);
+    const states = finalStates.get(collection) ?? new Map<string, Document | null>();
+    const seen = new Set<string>();
+    const hasher = contentHasher();
+    let expected = 0;
+    let found = 0;
+    const compare = async (documents: Document[]) => {
+      if (documents.length === 0) return;
+      const stored = await target.findExact({ _id: { $in: documents.map((document) => document._id) } });
+      const byId = new Map(stored.map((document) => [idKey(document._id), document]));
+      for (const document of documents) {
+        expected += 1;
+        const actual = byId.get(idKey(document._id));
+        if (!actual) {
+          note({ collection, kind: 'content', detail: `document ${idKey(document._id)} is missing` });
+          continue;
+        }
+        found += 1;
+        hasher.update(actual);
+        if (mode === 'replace' && canonicalLine(actual) !== canonicalLine(document))
+          note({ collection, kind: 'content', detail: `document ${idKey(document._id)} differs from the backup` });
+        if (definition) {
+          result.schemaChecked += 1;
+          for (const problem of schemaProblems(definition, actual))
+            note({ collection, kind: 'schema', detail: `document ${idKey(document._id)}: ${problem}` });
+        }
+        if (collection === 'conversations') conversationIds.push(actual._id);
+      }
+    };
+    for await (const chunk of reader.chunks(collection)) {
+      const documents: Document[] = [];
+      for (const archived of chunk.documents) {
+        let document: Document | null = transform(archived, collection);
+        const key = idKey(document._id);
+        if (states.has(key)) {
+          document = states.get(key) ?? null;
+          seen.add(key);
+        }
+        if (document && (!selection || selection.matches(collection, document))) documents.push(document);
+      }
+      await compare(documents);
+    }
+    // Documents the catch-up created (not in the scan).
+    const created = [...states]
+      .filter(([key, document]) => !seen.has(key) && document !== null)
+      .map(([, document]) => document as Document);
+    for (let index = 0; index < created.length; index += 500) await compare(created.slice(index, index + 500));
+    if (mode === 'replace') {
+      const count = await target.countAll(selection ? selection.filter(collection) : {});
+      if (count !== expected) note({ collection, kind: 'count', detail: `${count} documents, the backup has ${expected}` });
+    }
+    const contentSha256 = hasher.digest();
+    const manifestHash = reader.manifest.streams[collection]?.contentSha256;
+    result.collections[collection] = { expected, found, contentSha256, matchesManifest: contentSha256 === manifestHash };
+  }
+  if (collections.includes('messages') && model.has('messages')) {
+    const messages = data.forTenant(tenant).messages;
+    for (const id of conversationIds) {
+      const check = await messages.verifyLastMessage(id as never);
+      result.conversationsChecked += 1;
+      if (!check.consistent)
+        note({
+          collection: 'conversations',
+          kind: 'invariant',
+          detail: `last_message of ${idKey(id)} was not the newest live message (repaired)`,
+        });
+    }
+  }
+  if (mismatches.length > 0) throw new RestoreVerificationError(mismatches);
+  return result;
+}

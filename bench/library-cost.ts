@@ -185,8 +185,8 @@ function libraryContender(
   };
   const seed = async () => {
     await data.syncIndexes();
-    if (options.plugins?.some((plugin) => plugin.name === 'tenancy'))
-      await data.clients.create({ tenant_id: TENANT, name: 'Acme', region: 'eu-west-1' }).catch(() => undefined);
+    if (options.plugins?.some((plugin) => plugin.name === '@caas-db/tenancy'))
+      await data.clients.create({ tenant_id: TENANT, name: 'Acme', region: 'eu-west-1' });
     repositories = data.forTenant(TENANT);
     const a = await repositories.users.create({ external_id: `a-${stamp}`, profile: { display_name: 'A' } });
     const b = await repositories.users.create({ external_id: `b-${stamp}`, profile: { display_name: 'B' } });

@@ -19,7 +19,8 @@ describe('createDataClient configuration', () => {
     const resolved = resolveDataClientConfig(valid);
     expect(resolved.retry).toEqual({ retries: 3, minDelayMS: 50, maxDelayMS: 2000, maxElapsedMS: 15_000 });
     expect(resolved.slowCommandMS).toBe(100);
-    expect(resolved.driverOptions).toMatchObject({ appName: 'caas-db', monitorCommands: true });
+    expect(resolved.driverOptions).toMatchObject({ appName: 'caas-db', monitorCommands: false });
+    expect(resolved.wireMonitoring).toBe(false);
   });
 
   it('maps every option onto the driver', () => {

@@ -1,6 +1,7 @@
 import type { AnyBulkWriteOperation, Document, Filter, FindOptions } from 'mongodb';
 import type { ScopedCollection, UpdateCommandOptions } from '../collection/scoped-collection.js';
 import type { OperationDeclaration } from '../pipeline/operation.js';
+import { inheritVetting } from '../scoping/vetted-documents.js';
 
 /**
  * The compact message envelope: fields whose empty value carries no information (no reactions, no
@@ -34,7 +35,7 @@ export function compactDocument(document: Document, defaults: Readonly<Record<st
   if (!omit) return document;
   const compact: Document = {};
   for (const field in document) if (!(field in defaults && isEmpty(document[field]))) compact[field] = document[field];
-  return compact;
+  return inheritVetting(document, compact);
 }
 
 /**
@@ -95,7 +96,10 @@ export function compactEnvelopeCollection(
       value: (operation: OperationDeclaration, documents: Document[], ...rest: unknown[]) =>
         (collection.insertMany as (...args: unknown[]) => unknown)(
           operation,
-          documents.map((document) => compactDocument(document, defaults)),
+          inheritVetting(
+            documents,
+            documents.map((document) => compactDocument(document, defaults)),
+          ),
           ...rest,
         ),
     },

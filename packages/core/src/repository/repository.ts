@@ -17,11 +17,13 @@ import {
   versionedCollection,
 } from '../model/versioning.js';
 import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument } from '../pagination/keyset-cursor.js';
+import { type StreamOptions, streamPages } from '../pagination/stream-pages.js';
 import type { OperationDeclaration } from '../pipeline/operation.js';
 import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
 import { dateSchema, type IdInput, objectIdSchema } from '../schema/primitives.js';
 import { patchToSetPaths, validateUpdate } from '../schema/update-validator.js';
 import { stampDocument } from '../scoping/scope-command.js';
+import { markVetted, markVettedBatch } from '../scoping/vetted-documents.js';
 import { currentSession } from '../transactions/transaction-context.js';
 import { parseInput } from '../validation-issues.js';
 import { bulkWriteFailureOf } from './bulk-write-failures.js';
@@ -139,6 +141,9 @@ function plainPageOptions(options: unknown): z.output<typeof pageOptionsSchema> 
  * fails before sending with a range error; this leaves room for the fields updates add later.
  */
 const MAX_DOCUMENT_BYTES = 12 * 1024 * 1024;
+
+/** Room for what a repository adds to a caller's document: system fields, the tenant, schema defaults. */
+const SYSTEM_FIELDS_BYTES = 64 * 1024;
 
 function assertStorableSize(document: Document, subject: string): void {
   const size = BSON.calculateObjectSize(document);
@@ -314,8 +319,13 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
 
   /** Validates a full new document and adds the system fields (and the bound tenant). */
   protected prepareInsert(input: unknown, subject = `${this.name} document`): Document {
+    return markVetted(this.#buildInsert(input, subject));
+  }
+
+  /** {@link prepareInsert} without vouching for the result (a batch is vouched for as a whole). */
+  #buildInsert(input: unknown, subject: string): Document {
     if (!isPlainObject(input)) throw new ValidationError(subject, [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);
-    assertSafeDocument(input, subject);
+    const inputBytes = assertSafeDocument(input, subject);
     const { creatable } = this.definition;
     if (creatable) {
       const refused = Object.keys(input).filter((field) => field !== '_id' && !creatable.includes(field));
@@ -342,7 +352,9 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       ...(this.definition.softDelete && { deleted_at: null }),
       ...(this.definition.versioned && { version: 1 }),
     };
-    assertStorableSize(document, subject);
+    // The exact size only when the bound found on the safety walk (plus the system fields and
+    // defaults the repository adds) could reach the limit.
+    if (inputBytes + SYSTEM_FIELDS_BYTES > MAX_DOCUMENT_BYTES) assertStorableSize(document, subject);
     return document;
   }
 
@@ -412,7 +424,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
         { path: '', message: 'must be an array of 1 to 10000 documents', code: 'invalid_type' },
       ]);
     }
-    const documents = inputs.map((input, index) => this.prepareInsert(input, `${this.name} document ${index}`));
+    const documents = markVettedBatch(inputs.map((input, index) => this.#buildInsert(input, `${this.name} document ${index}`)));
     await this.collection.insertMany('createMany', documents, options.ordered ?? true);
     return documents as StoredDocument<S>[];
   }
@@ -748,6 +760,20 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   }
 
   /**
+   * Every live document matching `filter` as an async iteration, read `batchSize` at a time in
+   * keyset order (each page one operation, see `streamPages`): exports and jobs run in bounded memory.
+   * @throws {ValidationError} for an invalid filter or options, when iteration starts.
+   */
+  stream<P extends Projection<StoredDocument<S>> = Record<never, never>>(
+    filter: DocumentFilter<StoredDocument<S>>,
+    options: Omit<ListOptions<P, Extract<keyof z.output<S>, string> | 'created_at' | 'updated_at'>, 'limit' | 'cursor'> &
+      StreamOptions = {},
+  ): AsyncGenerator<Projected<StoredDocument<S>, P>, void, undefined> {
+    const { batchSize, ...list } = options;
+    return streamPages((page) => this.findMany<P>(filter, { ...list, ...page }), batchSize === undefined ? {} : { batchSize });
+  }
+
+  /**
    * Reads one keyset page of `filter` (already scoped and validated by the caller). Domain
    * repositories use it for their list methods.
    */
@@ -769,7 +795,9 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       fingerprint ??= KeysetCursorCodec.fingerprint(`${this.name}\u0000${this.collection.tenant ?? ''}`, filter, sort);
       return fingerprint;
     };
-    const query = parsed.cursor ? { $and: [filter, keysetFilter(sort, this.cursors.decode(parsed.cursor, fingerprintOf(), sort))] } : filter;
+    const query = parsed.cursor
+      ? { $and: [filter, keysetFilter(sort, this.cursors.decode(parsed.cursor, fingerprintOf(), sort))] }
+      : filter;
     const rows = await this.collection.find(operation, query, {
       sort: sortDocument(sort),
       limit: limit + 1,

@@ -18,7 +18,42 @@ function isBsonValue(value: object): boolean {
   return value instanceof ObjectId || value instanceof Date || value instanceof RegExp || Symbol.for('@@mdb.bson.version') in value;
 }
 
-function inspect(value: unknown, path: string, issues: ValidationIssue[], mode: 'filter' | 'document', depth: number): void {
+/** An upper bound of a value's BSON size, added up while it is walked (Infinity when unknown). */
+interface SizeBound {
+  bytes: number;
+}
+
+/** An upper bound of the encoded size of a BSON leaf value (Infinity for kinds not sized here). */
+function leafBound(value: object): number {
+  if (value instanceof ObjectId) return 12;
+  if (value instanceof Date) return 8;
+  if (value instanceof RegExp) return value.source.length * 3 + value.flags.length + 2;
+  const binary =
+    (value as { buffer?: unknown; _bsontype?: unknown })._bsontype === 'Binary' ? (value as { buffer?: unknown }).buffer : value;
+  if (ArrayBuffer.isView(binary)) return binary.byteLength + 5;
+  switch ((value as { _bsontype?: unknown })._bsontype) {
+    case 'Decimal128':
+      return 16;
+    case 'Long':
+    case 'Timestamp':
+    case 'Double':
+    case 'Int32':
+    case 'MinKey':
+    case 'MaxKey':
+      return 8;
+    default:
+      return Number.POSITIVE_INFINITY;
+  }
+}
+
+function inspect(
+  value: unknown,
+  path: string,
+  issues: ValidationIssue[],
+  mode: 'filter' | 'document',
+  depth: number,
+  size?: SizeBound,
+): void {
   if (depth > 32) {
     issues.push({ path, message: 'is nested more than 32 levels deep', code: 'too_deep' });
     return;
@@ -27,19 +62,34 @@ function inspect(value: unknown, path: string, issues: ValidationIssue[], mode: 
     issues.push({ path, message: `must not be a ${typeof value}`, code: 'invalid_type' });
     return;
   }
-  if (typeof value !== 'object' || value === null) return;
+  if (typeof value !== 'object' || value === null) {
+    // Three bytes per UTF-16 unit bound a string's UTF-8 length; every other scalar is at most 8.
+    if (size) size.bytes += typeof value === 'string' ? value.length * 3 + 5 : 8;
+    return;
+  }
   if (Array.isArray(value)) {
+    if (size) size.bytes += 5 + value.length * 9; // element type bytes and index keys of up to 7 digits
     value.forEach((item, index) => {
-      inspect(item, path ? `${path}.${index}` : String(index), issues, mode, depth + 1);
+      inspect(item, path ? `${path}.${index}` : String(index), issues, mode, depth + 1, size);
     });
     return;
   }
-  if (isBsonValue(value)) return;
+  if (isBsonValue(value)) {
+    if (size) size.bytes += leafBound(value);
+    return;
+  }
   if (!isPlainObject(value)) {
     issues.push({ path, message: 'must be a plain object, an array or a BSON value', code: 'invalid_type' });
     return;
   }
+  // Own or inherited: the serializer would write what toBSON returns, not what was checked.
+  if (typeof (value as { toBSON?: unknown }).toBSON === 'function') {
+    issues.push({ path: path ? `${path}.toBSON` : 'toBSON', message: 'must not have a toBSON method', code: 'invalid_type' });
+    return;
+  }
+  if (size) size.bytes += 5;
   for (const key of Object.keys(value)) {
+    if (size) size.bytes += key.length * 3 + 2;
     const child = path ? `${path}.${key}` : key;
     if (POISONED_KEYS.has(key)) {
       issues.push({ path: child, message: `the key '${key}' is not allowed`, code: 'forbidden_key' });
@@ -53,7 +103,7 @@ function inspect(value: unknown, path: string, issues: ValidationIssue[], mode: 
       issues.push({ path: child, message: 'field names must not start with $ or contain . or NUL', code: 'forbidden_key' });
       continue;
     }
-    inspect((value as Record<string, unknown>)[key], child, issues, mode, depth + 1);
+    inspect((value as Record<string, unknown>)[key], child, issues, mode, depth + 1, size);
   }
 }
 
@@ -75,10 +125,15 @@ export function assertSafeFilter(filter: unknown, subject = 'filter'): void {
 /**
  * Refuses a value about to be stored whose keys could be read as operators or type markers:
  * a key starting with `$`, containing `.` or NUL, or `__proto__` / `_bsontype`, at any depth.
+ * @returns an upper bound of its encoded BSON size in bytes (Infinity when a value kind is not
+ * sized here), measured on the same walk, so a caller computes the exact size only when the bound
+ * comes near a limit.
  * @throws {ValidationError}
  */
-export function assertSafeDocument(document: unknown, subject: string): void {
+export function assertSafeDocument(document: unknown, subject: string): number {
   const issues: ValidationIssue[] = [];
-  inspect(document, '', issues, 'document', 0);
+  const size: SizeBound = { bytes: 0 };
+  inspect(document, '', issues, 'document', 0, size);
   if (issues.length > 0) throw new ValidationError(subject, issues);
+  return size.bytes;
 }

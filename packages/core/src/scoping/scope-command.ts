@@ -3,6 +3,7 @@ import type { CollectionCommand } from '../collection/collection-command.js';
 import { TenancyViolationError, TenantMismatchError } from '../errors.js';
 import { assertNoServerSideJavaScript, type PipelineScope, scopePipeline, withTenant } from './scope-pipeline.js';
 import { TENANT_FIELD } from './tenant-field.js';
+import { isVettedBatchFor, isVettedFor } from './vetted-documents.js';
 
 function touchesTenantField(path: string): boolean {
   return path === TENANT_FIELD || path.startsWith(`${TENANT_FIELD}.`);
@@ -56,6 +57,7 @@ function scopeFilter(filter: Document | undefined, tenant: string, path: string)
 function scopeBulkOperation(operation: AnyBulkWriteOperation<Document>, tenant: string, path: string): AnyBulkWriteOperation<Document> {
   if (typeof operation !== 'object' || operation === null) throw new TenancyViolationError(path, 'a bulk operation must be an object');
   if ('insertOne' in operation) {
+    if (isVettedFor(operation.insertOne.document, tenant)) return operation;
     assertNoServerSideJavaScript(operation.insertOne.document, `${path}.insertOne`);
     return { insertOne: { document: stampDocument(operation.insertOne.document, tenant, path) } };
   }
@@ -142,9 +144,12 @@ export function scopeCommand(command: CollectionCommand, scope: CommandScope): C
     case 'deleteMany':
       return { ...command, filter: scopeFilter(command.filter, tenant, 'filter') };
     case 'insertOne':
+      if (isVettedFor(command.document, tenant)) return command;
       assertNoServerSideJavaScript(command.document, 'document');
       return { ...command, document: stampDocument(command.document, tenant, 'document') };
     case 'insertMany':
+      if (!Array.isArray(command.documents)) throw new TenancyViolationError('documents', 'must be an array');
+      if (isVettedBatchFor(command.documents, tenant)) return command;
       assertNoServerSideJavaScript(command.documents, 'documents');
       return { ...command, documents: command.documents.map((document, index) => stampDocument(document, tenant, `documents.${index}`)) };
     case 'updateOne':

@@ -171,6 +171,7 @@ export {
   usersDefinition,
 } from './model/users.js';
 export { KeysetCursorCodec, keysetFilter, type Page, type PageOptions, type PageSort, sortDocument } from './pagination/keyset-cursor.js';
+export { type StreamOptions, streamPages } from './pagination/stream-pages.js';
 export { CommandPipeline, currentOperation, type OperationTrace, operationChannel, type Terminal } from './pipeline/command-pipeline.js';
 export { targetOf } from './pipeline/core-layers.js';
 export {
@@ -220,14 +221,6 @@ export { type CommandScope, scopeCommand, scopeUpdate, stampDocument } from './s
 export { assertNoServerSideJavaScript, type PipelineScope, scopePipeline, withTenant } from './scoping/scope-pipeline.js';
 export { TENANT_FIELD } from './scoping/tenant-field.js';
 export {
-  afterCommit,
-  currentSession,
-  runInTransaction,
-  type TransactionMode,
-  type TransactionOptions,
-} from './transactions/transaction-context.js';
-export { parseConfig, parseInput, toValidationIssues } from './validation-issues.js';
-export {
   type AppliedShardingCommand,
   applySharding,
   type CollectionShardingPlan,
@@ -251,3 +244,12 @@ export {
   type UnshardedDeclaration,
   type ZoneLayout,
 } from './sharding/index.js';
+export { type TimeBudgetOptions, timeBudget, timeBudgetDefaults } from './timeouts/time-budget.js';
+export {
+  afterCommit,
+  currentSession,
+  runInTransaction,
+  type TransactionMode,
+  type TransactionOptions,
+} from './transactions/transaction-context.js';
+export { parseConfig, parseInput, toValidationIssues } from './validation-issues.js';

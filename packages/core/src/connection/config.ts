@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import type { MongoClientOptions, ReadConcernLevel, ReadPreferenceMode, TagSet } from 'mongodb';
 import { z } from 'zod';
+import { ConfigError } from '../errors.js';
 import { parseConfig } from '../validation-issues.js';
 
 function readableFile(path: string): boolean {
@@ -177,6 +178,13 @@ export const dataClientConfigSchema = z.strictObject({
   monitoring: monitoringSchema.optional(),
   /** Connect to the given host only, without discovering a replica set. */
   directConnection: z.boolean().optional(),
+  /**
+   * The latency window of server selection: among suitable servers (mongos routers, or secondaries
+   * for secondary reads), only those within this many ms of the fastest are chosen. @default 15
+   */
+  localThresholdMS: milliseconds.optional(),
+  /** The URI is a load balancer in front of mongos routers or a serverless deployment (one host, no direct connection). */
+  loadBalanced: z.boolean().optional(),
 });
 
 /** Configuration of {@link createDataClient}. Validated at construction; see each field's TSDoc. */
@@ -214,6 +222,9 @@ export const configDefaults = {
  */
 export function resolveDataClientConfig(input: unknown): ResolvedDataClientConfig {
   const config = parseConfig(dataClientConfigSchema, input);
+  // A load balancer hides the servers behind it: the driver cannot also connect to one directly.
+  if (config.loadBalanced && config.directConnection)
+    throw new ConfigError([{ path: 'loadBalanced', message: 'cannot be combined with directConnection', code: 'custom' }]);
   return {
     uri: config.uri,
     database: config.database,
@@ -273,5 +284,7 @@ function toDriverOptions(config: z.output<typeof dataClientConfigSchema>): Mongo
   if (config.retryReads !== undefined) options.retryReads = config.retryReads;
   if (config.compressors) options.compressors = config.compressors;
   if (config.directConnection !== undefined) options.directConnection = config.directConnection;
+  if (config.localThresholdMS !== undefined) options.localThresholdMS = config.localThresholdMS;
+  if (config.loadBalanced !== undefined) options.loadBalanced = config.loadBalanced;
   return options;
 }

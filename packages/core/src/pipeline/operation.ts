@@ -70,6 +70,11 @@ export interface OperationContext {
   readonly grant: symbol | undefined;
   /** The names of the layers the operation entered, in order (one entry per attempt for inner layers). */
   readonly layers: string[];
+  /**
+   * When the operation's time budget runs out (`performance.now()` time), set by the `time-budget`
+   * layer (`timeBudget()`); each attempt gives the server what is left as `maxTimeMS`.
+   */
+  deadline?: number;
 }
 
 /** Calls the rest of the pipeline; it may be called again (retry) and resolves to the command's result. */

@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
-import type { ClientSession, Collection, Db, Document, UpdateFilter } from 'mongodb';
+import type { Collection, Db, Document, UpdateFilter } from 'mongodb';
 import type { CollectionPreset } from '../collection/collection-preset.js';
 import type { ClientInternals } from '../connection/client-internals.js';
+import { attemptOptions } from '../timeouts/time-budget.js';
 import type { Terminal } from './command-pipeline.js';
 import type { OperationContext } from './operation.js';
 
@@ -88,7 +89,8 @@ async function dispatch(
   collectionOf: (db: Db, database: string | undefined, name: string) => Collection,
 ): Promise<unknown> {
   const { command } = ctx;
-  const session: { session?: ClientSession } = ctx.session ? { session: ctx.session } : {};
+  // The session, and the time left of the operation's budget (timeBudget) as the server's maxTimeMS.
+  const session = attemptOptions(ctx);
   const database = ctx.database === undefined || ctx.database === db.databaseName ? db : db.client.db(ctx.database);
   switch (command.kind) {
     case 'dropDatabase':

@@ -70,7 +70,11 @@ export const lifecycleQueryShapes: Readonly<Record<string, readonly QueryShape[]
   conversations: [
     { name: 'lifecycle: conversations of a tenant by id (purge, export)', equality: ['tenant_id'], sort: [['_id', 1]] },
     { name: 'lifecycle: last_message of an erased sender (tenant prefix)', equality: ['tenant_id'], residual: ['last_message.sender_id'] },
-    { name: 'lifecycle: memberships of a user', equality: ['tenant_id', 'participants.user_id'], sort: [['_id', 1]] },
+    {
+      name: 'lifecycle: memberships of a user (equality prefix; one user’s conversations, sorted in memory)',
+      equality: ['tenant_id', 'participants.user_id'],
+      sort: [['_id', 1]],
+    },
   ],
   messages: [
     {

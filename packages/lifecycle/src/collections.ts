@@ -81,11 +81,12 @@ export const holdsDefinition: RepositoryDefinition<typeof holdDocumentSchema> = 
       key: { tenant_id: 1, released_at: 1, _id: 1 },
       purpose: 'the active holds of a tenant (every purge, erase and delete checks them)',
     },
+    { name: 'tenant_target', key: { tenant_id: 1, target_id: 1 }, purpose: 'the holds of one user or conversation (erasure)' },
   ],
   queries: [
     { name: 'active holds of a tenant', equality: ['tenant_id', 'released_at'], sort: [['_id', 1]] },
     { name: 'released holds of a tenant (tenant prefix)', equality: ['tenant_id'], residual: ['released_at'] },
-    { name: 'released holds of an erased user (tenant prefix)', equality: ['tenant_id', 'target_id'], residual: ['released_at'] },
+    { name: 'released holds of an erased user', equality: ['tenant_id', 'target_id'], residual: ['released_at'] },
     { name: 'tenant export (tenant prefix)', equality: ['tenant_id'], sort: [['_id', 1]] },
   ],
 };

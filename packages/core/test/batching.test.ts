@@ -1,6 +1,6 @@
 import { createTestClient } from '@caas-db/testing/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createDataLayer, DuplicateKeyError, ObjectId, ValidationError } from '../src/index.js';
+import { createDataLayer, DuplicateKeyError, type Middleware, ObjectId, ValidationError } from '../src/index.js';
 
 const client = createTestClient();
 const data = createDataLayer({ client, batching: { messages: { maxBatch: 100, maxWaitMS: 5 }, findById: true } });
@@ -45,6 +45,33 @@ describe('write batching (messages.create)', () => {
       expect((await acme.conversations.findById(conversation))?.last_message).toBeUndefined();
       expect(newest).toBeDefined();
     }
+  });
+
+  it("sends a lone caller's message as a plain insertOne, and batches only what arrives while one is in flight", async () => {
+    const kinds: string[] = [];
+    const recorder: Middleware = {
+      name: 'record-kinds',
+      phase: 'transport',
+      handle(ctx, next) {
+        if (ctx.collection?.name === 'messages') kinds.push(ctx.command.kind);
+        return next();
+      },
+    };
+    const recorded = createDataLayer({ client, batching: { messages: { maxBatch: 100, maxWaitMS: 5 } }, middlewares: [recorder] });
+    const acme = recorded.forTenant('acme');
+    const message = () => ({
+      conversation_id: new ObjectId(),
+      sender_id: new ObjectId(),
+      content: { type: 'text' as const, encrypted_data: 'eA' },
+    });
+    for (let index = 0; index < 5; index += 1) await acme.messages.create(message());
+    expect(kinds).toEqual(Array(5).fill('insertOne'));
+    kinds.length = 0;
+    const sent = await Promise.all(Array.from({ length: 60 }, () => acme.messages.create(message())));
+    expect(new Set(sent.map((stored) => stored._id.toHexString())).size).toBe(60);
+    expect(kinds[0]).toBe('insertOne');
+    expect(kinds).toContain('insertMany');
+    expect(kinds.length).toBeLessThan(60);
   });
 
   it('keeps the newest message as last_message of each conversation', async () => {

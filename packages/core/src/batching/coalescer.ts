@@ -40,6 +40,18 @@ export class Coalescer<I, O> {
     this.#flush = flush;
   }
 
+  /**
+   * Runs `alone` right away when `key` has nothing queued or in flight, counting it in flight so
+   * that calls arriving meanwhile queue up and leave as a batch after it; undefined (nothing run)
+   * otherwise. A lone caller pays for no batch machinery.
+   */
+  runAlone<T>(key: string, alone: () => Promise<T>): Promise<T> | undefined {
+    if (this.#keys.has(key)) return undefined;
+    const state: KeyState<I, O> = { queue: [], inFlight: 1, timer: undefined };
+    this.#keys.set(key, state);
+    return alone().finally(() => this.#settled(key, state));
+  }
+
   /** Adds one item to the batch of `key`; resolves with that item's result. */
   add(key: string, item: I): Promise<O> {
     let state = this.#keys.get(key);
@@ -82,10 +94,13 @@ export class Coalescer<I, O> {
           for (const waiting of batch) waiting.reject(error);
         },
       )
-      .finally(() => {
-        state.inFlight -= 1;
-        if (state.queue.length > 0) this.#send(key, state);
-        else if (state.inFlight === 0 && state.timer === undefined) this.#keys.delete(key);
-      });
+      .finally(() => this.#settled(key, state));
+  }
+
+  /** One send of `key` is over: the next batch leaves, or the key is forgotten once idle. */
+  #settled(key: string, state: KeyState<I, O>): void {
+    state.inFlight -= 1;
+    if (state.queue.length > 0) this.#send(key, state);
+    else if (state.inFlight === 0 && state.timer === undefined) this.#keys.delete(key);
   }
 }

@@ -12,8 +12,8 @@ import { dateSchema, type IdInput, objectIdSchema, safeKeySchema, tenantIdSchema
 import { currentSession } from '../transactions/transaction-context.js';
 import type { ConversationRepository } from './conversations.js';
 import { lastMessageGrant } from './internal-grants.js';
-import { type MessageReferenceOptions, MessageReferences } from './message-references.js';
 import { compactDocument, compactEnvelopeCollection, MESSAGE_EMPTY_DEFAULTS, withEmptyDefaults } from './message-envelope.js';
+import { type MessageReferenceOptions, MessageReferences } from './message-references.js';
 import {
   atMostParticipants,
   type ConversationReadMark,
@@ -293,8 +293,17 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
       // updates each conversation's last_message once. A re-send with its own _id goes alone, so
       // that meeting its earlier attempt is recognized as the same message.
       this.#batcher ??= new Coalescer(this.insertBatching, (documents) => this.#insertBatch(documents));
-      return (await this.#batcher.add(this.collection.tenant ?? '', document)) as Message;
+      const key = this.collection.tenant ?? '';
+      // Nothing of this tenant in flight: the plain insert, counted in flight so that concurrent
+      // sends arriving meanwhile batch up behind it.
+      const alone = this.#batcher.runAlone(key, () => this.#insertOne(document, false));
+      return (await (alone ?? this.#batcher.add(key, document))) as Message;
     }
+    return this.#insertOne(document, callerChoseId);
+  }
+
+  /** Inserts one message (idempotent by its `_id`) and moves its conversation's `last_message`. */
+  async #insertOne(document: Document, callerChoseId: boolean): Promise<Message> {
     const stored = await this.insertOnce({ name: 'create', idempotent: true, grant }, document, callerChoseId);
     await afterApplied(() => this.#recordLastMessages([stored]));
     return stored as Message;
@@ -667,11 +676,10 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     if ('conversationId' in scope) filter.conversation_id = this.parseId(scope.conversationId, 'conversationId');
     else filter.sender_id = this.parseId((scope as { senderId: IdInput }).senderId, 'senderId');
     const now = this.now();
-    const result = await this.collection.updateMany(
-      { name: 'softDeleteWhere', idempotent: true, grant },
-      filter,
-      { $set: { deleted_at: now, status: 'deleted', updated_at: now }, $unset: { search_tokens: '', search_key_version: '' } },
-    );
+    const result = await this.collection.updateMany({ name: 'softDeleteWhere', idempotent: true, grant }, filter, {
+      $set: { deleted_at: now, status: 'deleted', updated_at: now },
+      $unset: { search_tokens: '', search_key_version: '' },
+    });
     return result.modifiedCount;
   }
 

@@ -5,11 +5,12 @@
  *
  * The service runs in a child process (one per variant, on a database of its own), autocannon in
  * this one, so the load generator and the server do not share a thread.
- * Run: pnpm bench:service  (MONGODB_URI to use a real server instead of the embedded one)
+ * Run: pnpm bench:service  (MONGODB_URI to use a real server instead of the embedded one;
+ * SERVICE_BENCH_ROUNDS=2 runs each variant twice, in the order A B B A)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { z } from 'zod';
@@ -18,7 +19,8 @@ import { openDataStore } from '../examples/messaging-service/src/data-store.js';
 import { idSchema, parseRequest } from '../examples/messaging-service/src/request-input.js';
 import { messageRoutes } from '../examples/messaging-service/src/routes/messages.js';
 import { issueToken } from '../examples/messaging-service/src/tokens.js';
-import { NotFoundError, ObjectId } from '../packages/core/src/index.js';
+import { messageView } from '../examples/messaging-service/src/views.js';
+import { type Message, NotFoundError, ObjectId } from '../packages/core/src/index.js';
 import { unsafeDatabase } from '../packages/core/src/unsafe.js';
 import { startMongo } from '../packages/testing/src/index.js';
 
@@ -26,6 +28,8 @@ const SECONDS = Number(process.env.SERVICE_BENCH_SECONDS ?? 30);
 const TENANTS = 10;
 const CONNECTIONS = Number(process.env.SERVICE_BENCH_CONNECTIONS ?? 100);
 const USERS_PER_TENANT = 10;
+const SEED_MESSAGES = 20;
+const ROUNDS = Number(process.env.SERVICE_BENCH_ROUNDS ?? 1);
 const tokens = {
   secret: process.env.JWT_SECRET ?? randomBytes(32).toString('base64url'),
   issuer: 'caas-auth',
@@ -90,7 +94,8 @@ const rawMessageRoutes: RouteModule = async (app, options) => {
         },
       },
     );
-    return reply.code(201).send({ id: document._id.toHexString(), created_at: now.toISOString() });
+    // The same response body as the service's own route.
+    return reply.code(201).send(messageView(document as unknown as Message));
   });
   app.get('/v1/conversations/:conversationId/messages', async (request) => {
     const { conversationId } = parseRequest(z.strictObject({ conversationId: idSchema }), request.params, 'params');
@@ -115,7 +120,7 @@ const rawMessageRoutes: RouteModule = async (app, options) => {
       .toArray();
     const page = items.slice(0, query.limit);
     return {
-      items: page.map((message) => ({ id: message._id.toHexString(), sender_id: String(message.sender_id), content: message.content })),
+      items: page.map((message) => messageView(message as unknown as Message)),
       next_cursor: items.length > query.limit ? page.at(-1)?._id.toHexString() : null,
     };
   });
@@ -169,33 +174,38 @@ async function call(url: string, token: string, method: string, path: string, bo
 
 /** Per tenant, users in pairs with a direct conversation each; a fixture per connection (its tenant's token and conversation). */
 async function seed(url: string): Promise<Fixture[]> {
-  const pairs: Fixture[] = [];
-  for (let tenant = 0; tenant < TENANTS; tenant += 1) {
-    const id = `tenant-${tenant}`;
-    const users: { token: string; id: string }[] = [];
-    for (let index = 0; index < USERS_PER_TENANT; index += 1) {
-      const token = await issueToken({ tenant: id, subject: `user-${index}` }, tokens, '2h');
-      users.push({ token, id: (await call(url, token, 'PUT', '/v1/users/me', { display_name: `User ${index}` })).id });
-    }
-    for (let index = 0; index < USERS_PER_TENANT; index += 2) {
-      const [first, second] = [users[index], users[index + 1]] as [(typeof users)[number], (typeof users)[number]];
-      const conversation = await call(url, first.token, 'POST', '/v1/conversations', { type: 'direct', user_id: second.id });
-      // Some history to page through from the first request on.
-      for (let message = 0; message < 60; message += 1) {
-        await call(url, first.token, 'POST', `/v1/conversations/${conversation.id}/messages`, {
-          content: { type: 'text', encrypted_data: Buffer.from(`seed ${message}`).toString('base64') },
-        });
+  const perTenant = await Promise.all(
+    Array.from({ length: TENANTS }, async (_, tenant) => {
+      const id = `tenant-${tenant}`;
+      const users: { token: string; id: string }[] = [];
+      for (let index = 0; index < USERS_PER_TENANT; index += 1) {
+        const token = await issueToken({ tenant: id, subject: `user-${index}` }, tokens, '2h');
+        users.push({ token, id: (await call(url, token, 'PUT', '/v1/users/me', { display_name: `User ${index}` })).id });
       }
-      pairs.push({ token: first.token, conversationId: conversation.id }, { token: second.token, conversationId: conversation.id });
-    }
-  }
-  return pairs;
+      const pairs: Fixture[] = [];
+      for (let index = 0; index < USERS_PER_TENANT; index += 2) {
+        const [first, second] = [users[index], users[index + 1]] as [(typeof users)[number], (typeof users)[number]];
+        const conversation = await call(url, first.token, 'POST', '/v1/conversations', { type: 'direct', user_id: second.id });
+        // Some history to page through from the first request on.
+        for (let message = 0; message < SEED_MESSAGES; message += 1) {
+          await call(url, first.token, 'POST', `/v1/conversations/${conversation.id}/messages`, {
+            content: { type: 'text', encrypted_data: Buffer.from(`seed ${message}`).toString('base64') },
+          });
+        }
+        pairs.push({ token: first.token, conversationId: conversation.id }, { token: second.token, conversationId: conversation.id });
+      }
+      return pairs;
+    }),
+  );
+  return perTenant.flat();
 }
 
 function startVariant(variant: Variant, uri: string): Promise<{ child: ChildProcess; url: string }> {
+  // SERVICE_BENCH_PROFILE=<dir> writes a CPU profile of each service process there.
+  const profile = process.env.SERVICE_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SERVICE_BENCH_PROFILE}`] : [];
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', variant, uri, `bench_service_${Date.now()}`],
+    [...profile, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', variant, uri, `bench_service_${Date.now()}`],
     {
       env: { ...process.env, JWT_SECRET: tokens.secret },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -270,15 +280,27 @@ async function run() {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(`machine: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} cores), Node ${process.version}; server: ${mongo.description}`);
   out(`${CONNECTIONS} connections across ${TENANTS} tenants (half sending, half reading history), ${SECONDS} s per variant`);
+  // Other processes on the machine move these figures: the load average says how busy it was.
+  const loadAverage = () =>
+    loadavg()
+      .map((value) => value.toFixed(1))
+      .join(' ');
+  out(`load average at start: ${loadAverage()}`);
   const results: Record<string, RouteResult[]> = {};
+  // Rounds alternate the order (A B, then B A, ...) so a drift in the machine's load favours neither.
+  const runs = Array.from({ length: ROUNDS }, (_, round) =>
+    (round % 2 === 0 ? (['caas-db', 'raw driver'] as const) : (['raw driver', 'caas-db'] as const)).map((variant) => ({ variant, round })),
+  ).flat();
   try {
-    for (const variant of ['caas-db', 'raw driver'] as const) {
+    for (const { variant, round } of runs) {
       const { child, url } = await startVariant(variant, mongo.uri);
       try {
         const fixtures = await seed(url);
         const senders = fixtures.filter((_, index) => index % 2 === 0);
         const readers = fixtures.filter((_, index) => index % 2 === 1);
-        results[variant] = await Promise.all([load(url, senders, 'send', CONNECTIONS / 2), load(url, readers, 'history', CONNECTIONS / 2)]);
+        const key = ROUNDS > 1 ? `${variant} (round ${round + 1})` : variant;
+        results[key] = await Promise.all([load(url, senders, 'send', CONNECTIONS / 2), load(url, readers, 'history', CONNECTIONS / 2)]);
+        out(`${key}: done, load average ${loadAverage()}`);
       } finally {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');

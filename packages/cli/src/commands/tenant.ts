@@ -19,6 +19,8 @@ export const tenantCommand: CliCommand = {
       .action(
         run(async (context, id: string, options: { name: string; region: string; plan: (typeof plans)[number] }) => {
           const { data, tenancy } = await context.connect();
+          // The unique index on tenant_id is what makes provisioning idempotent: make sure it exists.
+          await data.clients.syncIndexes();
           let created = true;
           try {
             await data.clients.create({ tenant_id: id, name: options.name, region: options.region, plan: options.plan });

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `pnpm release:check`: every publishable package checked as it would be published. Per package:
 // the registry metadata and dependency topology, then its packed tarball through publint,
-// are-the-types-wrong and `npm publish --dry-run`; then the API reports against the committed ones
-// and the pending changesets. Prints one line per check and a table of packed sizes; exits 1 if
+// are-the-types-wrong and `npm publish --dry-run`; then the API reports against the committed ones,
+// the typedoc reference (0 warnings) and the pending changesets. Prints one line per check and a table of packed sizes; exits 1 if
 // anything failed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -105,6 +105,9 @@ try {
   }
   check('API reports match the committed ones (pnpm api:update regenerates them)', () =>
     run(process.execPath, [join(root, 'scripts/release/api-report.mjs'), '--check']),
+  );
+  check('API reference: typedoc builds it with 0 warnings (pnpm docs:api)', () =>
+    run(process.execPath, [join(root, 'scripts/release/docs-api.mjs'), '--out', join(work, 'api-docs'), '--logLevel', 'Warn']),
   );
   // Every pending .changeset/*.md, assembled into the release plan `changeset version` would apply
   // (an unknown package, a bad bump type or bad front matter fails it).

@@ -335,7 +335,7 @@ type Limits = { documents?: number; bytes?: number };
  * bytes per collection, counted from what each write kind did:
  * - inserts reserve their documents atomically before they are sent and give back, per item, what
  *   the server did not insert; an unordered `insertMany` that does not fit sends the documents that
- *   fit and refuses the others (see {@link PartialAdmission});
+ *   fit and refuses the others (see `PartialAdmission`);
  * - upserts are first sent unable to insert: one that matches is never refused, one that would
  *   insert reserves a document like an insert;
  * - `deleteOne`, `deleteMany` and `bulkWrite` delete items free what the server reports deleted.
@@ -432,7 +432,7 @@ export class QuotaEnforcer {
    * Reserves per document. When they do not all fit, an unordered insert outside a transaction
    * reserves the longest prefix that fits (atomically, retried while concurrent writers move the
    * counter), sends only those, and fails with a `QuotaExceededError` carrying the per-item outcome
-   * ({@link PartialAdmission}); an ordered one, or one in a transaction, is refused as a whole.
+   * (`PartialAdmission`); an ordered one, or one in a transaction, is refused as a whole.
    */
   async #insertMany(
     scope: Scope,

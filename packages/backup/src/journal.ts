@@ -1,7 +1,7 @@
 import { type ArchiveTarget, createArchiveWriter, type KeyProvider, listArchives } from '@caas-db/archive';
 import { BSON, type DataLayer, type Document, type Listener, TypedEmitter } from '@caas-db/core';
 import { CAPTURE_OVERLAP_SECONDS } from './backup.js';
-import { type CapturedChange, clusterTimeBefore, TenantChangeCapture } from './change-capture.js';
+import { type CapturedChange, clusterTimeBefore, compareClusterTimes, TenantChangeCapture } from './change-capture.js';
 
 /** The archive stream of a journal segment. */
 export const JOURNAL_STREAM = 'events';
@@ -94,6 +94,7 @@ export class TenantJournal {
   #stopping = false;
   #lastEvent: BSON.Timestamp | undefined;
   #lastEventSeenAt = 0;
+  #received = 0;
 
   constructor(options: JournalOptions) {
     this.#options = {
@@ -109,9 +110,14 @@ export class TenantJournal {
     return this.#events.on(event, listener);
   }
 
-  /** Cluster time of the newest event read, sealed or not. */
+  /** The greatest cluster time of the events read, sealed or not. */
   get lastEventTime(): BSON.Timestamp | undefined {
     return this.#lastEvent;
+  }
+
+  /** Events read since this journal object started (sealed or not). */
+  get received(): number {
+    return this.#received;
   }
 
   /** Events read and not yet sealed. */
@@ -245,7 +251,9 @@ export class TenantJournal {
     if (!this.#capture) return 0;
     return this.#capture.drain((change) => {
       this.#pending.push(change);
-      this.#lastEvent = change.ct;
+      this.#received += 1;
+      // Streams are read side by side: the newest event is the one with the greatest cluster time.
+      if (!this.#lastEvent || compareClusterTimes(change.ct, this.#lastEvent) > 0) this.#lastEvent = change.ct;
       this.#lastEventSeenAt = Date.now();
     });
   }

@@ -62,7 +62,12 @@ export async function restoreToPointInTime(options: PointInTimeOptions): Promise
   const backups = (await listArchives(options.backups, `${options.backupPrefix}/${sourceTenant}/`))
     .map((listing) => ({ listing, metadata: listing.metadata as unknown as BackupMetadata }))
     .filter(({ metadata }) => metadata.kind === 'caas-db-tenant-backup' && metadata.tenant === sourceTenant)
-    .filter(({ metadata }) => Date.parse(metadata.consistency.consistentAt) / 1000 <= toSeconds);
+    // A cluster time has second resolution: a backup qualifies when it finished in an earlier second.
+    .filter(({ metadata }) =>
+      to instanceof BSON.Timestamp
+        ? Math.floor(Date.parse(metadata.consistency.consistentAt) / 1000) < to.t
+        : Date.parse(metadata.consistency.consistentAt) <= to.getTime(),
+    );
   const chosen = backups.at(-1);
   if (!chosen) throw new BackupNotFoundError(`No backup of tenant ${JSON.stringify(sourceTenant)} is consistent before ${describe(to)}`);
   const captureStart = parseClusterTime(chosen.metadata.consistency.captureStart);
@@ -91,6 +96,23 @@ export async function restoreToPointInTime(options: PointInTimeOptions): Promise
       `the journal has caught up only to ${new Date(caughtUp * 1000).toISOString()}, before ${describe(to)}`,
     );
 
+  // Changes in the window, read once to find gaps before anything is written, then again to apply.
+  const window = async function* (): AsyncGenerator<CapturedChange> {
+    for (const { listing } of used) {
+      const segment = await openArchive({ target: options.journals, keyProvider: options.keyProvider, name: listing.name });
+      for await (const document of segment.documents(JOURNAL_STREAM)) {
+        const change = document as unknown as CapturedChange;
+        // Earlier changes are in what the backup's scan read; re-applying changes of the backup's
+        // first second is harmless (each re-applies a document's own later state).
+        if (compareClusterTimes(change.ct, captureStart) < 0 || !atOrBefore(change, to)) continue;
+        yield change;
+      }
+    }
+  };
+  for await (const change of window())
+    if (change.op === 'gap')
+      throw new JournalGapError(sourceTenant, `${change.c} at ${change.ct.t}.${change.ct.i}: ${change.reason ?? 'unreplayable change'}`);
+
   const reader = await openArchive({ target: options.backups, keyProvider: options.keyProvider, name: chosen.listing.name });
   const restore = await restoreTenantBackup({
     data: options.data,
@@ -112,23 +134,9 @@ export async function restoreToPointInTime(options: PointInTimeOptions): Promise
     selection: undefined,
     collections: new Set(chosen.metadata.collections),
   });
-  let segmentsRead = 0;
-  for (const { listing } of used) {
-    const segment = await openArchive({ target: options.journals, keyProvider: options.keyProvider, name: listing.name });
-    segmentsRead += 1;
-    for await (const document of segment.documents(JOURNAL_STREAM)) {
-      const change = document as unknown as CapturedChange;
-      // Earlier changes are in what the backup's scan read; re-applying changes of the backup's first
-      // second is harmless (each re-applies a document's own later state), and a gap there fails.
-      if (compareClusterTimes(change.ct, captureStart) < 0 || !atOrBefore(change, to)) continue;
-      if (change.op === 'gap') {
-        throw new JournalGapError(sourceTenant, `${change.c} at ${change.ct.t}.${change.ct.i}: ${change.reason ?? 'unreplayable change'}`);
-      }
-      await replayer.apply(change);
-    }
-  }
+  for await (const change of window()) await replayer.apply(change);
   await replayer.flush();
-  return { backup: chosen.listing.name, restore, segments: segmentsRead, changesReplayed: replayer.applied, to: describe(to) };
+  return { backup: chosen.listing.name, restore, segments: used.length, changesReplayed: replayer.applied, to: describe(to) };
 }
 
 function describe(to: PointInTime): string {

@@ -54,8 +54,8 @@ export function trackFinalState(
 ): void {
   const effect = effectOf(change, target);
   if (!effect) return;
-  let states = finalStates.get(effect.collection);
-  if (!states) finalStates.set(effect.collection, (states = new Map()));
+  const states = finalStates.get(effect.collection) ?? new Map<string, Document | null>();
+  finalStates.set(effect.collection, states);
   states.set(effect.key, effect.document);
 }
 

@@ -213,7 +213,15 @@ describe('restore', () => {
     // A rewrite that is not a function of the document: what verification expects is not what was written.
     let calls = 0;
     const error = await backups
-      .restore({ name: backupName, data: fresh, collections: ['users'], rewrite: (document) => ({ ...document, nonce: (calls += 1) }) })
+      .restore({
+        name: backupName,
+        data: fresh,
+        collections: ['users'],
+        rewrite: (document) => {
+          calls += 1;
+          return { ...document, nonce: calls };
+        },
+      })
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RestoreVerificationError);
     expect((error as RestoreVerificationError).mismatches[0]).toMatchObject({ collection: 'users', kind: 'content' });

@@ -21,7 +21,15 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     projects: [
-      { extends: true, test: { name: 'caas-db', include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'] } },
+      {
+        extends: true,
+        // The failover soak starts Sentinel and a cluster of its own: `pnpm test:failover` runs it.
+        test: {
+          name: 'caas-db',
+          include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: ['**/node_modules/**', 'packages/cache/test/failover.test.ts'],
+        },
+      },
       // The repository suites again, with tenancy on and the auditor enforcing, under each strategy.
       ...(['shared', 'database'] as const).map((strategy) => ({
         extends: true as const,
@@ -37,6 +45,22 @@ export default defineConfig({
         extends: true as const,
         test: { name: 'cache-on', include: ['packages/core/test/model/**/*.test.ts'], setupFiles: ['./test/support/cache-on.ts'] },
       },
+      // The cache suites (and the Redis rate limiter's) again on Redis Cluster and on Sentinel,
+      // each started once for its project by the topology setup. The failover tests start their own.
+      ...(['cluster', 'sentinel'] as const).map((topology) => ({
+        extends: true as const,
+        test: {
+          name: `cache-${topology}`,
+          include: ['packages/cache/test/**/*.test.ts', 'packages/tenancy/test/redis-rate-limit.test.ts'],
+          exclude: ['packages/cache/test/failover.test.ts'],
+          globalSetup: ['./packages/testing/src/redis/topology-global-setup.ts'],
+          env: { CAAS_DB_TEST_REDIS_TOPOLOGY: topology },
+        },
+      })),
+      // Only when asked for (pnpm test:failover): primaries killed with SIGKILL and slots moved under load.
+      ...(process.env.CAAS_DB_FAILOVER
+        ? [{ extends: true as const, test: { name: 'cache-failover', include: ['packages/cache/test/failover.test.ts'] } }]
+        : []),
     ],
   },
 });

@@ -45,6 +45,7 @@ const cacheOptionsSchema = z.strictObject({
     .regex(/^[^{}\s]+$/, 'must not contain braces or spaces')
     .optional(),
   redisTimeoutMS: z.number().int().min(1).max(10_000).optional(),
+  redisInvalidateTimeoutMS: z.number().int().min(1).max(60_000).optional(),
   ttlJitter: z.number().min(0).max(1).optional(),
   distributedLock: z
     .union([z.boolean(), z.strictObject({ ttlMS: z.number().int().min(1).optional(), waitMS: z.number().int().min(0).optional() })])

@@ -31,6 +31,7 @@ export class InvalidationBus {
   readonly #channel: string;
   readonly #instance: string;
   readonly #sharded: boolean;
+  #subscribed = false;
 
   constructor(
     redis: RedisClient,
@@ -60,14 +61,13 @@ export class InvalidationBus {
       subscriber.on('error', onError);
       subscriber.on('smessage', receive);
       // The client's own start-up (nodes found, subscribers started) is no trouble: listen once subscribed.
-      let subscribed = false;
       const trouble = () => {
-        if (subscribed) onMaybeMissed();
+        if (this.#subscribed) onMaybeMissed();
       };
       for (const event of CLUSTER_TROUBLE) subscriber.on(event, trouble);
       subscriber.on('ready', trouble);
       subscriber.ssubscribe(this.#channel).then(() => {
-        subscribed = true;
+        this.#subscribed = true;
       }, onError);
     } else {
       const subscriber: Redis = redis.duplicate({ enableOfflineQueue: true });
@@ -75,8 +75,18 @@ export class InvalidationBus {
       subscriber.on('error', onError);
       subscriber.on('message', receive);
       subscriber.on('ready', onMaybeMissed);
-      subscriber.subscribe(this.#channel).catch(onError);
+      subscriber.subscribe(this.#channel).then(() => {
+        this.#subscribed = true;
+      }, onError);
     }
+  }
+
+  /**
+   * True while the subscriber is connected and has subscribed: only then does this instance hear
+   * every other instance's invalidations, and so only then may it keep and serve in-process copies.
+   */
+  get live(): boolean {
+    return this.#subscribed && this.#subscriber.status === 'ready';
   }
 
   /** The subscriber connection (a `Cluster` with sharded subscribers on a cluster). */

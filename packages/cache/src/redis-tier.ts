@@ -93,6 +93,11 @@ export interface RedisTierOptions {
   /** Calls slower than this fail with {@link RedisTierTimeout}. */
   timeoutMS: number;
   /**
+   * The bound of an invalidation, which runs on the write path and whose failure opens a window
+   * of possibly stale entries until it is replayed: longer than a read's. @default 500
+   */
+  invalidateTimeoutMS?: number;
+  /**
    * Groups (hash slots) each tenant's entries are spread over: a read touches one, an
    * invalidation every group of the tenants its tags name. @default 8 on a Cluster, else 1
    */
@@ -127,13 +132,15 @@ type Command<Args extends unknown[], Result> = (...args: Args) => Promise<Result
  * filed under each tag (`t:<tag>`), when each tag was last invalidated there (`v:<tag>`) and load
  * locks (`l:<key>`, holding their holder's token), so every script touches one slot. A tenant's
  * entries, and so its read traffic, spread over its groups; an invalidation runs once in every
- * group of each tenant its tags name (for a tag of any tenant, `'*'`, every tenant in the registry
- * `<prefix>{registry}tenants`, which a tenant joins before its first read).
+ * group of each tenant its tags name that is in the registry `<prefix>{registry}tenants` (a
+ * tenant joins it before its first read, so a tenant not in it has no entries), and for a tag of
+ * any tenant (`'*'`) in every group of every registered tenant.
  */
 export class RedisTier {
   readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #timeoutMS: number;
+  readonly #invalidateTimeoutMS: number;
   readonly #groups: number;
   readonly #registry: string;
   /** Tenants this process has put in the registry (re-added after a failover, which may lose them). */
@@ -143,6 +150,7 @@ export class RedisTier {
     this.#redis = redis;
     this.#prefix = options.prefix;
     this.#timeoutMS = options.timeoutMS;
+    this.#invalidateTimeoutMS = Math.max(options.timeoutMS, options.invalidateTimeoutMS ?? 500);
     this.#groups = options.groupsPerTenant ?? (isCluster(redis) ? 8 : 1);
     this.#registry = `${this.#prefix}{registry}tenants`;
     redis.defineCommand('caasCacheRead', { numberOfKeys: 1, lua: READ_SCRIPT });
@@ -153,6 +161,8 @@ export class RedisTier {
       // A cluster client connects to each node on its first command to it: connect them all up
       // front, so the first reads of a fresh instance do not spend their time budget connecting.
       const warm = () => {
+        // Not while the client itself connects: it owns its nodes' connections until it is ready.
+        if (redis.status !== 'ready') return;
         for (const node of redis.nodes('master')) if (node.status === 'wait') node.connect().catch(() => undefined);
       };
       if (redis.status === 'ready') warm();
@@ -177,10 +187,10 @@ export class RedisTier {
     return command.bind(this.#redis);
   }
 
-  #bounded<T>(operation: string, promise: Promise<T>): Promise<T> {
+  #bounded<T>(operation: string, promise: Promise<T>, timeoutMS = this.#timeoutMS): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisTierTimeout(operation, this.#timeoutMS)), this.#timeoutMS);
+      timer = setTimeout(() => reject(new RedisTierTimeout(operation, timeoutMS)), timeoutMS);
     });
     // A command given up on may still fail later: that failure is this call's, already reported.
     promise.catch(() => undefined);
@@ -257,12 +267,23 @@ export class RedisTier {
       if (tenant === '*') anyTenant.push(tag);
       else byTenant.set(tenant, (byTenant.get(tenant) ?? new Set()).add(tag));
     }
+    const bound = this.#invalidateTimeoutMS;
+    // Only tenants in the registry have entries (a tenant joins before its first read): the
+    // others' groups are skipped, e.g. '_' (unbound reads) on a service whose reads all have one.
     if (anyTenant.length > 0) {
-      for (const tenant of await this.#bounded('invalidate', this.#redis.smembers(this.#registry))) {
+      const everyone = await this.#bounded('invalidate', this.#redis.smembers(this.#registry), bound);
+      for (const tenant of [...byTenant.keys()]) if (!everyone.includes(tenant)) byTenant.delete(tenant);
+      for (const tenant of everyone) {
         const set = byTenant.get(tenant) ?? new Set();
         for (const tag of anyTenant) set.add(tag);
         byTenant.set(tenant, set);
       }
+    } else {
+      const named = [...byTenant.keys()];
+      const present = await this.#bounded('invalidate', this.#redis.smismember(this.#registry, ...named), bound);
+      named.forEach((tenant, index) => {
+        if (present[index] !== 1) byTenant.delete(tenant);
+      });
     }
     const command = this.#command<string[], number>('caasCacheInvalidate');
     const runs: Array<Promise<number>> = [];
@@ -273,7 +294,7 @@ export class RedisTier {
         runs.push(command(String(keys.length), ...keys));
       }
     }
-    const dropped = await this.#bounded('invalidate', Promise.all(runs));
+    const dropped = await this.#bounded('invalidate', Promise.all(runs), bound);
     return dropped.reduce((sum, count) => sum + count, 0);
   }
 

@@ -45,6 +45,11 @@ export interface TwoTierCacheOptions {
   prefix?: string;
   /** Redis calls slower than this count as failures and fall through to MongoDB. @default 50 */
   redisTimeoutMS?: number;
+  /**
+   * The bound of a write's Redis invalidation (a failed one is replayed, and until then other
+   * instances may read the old entry from Redis). @default 500
+   */
+  redisInvalidateTimeoutMS?: number;
   /** TTLs are stretched by a random factor up to this, so entries filled together do not expire together. @default 0.1 */
   ttlJitter?: number;
   /** Take a short Redis lock on a miss so one instance loads a key and the others wait for it. @default false */
@@ -202,6 +207,7 @@ export class TwoTierCache implements ReadCache {
       this.#redis = new RedisTier(redis, {
         prefix,
         timeoutMS: options.redisTimeoutMS ?? 50,
+        ...(options.redisInvalidateTimeoutMS !== undefined && { invalidateTimeoutMS: options.redisInvalidateTimeoutMS }),
         ...(options.redisGroupsPerTenant !== undefined && { groupsPerTenant: options.redisGroupsPerTenant }),
       });
       this.#bus = new InvalidationBus(
@@ -233,6 +239,14 @@ export class TwoTierCache implements ReadCache {
     }
   }
 
+  /**
+   * True when every tier is in use: no Redis configured, or Redis connected and the invalidation
+   * bus subscribed (until then, and whenever the bus is down, reads skip the in-process tier).
+   */
+  get ready(): boolean {
+    return (!this.#redis || this.#redis.ready) && (!this.#bus || this.#bus.live);
+  }
+
   /** Subscribes to an event. */
   on<Name extends keyof CacheEvents>(event: Name, listener: Listener<CacheEvents[Name]>): () => void {
     return this.#events.on(event, listener);
@@ -244,6 +258,14 @@ export class TwoTierCache implements ReadCache {
     if (operation === 'bus') this.#stats.busErrors += 1;
     else this.#stats.l2Errors += 1;
     this.#events.emit('cache:error', { operation, error: error instanceof Error ? error.message : String(error) });
+  }
+
+  /**
+   * The in-process tier when it may be used: always without Redis; with Redis only while the bus
+   * is live (subscribed), since otherwise other instances' invalidations would go unheard.
+   */
+  get #l1(): MemoryTier | undefined {
+    return !this.#bus || this.#bus.live ? this.#memory : undefined;
   }
 
   #dropMemory(): void {
@@ -330,7 +352,7 @@ export class TwoTierCache implements ReadCache {
     const now = Date.now();
     // L1 holds encoded entries, so this decode is the caller's own copy (one BSON deserialize per
     // hit: about as fast as structuredClone, which would turn ObjectIds into plain objects).
-    const raw = this.#memory?.get(key);
+    const raw = this.#l1?.get(key);
     const local = decodeEntry(raw);
     if (local && now < local.freshUntil) {
       this.#stats.l1Hits += 1;
@@ -464,7 +486,7 @@ export class TwoTierCache implements ReadCache {
       staleUntil: now + ttl + Math.max(policy.staleWhileRevalidateMS ?? 0, policy.staleIfErrorMS ?? 0),
     };
     const encoded = encodeEntry(entry);
-    this.#memory?.set(key, encoded, tags);
+    this.#l1?.set(key, encoded, tags);
     if (this.#redis?.ready && since !== undefined) {
       await this.#redis
         .fill(request.tenant, key, encoded, entry.staleUntil - now, tags, since)
@@ -485,8 +507,9 @@ export class TwoTierCache implements ReadCache {
 
   /** Keeps an entry read from Redis in L1, unless one of its tags was invalidated since the flight began. */
   #keepInMemory(key: string, encoded: Buffer, tags: string[], flight: Flight): void {
-    if (!this.#memory || this.#invalidatedSince(flight, tags)) return;
-    this.#memory.set(key, encoded, tags);
+    const memory = this.#l1;
+    if (!memory || this.#invalidatedSince(flight, tags)) return;
+    memory.set(key, encoded, tags);
   }
 
   /**

@@ -27,7 +27,9 @@ function layer(
   options: Partial<CacheOptions> = {},
   client: DataClient = createTestClient(),
 ): { data: DataLayer; cache: CachePlugin; client: DataClient } {
-  const cache = createCache({ methods, redis: redisFor(), prefix: `${testDatabaseName()}:`, ...options });
+  // A generous Redis timeout unless a test sets one: on a loaded CI machine (and a cluster's first
+  // round trips) 50 ms turns hits into misses; the tests of timeouts set their own.
+  const cache = createCache({ methods, redis: redisFor(), prefix: `${testDatabaseName()}:`, redisTimeoutMS: 2000, ...options });
   plugins.push(cache);
   return { data: createDataLayer({ client, plugins: [cache] }), cache, client };
 }
@@ -66,7 +68,7 @@ const acme = first.data.forTenant('acme');
 
 beforeAll(async () => {
   await first.data.syncIndexes();
-  await waitFor(async () => redisClients.every(isReady), { timeoutMS: 5000 });
+  await waitFor(async () => redisClients.every(isReady) && first.cache.cache.ready, { timeoutMS: 5000 });
 });
 
 afterAll(async () => {
@@ -244,9 +246,10 @@ describe('stampede protection', () => {
 
   it('loads a key once across two instances with the distributed lock', async () => {
     const user = await acme.users.create({ external_id: 'locked', profile: { display_name: 'L' } });
+    // A generous Redis timeout: the lock is under test, not a loaded machine's first round trips.
     const instances = [
-      layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
-      layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 } }),
+      layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 }, redisTimeoutMS: 2000 }),
+      layer({ distributedLock: { ttlMS: 2000, waitMS: 1000 }, redisTimeoutMS: 2000 }),
     ];
     await waitFor(async () => redisClients.slice(-2).every(isReady), { timeoutMS: 5000 });
     let finds = 0;
@@ -282,7 +285,8 @@ describe('distributed lock ownership', () => {
 
   function lockingCache(prefix: string, lock: { ttlMS: number; waitMS: number }): { cache: CachePlugin; redis: RedisClient } {
     const redis = redisFor();
-    const cache = createCache({ methods, redis, prefix, distributedLock: lock });
+    // A generous Redis timeout: the lock is under test, not a loaded machine's round trips.
+    const cache = createCache({ methods, redis, prefix, distributedLock: lock, redisTimeoutMS: 2000 });
     plugins.push(cache);
     return { cache, redis };
   }
@@ -306,7 +310,7 @@ describe('distributed lock ownership', () => {
 
   it('a late release after the lock expired does not free the lock a peer took since', async () => {
     const prefix = `${testDatabaseName()}:late-release:`;
-    const a = lockingCache(prefix, { ttlMS: 100, waitMS: 0 });
+    const a = lockingCache(prefix, { ttlMS: 1000, waitMS: 0 }); // outlives a loaded machine's first round trips, still expires in the test
     const b = lockingCache(prefix, { ttlMS: 30_000, waitMS: 0 });
     const raw = redisFor();
     await waitFor(async () => [a.redis, b.redis, raw].every(isReady), { timeoutMS: 5000 });
@@ -363,10 +367,13 @@ describe('distributed lock ownership', () => {
 
 describe('stale entries', () => {
   it('serves stale while one refresh runs', async () => {
-    const { data, cache } = layer({ methods: { 'users.findById': { ttlMS: 50, staleWhileRevalidateMS: 10_000 } } });
+    // 300 ms: the first read's fill into Redis (a cluster's first scripts on a loaded machine)
+    // must not outlast the entry's freshness, or the read that should hit serves stale.
+    const { data, cache } = layer({ methods: { 'users.findById': { ttlMS: 300, staleWhileRevalidateMS: 10_000 } } });
+    await waitFor(() => cache.cache.ready, { what: 'the cache to be ready' });
     const repositories = data.forTenant('acme');
     const user = await repositories.users.create({ external_id: 'swr', profile: { display_name: 'S' } });
-    await cachedThenExpired(cache, () => repositories.users.findById(user._id), 50);
+    await cachedThenExpired(cache, () => repositories.users.findById(user._id), 300);
     await repositories.users.findById(user._id);
     expect(cache.stats().staleServes).toBe(1);
   });
@@ -422,6 +429,7 @@ describe('Redis failures never reach callers', () => {
       const repositories = data.forTenant('acme');
       const user = await repositories.users.create({ external_id: 'redis-down', profile: { display_name: 'R' } });
       await repositories.users.findById(user._id);
+      const hitsAtOutage = cache.stats().l2.hits;
       const restarted = redisServer.restart?.(async () => {
         await waitFor(async () => redis.status !== 'ready', { timeoutMS: 5000 });
         for (let index = 0; index < 5; index += 1) {
@@ -445,7 +453,8 @@ describe('Redis failures never reach callers', () => {
       );
       expect(cache.stats().invalidations.failed).toBeGreaterThan(0);
       expect((await otherData.users.findById(user._id))?.profile.display_name).toBe('down-4');
-      expect(hitsBefore).toBeGreaterThanOrEqual(0);
+      // Redis was down: no read in the meantime can have been served from it.
+      expect(hitsBefore).toBe(hitsAtOutage);
     } finally {
       await redisServer.stop();
     }
@@ -517,6 +526,7 @@ describe('Redis failures never reach callers', () => {
 describe('warming, metrics and configuration', () => {
   it('warms a tenant’s recently active users and their conversation lists within bounds', async () => {
     const { data, cache, client } = layer();
+    await waitFor(() => cache.cache.ready, { what: 'the cache to be ready' });
     const repositories = data.forTenant('acme');
     const users = await Promise.all(
       Array.from({ length: 5 }, (_, index) =>
@@ -535,6 +545,7 @@ describe('warming, metrics and configuration', () => {
 
   it('reports hits, misses and hit rate per tier', async () => {
     const { data, cache } = layer();
+    await waitFor(() => cache.cache.ready, { what: 'the cache to be ready' });
     const repositories = data.forTenant('acme');
     const user = await repositories.users.create({ external_id: 'stats', profile: { display_name: 'S' } });
     for (let index = 0; index < 10; index += 1) await repositories.users.findById(user._id);
@@ -547,6 +558,7 @@ describe('warming, metrics and configuration', () => {
 
   it('bounds the in-process tier and counts evictions', async () => {
     const { data, cache } = layer({ memory: { maxEntries: 3 } });
+    await waitFor(() => cache.cache.ready, { what: 'the cache to be ready' });
     const repositories = data.forTenant('acme');
     for (let index = 0; index < 6; index += 1) await repositories.users.findById(new ObjectId());
     expect(cache.stats().l1.entries).toBe(3);

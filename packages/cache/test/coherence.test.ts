@@ -50,7 +50,11 @@ function instance(options: { tenancy?: Parameters<typeof createTenancy>[0]; data
   return { data: createDataLayer({ client, plugins: [...(tenancy ? [tenancy] : []), cache] }), cache, client, ...(tenancy && { tenancy }) };
 }
 
-const ready = () => waitFor(async () => redisClients.every(isReady), { what: 'redis ready', timeoutMS: 5000 });
+const ready = () =>
+  waitFor(async () => redisClients.every(isReady) && plugins.every((plugin) => plugin.cache.ready), {
+    what: 'redis ready',
+    timeoutMS: 5000,
+  });
 
 /** Counts `find` commands on a collection while `action` runs. */
 async function findsDuring(client: DataClient, collection: string, action: () => Promise<unknown>): Promise<number> {

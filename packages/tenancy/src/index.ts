@@ -27,7 +27,14 @@ export {
   tenantPredicatesOf,
 } from './isolation-auditor.js';
 export { QuotaEnforcer, type QuotaLimits, type QuotaOptions, TenantUsageRepository, tenantUsageDefinition } from './quotas.js';
-export { InProcessRateLimitStore, type RateLimitStore, type RedisEvaluator, RedisRateLimitStore, type TakeResult } from './rate-limit.js';
+export {
+  InProcessRateLimitStore,
+  type RateLimitStore,
+  type RedisEvaluator,
+  type RedisRateLimitOptions,
+  RedisRateLimitStore,
+  type TakeResult,
+} from './rate-limit.js';
 export {
   type Plan,
   type StrategyOptions,

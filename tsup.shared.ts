@@ -5,7 +5,8 @@ export function packageBuild(entry: Record<string, string>, overrides: Options =
   return defineConfig({
     entry,
     format: ['esm', 'cjs'],
-    dts: true,
+    // Members marked @internal are left out of the published declarations (and the API reports).
+    dts: { compilerOptions: { stripInternal: true } },
     sourcemap: true,
     clean: true,
     target: 'node20',

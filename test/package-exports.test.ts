@@ -10,9 +10,10 @@ const entryPoints: Record<string, string[]> = {
   '@caas-db/core': ['createDataClient', 'CaasDbError', 'ValidationError', 'DuplicateKeyError', 'createDataLayer', 'TenancyViolationError'],
   '@caas-db/testing': ['startMongo', 'startRedis', 'startTcpProxy', 'TestServerError'],
   '@caas-db/core/unsafe': ['unsafeDatabase', 'unsafeDriver'],
-  '@caas-db/tenancy': [],
-  '@caas-db/cache': [],
-  '@caas-db/search': [],
+  '@caas-db/tenancy': ['createTenancy', 'runWithTenant', 'currentTenant', 'QuotaExceededError'],
+  '@caas-db/cache': ['createCache'],
+  '@caas-db/search': ['createSearch', 'createAnalytics', 'createBlindIndex'],
+  '@caas-db/opentelemetry': ['instrumentCaasDb'],
 };
 
 function exportsVia(kind: 'import' | 'require', specifier: string): string[] {
@@ -26,7 +27,7 @@ function exportsVia(kind: 'import' | 'require', specifier: string): string[] {
 
 describe('built packages', () => {
   it('were built (pnpm test builds them first)', () => {
-    for (const name of ['core', 'tenancy', 'cache', 'search', 'testing']) {
+    for (const name of ['core', 'tenancy', 'cache', 'search', 'testing', 'opentelemetry']) {
       for (const file of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts']) {
         expect(existsSync(`${root}packages/${name}/dist/${file}`), `${name}/dist/${file}`).toBe(true);
       }
@@ -37,6 +38,7 @@ describe('built packages', () => {
     const viaImport = exportsVia('import', specifier);
     const viaRequire = exportsVia('require', specifier);
     expect(viaImport).toEqual(viaRequire);
+    expect(expected.length, 'each entry point names what it must export').toBeGreaterThan(0);
     for (const name of expected) expect(viaImport).toContain(name);
   });
 

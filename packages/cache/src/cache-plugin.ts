@@ -8,6 +8,7 @@ import {
   targetOf,
 } from '@caas-db/core';
 import { z } from 'zod';
+import { isCacheableMethod, uncacheableMethodMessage } from './cacheable-methods.js';
 import { isRedisClient, type RedisClient } from './redis-client.js';
 import { type CacheEvents, type CacheStats, TwoTierCache, type TwoTierCacheOptions } from './two-tier-cache.js';
 import { type WarmOptions, type WarmReport, warmTenant } from './warming.js';
@@ -27,7 +28,11 @@ const policySchema = z.strictObject({
 });
 
 const cacheOptionsSchema = z.strictObject({
-  methods: z.record(z.string().regex(/^[a-z_]+\.[A-Za-z]+$/, 'must be <collection>.<method>'), policySchema),
+  methods: z.record(z.string().regex(/^[a-z_]+\.[A-Za-z]+$/, 'must be <collection>.<method>'), policySchema).superRefine((methods, ctx) => {
+    for (const method of Object.keys(methods)) {
+      if (!isCacheableMethod(method)) ctx.addIssue({ code: 'custom', path: [method], message: `${method} ${uncacheableMethodMessage}` });
+    }
+  }),
   memory: z
     .union([
       z.literal(false),

@@ -31,7 +31,7 @@ function recentDownloadFailure(): string | undefined {
 /**
  * Finds a `mongod` for mongodb-memory-server without paying for a failed download twice:
  * `MONGOMS_SYSTEM_BINARY`, then its binary cache, then one download attempt whose failure is
- * remembered for a day (set `CAAS_DB_MONGOD_DOWNLOAD=0` to never try). Returns the reason when
+ * remembered for a day (set `CAAS_DB_MONGOD_DOWNLOAD=0` to never try, `=1` to try again now). Returns the reason when
  * no binary can be had.
  */
 async function locateMongod(): Promise<{ path: string } | { unavailable: string }> {
@@ -41,8 +41,15 @@ async function locateMongod(): Promise<{ path: string } | { unavailable: string 
   if (found) return { path: found };
   if (process.env.MONGOMS_SYSTEM_BINARY) return { unavailable: `MONGOMS_SYSTEM_BINARY ${process.env.MONGOMS_SYSTEM_BINARY} not usable` };
   if (process.env.CAAS_DB_MONGOD_DOWNLOAD === '0') return { unavailable: 'download disabled by CAAS_DB_MONGOD_DOWNLOAD=0' };
-  const remembered = recentDownloadFailure();
-  if (remembered) return { unavailable: `its download failed within 24 h (${downloadFailureMarker()})` };
+  // CAAS_DB_MONGOD_DOWNLOAD=1 tries again now, whatever a recent failure says.
+  const remembered = process.env.CAAS_DB_MONGOD_DOWNLOAD === '1' ? undefined : recentDownloadFailure();
+  if (remembered) {
+    return {
+      unavailable:
+        `its download failed within 24 h (${remembered}); to try again now, set CAAS_DB_MONGOD_DOWNLOAD=1 ` +
+        `or delete ${downloadFailureMarker()}`,
+    };
+  }
   try {
     return { path: await MongoBinary.getPath() };
   } catch (error) {

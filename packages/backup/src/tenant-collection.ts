@@ -18,6 +18,14 @@ export function backupDefinitionOf(collection: string): RepositoryDefinition<typ
     queries: [
       { name: 'backup.scan', equality: ['tenant_id'], range: ['_id'], sort: [['_id', 1]] },
       { name: 'restore.existing', equality: ['tenant_id', '_id'] },
+      {
+        name: 'verify.newestLive',
+        equality: ['tenant_id', 'conversation_id', 'deleted_at'],
+        sort: [
+          ['created_at', -1],
+          ['_id', -1],
+        ],
+      },
     ],
   } as RepositoryDefinition<typeof anyDocument>;
 }
@@ -60,6 +68,17 @@ export class TenantCollection extends Repository<typeof anyDocument> {
       promoteValues: false,
       promoteLongs: false,
     });
+  }
+
+  /** The newest live message of a conversation (what its `last_message` must name), read-only. */
+  async newestLiveMessage(conversationId: unknown): Promise<Document | undefined> {
+    const filter = { conversation_id: conversationId, deleted_at: null } as Filter<Document>;
+    const [newest] = await this.collection.find({ name: 'verify.newestLive', idempotent: true }, filter, {
+      sort: { created_at: -1, _id: -1 },
+      limit: 1,
+      projection: { _id: 1 },
+    });
+    return newest;
   }
 
   /** Which of `ids` the tenant has. */

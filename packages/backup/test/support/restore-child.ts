@@ -1,0 +1,19 @@
+/**
+ * Runs one restore in its own process, printing a line per restored chunk, so a test can kill it
+ * mid-way: `node --import tsx restore-child.ts <uri> <database> <directory> <backup name>`.
+ */
+import { createLocalKeyProvider, filesystemTarget } from '@caas-db/archive';
+import { createDataClient, createDataLayer } from '@caas-db/core';
+import { createBackupService } from '../../src/index.js';
+
+const [uri, database, directory, name] = process.argv.slice(2) as [string, string, string, string];
+const client = createDataClient({ uri, database });
+const data = createDataLayer({ client });
+const service = createBackupService({
+  data,
+  target: filesystemTarget(directory, { fsync: false }),
+  keyProvider: createLocalKeyProvider({ keys: { k1: Buffer.alloc(32, 9) }, current: 'k1' }),
+});
+await service.restore({ name, onProgress: (progress) => process.stdout.write(`progress ${progress.collection} ${progress.documents}\n`) });
+process.stdout.write('done\n');
+await client.close();

@@ -2,8 +2,8 @@
 // `pnpm release:check`: every publishable package checked as it would be published. Per package:
 // the registry metadata and dependency topology, then its packed tarball through publint,
 // are-the-types-wrong and `npm publish --dry-run`; then the API reports against the committed ones,
-// the typedoc reference (0 warnings) and the pending changesets. Prints one line per check and a table of packed sizes; exits 1 if
-// anything failed.
+// the typedoc reference (0 warnings) and the pending changesets. Prints one line per check and a
+// table of packed sizes; exits 1 if anything failed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,7 +74,7 @@ function metadataProblems(pkg) {
 
 const packages = publishablePackages();
 // A checkout fresh from `pnpm test` is up to date and builds nothing here.
-execFileSync(process.execPath, [join(root, 'scripts/release/build-if-stale.mjs'), ...packages.map((pkg) => pkg.dir)], { stdio: 'inherit' });
+check('build of stale packages', () => run(process.execPath, [join(root, 'scripts/release/build-if-stale.mjs'), ...packages.map((pkg) => pkg.dir)]));
 const work = mkdtempSync(join(tmpdir(), 'caas-db-release-check-'));
 try {
   console.log(`release:check of ${packages.map((pkg) => pkg.name).join(', ')}`);

@@ -100,4 +100,10 @@ try {
   await client.close();
   await mongo.stop();
 }
-console.log(`\nNode ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+const os = await import('node:os');
+console.log(
+  `\nNode ${process.version}, ${os.cpus().length} cores, load average ${os
+    .loadavg()
+    .map((load) => load.toFixed(1))
+    .join(' ')}`,
+);

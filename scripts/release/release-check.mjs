@@ -50,6 +50,10 @@ function metadataProblems(pkg) {
   for (const field of ['description', 'repository', 'homepage', 'bugs', 'keywords', 'engines', 'exports', 'files']) {
     if (m[field] === undefined) problems.push(`no "${field}"`);
   }
+  // The README is the package's page on the registry, where a relative link leads nowhere.
+  const readme = existsSync(join(pkg.dir, 'README.md')) ? readFileSync(join(pkg.dir, 'README.md'), 'utf8') : '';
+  const relative = [...readme.matchAll(/\]\((?!https?:|mailto:|#)([^)\s]+)\)/g)].map((match) => match[1]);
+  if (relative.length > 0) problems.push(`README.md has relative links (broken on the registry): ${relative.join(', ')}`);
   if (m.repository?.directory !== `packages/${pkg.folder}`) problems.push(`repository.directory is not packages/${pkg.folder}`);
   if (m.publishConfig?.access !== 'public') problems.push('publishConfig.access is not "public" (a first scoped publish would fail)');
   if (!m.scripts?.prepack) problems.push('no prepack script (a publish could ship a stale dist)');
@@ -74,7 +78,9 @@ function metadataProblems(pkg) {
 
 const packages = publishablePackages();
 // A checkout fresh from `pnpm test` is up to date and builds nothing here.
-check('build of stale packages', () => run(process.execPath, [join(root, 'scripts/release/build-if-stale.mjs'), ...packages.map((pkg) => pkg.dir)]));
+check('build of stale packages', () =>
+  run(process.execPath, [join(root, 'scripts/release/build-if-stale.mjs'), ...packages.map((pkg) => pkg.dir)]),
+);
 const work = mkdtempSync(join(tmpdir(), 'caas-db-release-check-'));
 try {
   console.log(`release:check of ${packages.map((pkg) => pkg.name).join(', ')}`);

@@ -380,7 +380,9 @@ export class TwoTierCache implements ReadCache {
     stale: CacheEntry | undefined,
   ): Promise<Buffer> {
     const existing = this.#flights.get(key);
-    if (existing) return existing.promise;
+    // Join a load only if nothing was invalidated since it began: its result may hold a document
+    // a write since has changed (a flight knows its documents' tags only once it has loaded).
+    if (existing && existing.startedAt === this.#sequence) return existing.promise;
     const flight: Flight = { promise: Promise.resolve(Buffer.alloc(0)), startedAt: this.#sequence, tags: new Set(request.tags) };
     flight.promise = this.#loadThrough(key, request, policy, load, tagsOf, stale, flight).finally(() => {
       if (this.#flights.get(key) === flight) this.#flights.delete(key);
@@ -596,6 +598,10 @@ export class TwoTierCache implements ReadCache {
       );
     const l2 = await settle(redis.ready ? redis.invalidate(tags) : Promise.reject(new Error('Redis is not connected')));
     const bus = await settle(this.#bus ? this.#bus.publish([...tags]) : Promise.resolve());
+    // Once more here: a read of this instance that began while Redis still held the old entry
+    // may have copied it into L1 (its flight began after the first drop, so nothing refused it),
+    // and this instance hears none of its own messages on the bus.
+    this.#recordInvalidation(tags);
     if (l2.ok && bus.ok) {
       this.#replayLog.push({ at: Date.now(), tags: [...tags] });
       if (this.#replayLog.length > RECENT_INVALIDATIONS) this.#replayLog.shift();

@@ -60,10 +60,5 @@ export function isReady(redis: RedisClient | undefined): boolean {
   if (!(redis instanceof Cluster)) return true;
   const nodes = redis.nodes('master');
   for (const node of nodes) if (node.status === 'wait') node.connect().catch(() => undefined);
-  console.log(
-    'DEBUG',
-    redis.status,
-    nodes.map((node) => node.status),
-  );
   return nodes.length > 0 && nodes.every((node) => node.status === 'ready');
 }

@@ -229,20 +229,23 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
         const ids = new Map((await clusterNodes(from)).map((line) => [line.port, line.id]));
         const [source, target] = [ids.get(from), ids.get(to)];
         if (!source || !target) throw new TestServerError(`reshard: ${from} or ${to} is not a node of this cluster`);
-        await redisCli([
-          '--cluster',
-          'reshard',
-          `127.0.0.1:${from}`,
-          '--cluster-from',
-          source,
-          '--cluster-to',
-          target,
-          '--cluster-slots',
-          String(slots),
-          '--cluster-yes',
-          '--cluster-pipeline',
-          '100',
-        ]);
+        await redisCli(
+          [
+            '--cluster',
+            'reshard',
+            `127.0.0.1:${from}`,
+            '--cluster-from',
+            source,
+            '--cluster-to',
+            target,
+            '--cluster-slots',
+            String(slots),
+            '--cluster-yes',
+            '--cluster-pipeline',
+            '100',
+          ],
+          300_000,
+        );
       },
       stop,
     };

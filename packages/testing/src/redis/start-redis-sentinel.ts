@@ -149,8 +149,11 @@ export async function startRedisSentinel(options: StartRedisSentinelOptions = {}
       },
       restartNode: async (port) => {
         if (servers.has(port)) throw new TestServerError(`port ${port} is still running`);
-        // It comes back empty and a primary in its own eyes; the sentinels turn it into a replica.
-        servers.set(port, await launchRedis(binary, port, ['--dir', folder]));
+        // It comes back as a replica of the current primary, as an operator restarts a failed node:
+        // started bare it would be an empty primary until the sentinels demote it, and a client
+        // reconnecting meanwhile could be sent to it.
+        const current = await primaryPort();
+        servers.set(port, await launchRedis(binary, port, ['--dir', folder, '--replicaof', '127.0.0.1', String(current)]));
         await waitFor(async () => (await infoField(port, 'replication', 'master_link_status').catch(() => undefined)) === 'up', {
           what: `port ${port} to rejoin as a synced replica`,
           timeoutMS: 30_000,

@@ -6,6 +6,9 @@
  * rounds of its paired difference to the raw driver (monitoring off) in the same round. The wire
  * commands of every contender are checked once before measuring (names and count per operation).
  *
+ * It runs the built packages (`pnpm build` first), as a service would: the sources run through tsx
+ * carry its helpers (`__name` wrappers) that the build has not.
+ *
  * `BENCH_LAYERS=1` adds caas-db's layers one at a time (core, tenancy, the auditor with wire
  * monitoring, search, cache) instead of the workload table. A benchmark, not a test.
  */
@@ -14,18 +17,18 @@ import { cpus, totalmem } from 'node:os';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { type CommandStartedEvent, type Db, type Document, MongoClient, ObjectId } from 'mongodb';
-import { createCache } from '../packages/cache/src/index.js';
+import { createCache } from '@caas-db/cache';
 import {
   createDataClient,
   createDataLayer,
   type DataClient,
   type DataLayerPlugin,
   type TenantRepositories,
-} from '../packages/core/src/index.js';
-import { unsafeDriver } from '../packages/core/src/unsafe.js';
-import { createSearch } from '../packages/search/src/index.js';
-import { createTenancy } from '../packages/tenancy/src/index.js';
-import { startMongo, startRedis } from '../packages/testing/src/index.js';
+} from '@caas-db/core';
+import { unsafeDriver } from '@caas-db/core/unsafe';
+import { createSearch } from '@caas-db/search';
+import { createTenancy } from '@caas-db/tenancy';
+import { startMongo, startRedis } from '@caas-db/testing';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const OPS = Number(process.env.BENCH_OPS ?? 100);

@@ -342,6 +342,8 @@ type Limits = { documents?: number; bytes?: number };
  * A refused write raises `QuotaExceededError` before anything is sent.
  */
 export class QuotaEnforcer {
+  /** Upserts holding a reservation, by tenant and collection, while they are sent. */
+  readonly #upsertsInFlight = new Map<string, Set<Promise<unknown>>>();
   readonly #options: QuotaOptions;
   readonly #usage: () => TenantUsageRepository;
   readonly #rate: RateLimitStore;
@@ -508,19 +510,35 @@ export class QuotaEnforcer {
     const updated = await next();
     if (matched(updated)) return updated;
     const bytes = bsonSize(command.update);
+    const key = `${scope.tenant}\u0000${scope.collection}`;
     const refused = await this.#usage().reserve(scope.tenant, scope.collection, 1, bytes, scope.limits);
     if (refused) {
+      // A concurrent upsert of this process may hold the last slot for this very document: once
+      // it has landed, the conditioned update matches it.
+      const inFlight = this.#upsertsInFlight.get(key);
+      if (inFlight) await Promise.allSettled([...inFlight]);
       const again = await next();
       if (matched(again)) return again;
       throw quotaError(scope, refused, 1);
     }
     ctx.command = command;
     let result: unknown;
+    const sent = next();
+    let inFlight = this.#upsertsInFlight.get(key);
+    if (!inFlight) {
+      inFlight = new Set();
+      this.#upsertsInFlight.set(key, inFlight);
+    }
+    const tracked = inFlight;
+    tracked.add(sent);
     try {
-      result = await next();
+      result = await sent;
     } catch (error) {
       await this.#release(scope, 1, bytes);
       throw error;
+    } finally {
+      tracked.delete(sent);
+      if (tracked.size === 0 && this.#upsertsInFlight.get(key) === tracked) this.#upsertsInFlight.delete(key);
     }
     // findOneAndUpdate does not report whether it inserted, except with returnDocument 'before'
     // (null then): with 'after' the reservation is kept (see docs/multi-tenancy.md).

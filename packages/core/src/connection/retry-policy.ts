@@ -38,7 +38,7 @@ export function isRetryable(error: unknown, idempotent: boolean): boolean {
  * bounded by `settings.retries` and `settings.maxElapsedMS`. Validation and duplicate-key errors
  * are never retried. The last error is rethrown as it was (translation happens one layer up).
  */
-export async function runWithRetry<T>(
+export function runWithRetry<T>(
   fn: () => Promise<T>,
   operation: RetryableOperation,
   settings: RetrySettings,
@@ -49,13 +49,21 @@ export async function runWithRetry<T>(
   // pays nothing for it. A failure enters the loop as its first attempt, so backoff, events and
   // limits are those of an ordinary run.
   const started = performance.now();
-  let firstFailure: { error: unknown } | undefined;
-  try {
-    return await fn();
-  } catch (error) {
+  return fn().catch((error: unknown) => {
     if (!isRetryable(error, operation.idempotent)) throw error;
-    firstFailure = { error };
-  }
+    return retryAfterFirstFailure(fn, error, started, operation, settings, onRetry);
+  });
+}
+
+function retryAfterFirstFailure<T>(
+  fn: () => Promise<T>,
+  error: unknown,
+  started: number,
+  operation: RetryableOperation,
+  settings: RetrySettings,
+  onRetry: (event: RetryEvent) => void,
+): Promise<T> {
+  let firstFailure: { error: unknown } | undefined = { error };
   const replayFirstFailure = (): Promise<T> => {
     if (!firstFailure) return fn();
     const { error } = firstFailure;

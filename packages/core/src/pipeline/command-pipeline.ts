@@ -81,13 +81,18 @@ export class CommandPipeline {
     const step =
       (index: number): Next =>
       () => {
-        const layer = layers[index];
-        if (!layer) {
-          ctx.layers.push('send');
-          return terminal(ctx);
+        // A layer that throws instead of rejecting still fails as a rejection, through every outer layer.
+        try {
+          const layer = layers[index];
+          if (!layer) {
+            ctx.layers.push('send');
+            return terminal(ctx);
+          }
+          ctx.layers.push(layer.name);
+          return layer.handle(ctx, step(index + 1));
+        } catch (error) {
+          return Promise.reject(error);
         }
-        ctx.layers.push(layer.name);
-        return layer.handle(ctx, step(index + 1));
       };
     const enclose = this.#enclose;
     const start = this.bindsOperation ? () => running.run(ctx, step(0)) : step(0);

@@ -52,21 +52,29 @@ export function scopingLayer(lookupLocalFieldWithPipeline: () => Promise<boolean
   return {
     name: 'tenant-scope',
     phase: 'scope',
-    async handle(ctx, next) {
-      const { command } = ctx;
-      ctx.command = scopeCommand(command, {
-        collection: ctx.collection,
-        tenant: ctx.tenant,
-        isTenantOwned: ctx.isTenantOwned,
-        lookupLocalFieldWithPipeline: command.kind === 'aggregate' ? await lookupLocalFieldWithPipeline() : true,
-        onUnbound: (path) => {
-          if (!ctx.requireTenant) return;
-          throw new TenantContextError(
-            `${ctx.operation} reaches tenant-owned data (at ${path}) with no tenant bound: use dataLayer.forTenant(tenantId) or runWithTenant(tenantId, fn)`,
-          );
-        },
-      });
-      return next();
+    handle(ctx, next) {
+      const scope = (lookupLocalField: boolean) => {
+        ctx.command = scopeCommand(ctx.command, {
+          collection: ctx.collection,
+          tenant: ctx.tenant,
+          isTenantOwned: ctx.isTenantOwned,
+          lookupLocalFieldWithPipeline: lookupLocalField,
+          onUnbound: (path) => {
+            if (!ctx.requireTenant) return;
+            throw new TenantContextError(
+              `${ctx.operation} reaches tenant-owned data (at ${path}) with no tenant bound: use dataLayer.forTenant(tenantId) or runWithTenant(tenantId, fn)`,
+            );
+          },
+        });
+        return next();
+      };
+      // Only pipelines need the server's capabilities; every other command is scoped without an await.
+      if (ctx.command.kind === 'aggregate') return lookupLocalFieldWithPipeline().then(scope);
+      try {
+        return scope(true);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
   };
 }
@@ -96,31 +104,29 @@ export function retryLayer(client: ClientInternals): Middleware {
   return {
     name: 'retry',
     phase: 'retry',
-    async handle(ctx, next) {
+    handle(ctx, next) {
       let uncertain = false;
       let attempts = 0;
-      const attempt = async () => {
-        attempts += 1;
-        try {
-          return await next();
-        } catch (error) {
-          if (uncertain && attempts > 1) {
-            const own = await alreadyInserted(client, ctx, error);
-            if (own !== undefined) return own;
-          }
-          if (classifyFailure(error) === 'maybe-applied') uncertain = true;
-          throw error;
+      const failed = async (error: unknown) => {
+        if (uncertain && attempts > 1) {
+          const own = await alreadyInserted(client, ctx, error);
+          if (own !== undefined) return own;
         }
+        if (classifyFailure(error) === 'maybe-applied') uncertain = true;
+        throw error;
       };
-      try {
-        if (ctx.session) return await attempt();
-        const idempotent = ctx.aspects.idempotent && !driverRetriesFor(ctx.aspects.access);
-        return await runWithRetry(attempt, { name: ctx.operation, idempotent }, client.retry, client.emitRetry);
-      } catch (error) {
+      const attempt = () => {
+        attempts += 1;
+        return next().catch(failed);
+      };
+      const translate = (error: unknown): never => {
         const typed = client.closing ? new ClientClosedError({ cause: error }) : toCaasDbError(error, ctx.collection?.name);
         if (ctx.aspects.access === 'write' && (uncertain || classifyFailure(error) === 'maybe-applied')) typed.outcome = 'unknown';
         throw typed;
-      }
+      };
+      if (ctx.session) return attempt().catch(translate);
+      const idempotent = ctx.aspects.idempotent && !driverRetriesFor(ctx.aspects.access);
+      return runWithRetry(attempt, { name: ctx.operation, idempotent }, client.retry, client.emitRetry).catch(translate);
     },
   };
 }

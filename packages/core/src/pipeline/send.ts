@@ -83,7 +83,8 @@ const wireNames: Readonly<Record<OperationContext['command']['kind'], string>> =
   serverCommand: 'command',
 };
 
-async function dispatch(
+/** One driver call (not async: the driver's own promise is the result, without another hop). */
+function dispatch(
   db: Db,
   ctx: OperationContext,
   collectionOf: (db: Db, database: string | undefined, name: string) => Collection,

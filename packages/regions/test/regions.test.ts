@@ -106,7 +106,9 @@ async function chat(tenant: string, messages: number): Promise<{ conversation: O
 }
 
 describe('regional routing', () => {
-  it("sends every command of a tenant to its region's (or its dedicated) cluster only, under concurrent load", async () => {
+  it("sends every command of a tenant to its region's (or its dedicated) cluster only, under concurrent load", {
+    timeout: 120_000,
+  }, async () => {
     await Promise.all([chat('eu-a', 30), chat('eu-b', 30), chat('us-a', 30), chat('vip', 30)]);
     await Promise.all(
       ['eu-a', 'eu-b', 'us-a', 'vip'].flatMap((tenant) =>
@@ -146,7 +148,9 @@ describe('regional routing', () => {
 });
 
 describe('moving a tenant between regions', () => {
-  it('loses and duplicates nothing under concurrent writes, serves reads throughout, and resumes after an abort', async () => {
+  it('loses and duplicates nothing under concurrent writes, serves reads throughout, and resumes after an abort', {
+    timeout: 120_000,
+  }, async () => {
     const { conversation, sender } = await chat('mover', 100);
     const before = {
       users: await digest(eu, 'users', 'mover'),

@@ -10,6 +10,7 @@ import {
   MigrationLock,
   MigrationLockedError,
   MigrationLockLostError,
+  migrationFileName,
 } from '../src/index.js';
 import { itemsDefinition } from './fixtures/items.js';
 import { ticketsV1 } from './fixtures/tickets.js';
@@ -161,5 +162,7 @@ describe('input validation', () => {
     await expect(createMigrator({ data, directory: fixtures('batched') }).up({ to: 'missing' })).rejects.toBeInstanceOf(
       MigrationInvalidError,
     );
+    expect(() => migrationFileName('Bad Name')).toThrow(MigrationInvalidError);
+    expect(migrationFileName('add-priority', new Date('2026-11-30T12:34:56Z'))).toBe('20261130123456-add-priority.ts');
   });
 });

@@ -11,20 +11,24 @@
  * time (median) and client CPU (`process.cpuUsage()`, mean). A benchmark, not a test.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { BSON, type Db, type Document, MongoClient, ObjectId } from 'mongodb';
 import { createDataClient, createDataLayer, DEFAULT_PER_MESSAGE_RECEIPTS_UP_TO } from '../packages/core/src/index.js';
 import { startMongo } from '../packages/testing/src/index.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10,1000,10000').split(',').map(Number);
 const UNREAD = Number(process.env.BENCH_UNREAD ?? 20);
-const READERS = Number(process.env.BENCH_READERS ?? 12);
+const READERS = Number(process.env.BENCH_READERS ?? 16);
 const TENANT = 'acme';
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
 const mongo = await startMongo();
 const machine = `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
-out(`machine: ${machine}\nserver: ${mongo.description}\n${UNREAD} unread messages per reader, up to ${READERS} readers per group size\n`);
+out(
+  `machine: ${machine}\nserver: ${mongo.description}\nload average at start: ${loadavg()
+    .map((load) => load.toFixed(1))
+    .join(', ')}\n${UNREAD} unread messages per reader, up to ${READERS} readers per group size (the first one warms up)\n`,
+);
 const database = `receipts_${Date.now()}`;
 const client = createDataClient({ uri: mongo.uri, database, pool: { maxSize: 10 } });
 const data = createDataLayer({ client });
@@ -62,10 +66,12 @@ async function seed(size: number): Promise<World> {
       { arrayFilters: [{ 'p.user_id': { $nin: readers } }] },
     );
   const others = members.filter((member) => !readers.some((reader) => reader.equals(member)));
-  await db.collection('messages').updateMany(
-    { _id: { $in: messages.map((message) => message._id) } },
-    { $set: { read_by: others.map((user_id) => ({ user_id, read_at: readAt })), status: 'read' } },
-  );
+  await db
+    .collection('messages')
+    .updateMany(
+      { _id: { $in: messages.map((message) => message._id) } },
+      { $set: { read_by: others.map((user_id) => ({ user_id, read_at: readAt })), status: 'read' } },
+    );
   return { conversation: conversation._id, owner, readers, messages: messages.map((message) => message._id) };
 }
 
@@ -74,7 +80,10 @@ async function rawMarkConversationRead(world: World, user: ObjectId, size: numbe
   const conversations = db.collection('conversations');
   const messages = db.collection('messages');
   const [newest] = await messages
-    .find({ tenant_id: TENANT, conversation_id: world.conversation, deleted_at: null }, { sort: { _id: -1 }, limit: 1, projection: { _id: 1 } })
+    .find(
+      { tenant_id: TENANT, conversation_id: world.conversation, deleted_at: null },
+      { sort: { _id: -1 }, limit: 1, projection: { _id: 1 } },
+    )
     .toArray();
   const upTo = newest?._id as ObjectId;
   const before = await conversations.findOneAndUpdate(
@@ -103,10 +112,10 @@ async function rawMarkConversationRead(world: World, user: ObjectId, size: numbe
     sender_id: { $ne: user },
   };
   const now = new Date();
-  await messages.updateMany(
-    { ...filter, 'read_by.user_id': { $ne: user } },
-    { $push: { read_by: { user_id: user, read_at: now } }, $set: { updated_at: now } } as Document,
-  );
+  await messages.updateMany({ ...filter, 'read_by.user_id': { $ne: user } }, {
+    $push: { read_by: { user_id: user, read_at: now } },
+    $set: { updated_at: now },
+  } as Document);
   await messages.updateMany({ ...filter, status: { $in: ['sent', 'delivered'] } }, { $set: { status: 'read', updated_at: now } });
 }
 
@@ -115,10 +124,10 @@ async function rawMarkEachRead(world: World, user: ObjectId): Promise<void> {
   const messages = db.collection('messages');
   for (const id of world.messages) {
     const now = new Date();
-    await messages.updateOne(
-      { tenant_id: TENANT, _id: id, deleted_at: null, 'read_by.user_id': { $ne: user } },
-      { $push: { read_by: { user_id: user, read_at: now } }, $set: { updated_at: now } } as Document,
-    );
+    await messages.updateOne({ tenant_id: TENANT, _id: id, deleted_at: null, 'read_by.user_id': { $ne: user } }, {
+      $push: { read_by: { user_id: user, read_at: now } },
+      $set: { updated_at: now },
+    } as Document);
     await messages.updateOne(
       { tenant_id: TENANT, _id: id, deleted_at: null, status: { $in: ['sent', 'delivered'] } },
       { $set: { status: 'read', updated_at: now } },
@@ -149,12 +158,16 @@ async function rawUnreadByPosition(world: World, user: ObjectId): Promise<number
 
 /** The per-message approach's unread count: messages whose `read_by` lacks the user (no index can serve it). */
 function rawUnreadByReceipts(world: World, user: ObjectId): Promise<number> {
-  return db
-    .collection('messages')
-    .countDocuments(
-      { tenant_id: TENANT, conversation_id: world.conversation, deleted_at: null, sender_id: { $ne: user }, 'read_by.user_id': { $ne: user } },
-      { limit: 100 },
-    );
+  return db.collection('messages').countDocuments(
+    {
+      tenant_id: TENANT,
+      conversation_id: world.conversation,
+      deleted_at: null,
+      sender_id: { $ne: user },
+      'read_by.user_id': { $ne: user },
+    },
+    { limit: 100 },
+  );
 }
 
 interface Row {
@@ -176,8 +189,12 @@ async function measure(
   check?: (result: unknown) => void,
 ): Promise<Row> {
   const times: number[] = [];
+  // The first reader warms up the code path (JIT, connections) and is not measured.
+  const [warmUp, ...measured] = world.readers;
+  const warmed = await call(warmUp as ObjectId);
+  check?.(warmed);
   const cpu = process.cpuUsage();
-  for (const reader of world.readers) {
+  for (const reader of measured) {
     const started = performance.now();
     const result = await call(reader);
     times.push(performance.now() - started);
@@ -190,10 +207,12 @@ async function measure(
     operation,
     contender,
     medianMS: Number((times[Math.floor(times.length / 2)] ?? 0).toFixed(2)),
-    cpuMicros: Math.round((used.user + used.system) / world.readers.length),
+    cpuMicros: Math.round((used.user + used.system) / measured.length),
     commands,
   };
-  out(`${String(members).padStart(6)}  ${operation.padEnd(16)} ${contender.padEnd(34)} ${String(row.medianMS).padStart(9)} ms ${String(row.cpuMicros).padStart(8)} µs CPU  ${commands}`);
+  out(
+    `${String(members).padStart(6)}  ${operation.padEnd(16)} ${contender.padEnd(34)} ${String(row.medianMS).padStart(9)} ms ${String(row.cpuMicros).padStart(8)} µs CPU  ${commands}`,
+  );
   return row;
 }
 
@@ -210,38 +229,78 @@ for (const size of SIZES) {
   // Warm up the JIT and connections on the first reader of a spare world.
   await acme.messages.unreadCount(worlds.libNew.conversation, worlds.libNew.owner);
   rows.push(
-    await measure(size, 'unreadCount', 'positions, caas-db', '1 find + 1 count', worlds.libNew, (user) =>
-      acme.messages.unreadCount(worlds.libNew.conversation, user),
-    expectCount(UNREAD)),
-  );
-  rows.push(
-    await measure(size, 'unreadCount', 'positions, raw driver', '1 find + 1 count', worlds.rawNew, (user) =>
-      rawUnreadByPosition(worlds.rawNew, user),
-    expectCount(UNREAD)),
-  );
-  rows.push(
-    await measure(size, 'unreadCount', 'per-message read_by, raw driver', '1 count (read_by scan)', worlds.rawOld, (user) =>
-      rawUnreadByReceipts(worlds.rawOld, user),
-    expectCount(UNREAD)),
-  );
-  rows.push(
-    await measure(size, 'mark read', 'positions, caas-db', newCommands, worlds.libNew, (user) =>
-      acme.messages.markConversationRead(worlds.libNew.conversation, user),
+    await measure(
+      size,
+      'unreadCount',
+      'positions, caas-db',
+      '1 find + 1 count',
+      worlds.libNew,
+      (user) => acme.messages.unreadCount(worlds.libNew.conversation, user),
+      expectCount(UNREAD),
     ),
   );
-  rows.push(await measure(size, 'mark read', 'positions, raw driver', newCommands, worlds.rawNew, (user) => rawMarkConversationRead(worlds.rawNew, user, size)));
+  rows.push(
+    await measure(
+      size,
+      'unreadCount',
+      'positions, raw driver',
+      '1 find + 1 count',
+      worlds.rawNew,
+      (user) => rawUnreadByPosition(worlds.rawNew, user),
+      expectCount(UNREAD),
+    ),
+  );
+  rows.push(
+    await measure(
+      size,
+      'unreadCount',
+      'per-message read_by, raw driver',
+      '1 count (read_by scan)',
+      worlds.rawOld,
+      (user) => rawUnreadByReceipts(worlds.rawOld, user),
+      expectCount(UNREAD),
+    ),
+  );
+  rows.push(
+    await measure(
+      size,
+      'mark read',
+      'positions, caas-db',
+      newCommands,
+      worlds.libNew,
+      (user) => acme.messages.markConversationRead(worlds.libNew.conversation, user),
+      (result) => {
+        if (!(result as { advanced: boolean }).advanced) throw new Error(`markConversationRead did not advance: ${JSON.stringify(result)}`);
+      },
+    ),
+  );
+  rows.push(
+    await measure(size, 'mark read', 'positions, raw driver', newCommands, worlds.rawNew, (user) =>
+      rawMarkConversationRead(worlds.rawNew, user, size),
+    ),
+  );
   rows.push(
     await measure(size, 'mark read', 'per-message markAsRead, caas-db', `${UNREAD} × 2 updates`, worlds.libOld, async (user) => {
       for (const id of worlds.libOld.messages) await acme.messages.markAsRead(id, user);
     }),
   );
-  rows.push(await measure(size, 'mark read', 'per-message, raw driver', `${UNREAD} × 2 updates`, worlds.rawOld, (user) => rawMarkEachRead(worlds.rawOld, user)));
+  rows.push(
+    await measure(size, 'mark read', 'per-message, raw driver', `${UNREAD} × 2 updates`, worlds.rawOld, (user) =>
+      rawMarkEachRead(worlds.rawOld, user),
+    ),
+  );
   for (const world of Object.values(worlds)) {
-    if ((await acme.messages.unreadCount(world.conversation, world.readers[0] as ObjectId)) !== 0 && world !== worlds.rawOld && world !== worlds.libOld)
-      throw new Error('a reader still has unread messages after marking');
+    if (
+      (await acme.messages.unreadCount(world.conversation, world.readers[0] as ObjectId)) !== 0 &&
+      world !== worlds.rawOld &&
+      world !== worlds.libOld
+    )
+      throw new Error(
+        `a reader still has unread messages after marking: ${JSON.stringify({ position: await acme.conversations.readPosition(world.conversation, world.readers[0] as ObjectId), newest: world.messages.at(-1), rawCount: await rawUnreadByPosition(world, world.readers[0] as ObjectId) })} ${JSON.stringify(Object.entries(worlds).find(([, candidate]) => candidate === world)?.[0])} ${String(await acme.messages.unreadCount(world.conversation, world.readers[0] as ObjectId))}`,
+      );
   }
   const conversation = await db.collection('conversations').findOne({ _id: worlds.libNew.conversation });
-  const message = await db.collection('messages').findOne({ _id: worlds.libOld.messages[0] });
+  const message = await db.collection('messages').findOne({ _id: worlds.libOld.messages[0] as ObjectId });
   sizes.push({
     members: size,
     conversationBytes: BSON.calculateObjectSize(conversation ?? {}),
@@ -255,7 +314,7 @@ for (const size of SIZES) {
 mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
 writeFileSync(
   new URL('../bench-results/read-receipts.json', import.meta.url),
-  `${JSON.stringify({ machine, server: mongo.description, unread: UNREAD, readers: READERS, rows, sizes }, null, 2)}\n`,
+  `${JSON.stringify({ machine, server: mongo.description, loadAverageAtEnd: loadavg(), unread: UNREAD, readers: READERS, rows, sizes }, null, 2)}\n`,
 );
 await raw.close();
 await client.close();

@@ -53,6 +53,25 @@ describe('messages.markConversationRead', () => {
     expect(await acme.messages.markConversationRead(conversation._id, bob)).toEqual({ advanced: false, messageId: own?._id, receipts: 0 });
   });
 
+  it('moves only the reader’s own position, wherever it is in the group, also in parallel', async () => {
+    const [owner, ...members] = ids(8) as [ObjectId, ...ObjectId[]];
+    const conversation = await group(owner, members);
+    const [first, second] = await send(conversation._id, owner, 2);
+    // Later members first: an update must not land on an earlier participant without a position.
+    const readers = [...members].reverse().slice(0, 4);
+    await Promise.all(readers.map((reader) => acme.messages.markConversationRead(conversation._id, reader, first?._id)));
+    await acme.messages.markConversationRead(conversation._id, members[6] as ObjectId, second?._id);
+    for (const member of members) {
+      const position = await acme.conversations.readPosition(conversation._id, member);
+      const expected = member.equals(members[6] as ObjectId)
+        ? second?._id
+        : readers.some((reader) => reader.equals(member))
+          ? first?._id
+          : undefined;
+      expect(position?.messageId, String(member)).toEqual(expected);
+    }
+  });
+
   it('marks up to a given message only, and never moves the position backwards', async () => {
     const [alice, bob] = ids(2) as [ObjectId, ObjectId];
     const { conversation } = await acme.conversations.createDirect([alice, bob]);

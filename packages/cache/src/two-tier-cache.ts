@@ -127,7 +127,12 @@ export interface CacheEvents {
    * After a reconnect or failover, this instance's pending and recent invalidations reached Redis
    * and the bus again: from here on L2 serves what the documented bound allows (docs/caching.md).
    */
-  'cache:recovered': { replayedTags: number; attempts: number };
+  'cache:recovered': {
+    /** Tags replayed in Redis and on the bus; -1 when too many were pending and the prefix was flushed instead. */
+    replayedTags: number;
+    /** Attempts it took (a failover keeps failing them until the new primary serves). */
+    attempts: number;
+  };
 }
 
 interface Flight {

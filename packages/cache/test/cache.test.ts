@@ -190,6 +190,24 @@ describe('invalidation', () => {
     }
   });
 
+  it('a read during a write’s Redis invalidation does not put the old entry back in the writer’s L1', async () => {
+    const { data, cache } = layer();
+    await waitFor(() => cache.cache.ready, { what: 'the cache to be ready' });
+    const repositories = data.forTenant('acme');
+    const user = await repositories.users.create({ external_id: 'gap', profile: { display_name: 'old' } });
+    await repositories.users.findById(user._id); // in L1 and in Redis
+    // Right after the write dropped its L1 copy, and before Redis has deleted the entry, a read
+    // of the same instance starts: it finds the old entry in Redis (its command goes first).
+    let during: Promise<unknown> | undefined;
+    const off = cache.on('cache:invalidate', (event) => {
+      if (event.source === 'local' && !during) during = repositories.users.findById(user._id);
+    });
+    await repositories.users.update(user._id, { profile: { display_name: 'new' } });
+    off();
+    await during;
+    expect((await repositories.users.findById(user._id))?.profile.display_name).toBe('new');
+  });
+
   it('keeps cached message pages and conversation lists exact through sends, receipts and deletes', async () => {
     const [a, b] = [new ObjectId(), new ObjectId()];
     const { conversation } = await acme.conversations.createDirect([a, b]);

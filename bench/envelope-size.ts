@@ -51,7 +51,12 @@ function previousEnvelope(stored: Document): Document {
 
 /** The BSON value of a dotted path (null when absent, as an index stores it). */
 function valueAt(document: Document, path: string): unknown {
-  return path.split('.').reduce<unknown>((current, key) => (current && typeof current === 'object' ? (current as Document)[key] : undefined), document) ?? null;
+  return (
+    path
+      .split('.')
+      .reduce<unknown>((current, key) => (current && typeof current === 'object' ? (current as Document)[key] : undefined), document) ??
+    null
+  );
 }
 
 /** Uncompressed index bytes of one document over every declared index (key values + record id each). */
@@ -67,7 +72,10 @@ function indexBytes(document: Document): number {
 async function collStats(name: string): Promise<{ avgObjSize: number | null; size: number | null }> {
   try {
     const stats = await db.command({ collStats: name });
-    return { avgObjSize: typeof stats.avgObjSize === 'number' ? stats.avgObjSize : null, size: typeof stats.size === 'number' ? stats.size : null };
+    return {
+      avgObjSize: typeof stats.avgObjSize === 'number' ? stats.avgObjSize : null,
+      size: typeof stats.size === 'number' ? stats.size : null,
+    };
   } catch {
     return { avgObjSize: null, size: null };
   }
@@ -79,7 +87,11 @@ for (const ciphertext of CIPHERTEXTS) {
   const { conversation } = await acme.conversations.createDirect([alice, bob]);
   const encrypted = 'q'.repeat(ciphertext);
   const created = await acme.messages.createMany(
-    Array.from({ length: COUNT }, () => ({ conversation_id: conversation._id, sender_id: alice, content: { type: 'text' as const, encrypted_data: encrypted } })),
+    Array.from({ length: COUNT }, () => ({
+      conversation_id: conversation._id,
+      sender_id: alice,
+      content: { type: 'text' as const, encrypted_data: encrypted },
+    })),
   );
   const stored = await db
     .collection('messages')

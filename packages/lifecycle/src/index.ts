@@ -1,4 +1,5 @@
 export { CollectionAccess, lifecycleQueryShapes, withLifecycleShapes } from './access.js';
+export { createArchiver, type LifecycleArchiveOptions, readArchived } from './archive.js';
 export { type Clock, DAY_MS, type ManualClock, manualClock, systemClock } from './clock.js';
 export {
   checkpointsDefinition,

@@ -1,5 +1,15 @@
-import { ConfigError, type DataLayer, type DataLayerPlugin, type Middleware, ObjectId, parseConfig, ValidationError } from '@caas-db/core';
+import {
+  ConfigError,
+  type DataLayer,
+  type DataLayerPlugin,
+  type Document,
+  type Middleware,
+  ObjectId,
+  parseConfig,
+  ValidationError,
+} from '@caas-db/core';
 import { z } from 'zod';
+import { createArchiver, type LifecycleArchiveOptions, readArchived } from './archive.js';
 import { type Clock, DAY_MS, systemClock } from './clock.js';
 import type { MessageRule, RetentionPolicy } from './collections.js';
 import { type Actor, LifecycleContext } from './context.js';
@@ -10,7 +20,7 @@ import { holdGuard } from './hold-guard.js';
 import { type LegalHold, LegalHolds, type PlaceHoldInput } from './holds.js';
 import { checkOrphans, type OrphanReport } from './orphans.js';
 import { type ResolvedPolicy, RetentionPolicies } from './policies.js';
-import { type Archiver, PurgeEngine, type PurgeEvents, type PurgeOptions, type PurgeReport } from './purge-engine.js';
+import { PurgeEngine, type PurgeEvents, type PurgeOptions, type PurgeReport } from './purge-engine.js';
 import { DocumentRateLimiter } from './rate-limiter.js';
 
 const optionsSchema = z.strictObject({
@@ -19,6 +29,18 @@ const optionsSchema = z.strictObject({
   rateLimit: z.strictObject({ documentsPerSecond: z.number().min(1).max(10_000_000) }).optional(),
   holdCacheTtlMS: z.number().int().min(0).max(600_000).optional(),
   policyCacheTtlMS: z.number().int().min(0).max(3_600_000).optional(),
+  archive: z
+    .strictObject({
+      target: z.custom<LifecycleArchiveOptions['target']>(
+        (value) => typeof value === 'object' && value !== null,
+        'must be an ArchiveTarget of @caas-db/archive',
+      ),
+      keyProvider: z.custom<LifecycleArchiveOptions['keyProvider']>(
+        (value) => typeof value === 'object' && value !== null,
+        'must be a KeyProvider of @caas-db/archive',
+      ),
+    })
+    .optional(),
   audit: z
     .strictObject({
       keepDays: z.number().int().min(1).max(36_500),
@@ -39,6 +61,11 @@ export interface LifecycleOptions {
   holdCacheTtlMS?: number;
   /** How long the event stamper trusts a tenant's policy on this instance. @default 60000 */
   policyCacheTtlMS?: number;
+  /**
+   * Where archive-before-purge writes (`@caas-db/archive`'s format: compressed, encrypted,
+   * checksummed batches with a manifest). Policies with `messages.archive: true` need it.
+   */
+  archive?: LifecycleArchiveOptions;
   /** Compliance retention of audit logs: entries are kept `keepDays`, never fewer than `minimumRetentionDays`. Audit purges are off when absent. */
   audit?: { keepDays: number; minimumRetentionDays: number };
 }
@@ -75,8 +102,11 @@ export interface Lifecycle extends DataLayerPlugin {
   eraseTenant(tenant: string, actor: Actor): Promise<Record<string, number>>;
   /** Finds (and with `repair` fixes) references to conversations and users that no longer exist. */
   orphans(tenant: string, options?: { repair?: boolean }): Promise<OrphanReport>;
-  /** Where archive-before-purge sends documents; set by an archive integration. */
-  setArchiver(archiver: Archiver | undefined): void;
+  /** Archived documents, read back (needs the `archive` option). */
+  readonly archive: {
+    /** The archived documents of a tenant whose time field is in `[from, to)`. */
+    read(tenant: string, range: { from: Date; to: Date }, collection?: 'messages' | 'events'): AsyncGenerator<Document>;
+  };
 }
 
 /**
@@ -132,6 +162,7 @@ export function createLifecycle(options: LifecycleOptions = {}): Lifecycle {
       const holds = new LegalHolds(context, options.holdCacheTtlMS ?? 1000);
       const policies = new RetentionPolicies(context);
       const engine = new PurgeEngine(context, policies, holds, options.batchSize ?? 1000, limiter);
+      if (options.archive) engine.archiver = createArchiver(options.archive, clock);
       // The TTL path: what a new hold covers loses its expire_at at once, so the TTL monitor never removes it.
       holds.onPlaced = async (hold) => {
         const events = context.access(hold.tenant, 'events');
@@ -184,8 +215,11 @@ export function createLifecycle(options: LifecycleOptions = {}): Lifecycle {
     eraseUser: (tenant, userId, eraseOptions) => eraseUser(ready().context, ready().holds, tenant, userId, eraseOptions),
     eraseTenant: (tenant, actor) => eraseTenant(ready().context, ready().holds, tenant, actor),
     orphans: (tenant, orphanOptions) => checkOrphans(ready().context, ready().holds, tenant, orphanOptions),
-    setArchiver: (archiver) => {
-      ready().engine.archiver = archiver;
+    archive: {
+      read: (tenant, range, collection) => {
+        if (!options.archive) throw new ConfigError([{ path: 'archive', message: 'no archive target is configured', code: 'custom' }]);
+        return readArchived(options.archive, tenant, range, collection);
+      },
     },
   };
   return lifecycle;

@@ -1,4 +1,4 @@
-import { type Document, type ObjectId, parseInput, TypedEmitter, tenantIdSchema } from '@caas-db/core';
+import { ConfigError, type Document, type ObjectId, parseInput, TypedEmitter, tenantIdSchema } from '@caas-db/core';
 import { z } from 'zod';
 import { DAY_MS } from './clock.js';
 import type { Actor, LifecycleContext } from './context.js';
@@ -252,7 +252,10 @@ export class PurgeEngine {
       if (batch.length === 0) break;
       await this.#limiter?.take(tenant, batch.length);
       if (archive) {
-        if (!this.archiver) throw new Error('the policy archives before purge, but no archive target is configured');
+        if (!this.archiver)
+          throw new ConfigError([
+            { path: 'archive', message: 'the policy archives before purge, but the lifecycle has no archive target', code: 'custom' },
+          ]);
         await this.archiver(tenant, collection, batch);
       }
       const deleted = await access.rawDeleteMany(`lifecycle.${rule} (delete)`, { _id: { $in: batch.map((document) => document._id) } });

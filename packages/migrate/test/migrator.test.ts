@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { ConfigError, createDataClient, createDataLayer, Repository } from '@caas-db/core';
+import { unsafeDatabase } from '@caas-db/core/unsafe';
+import { createTenancy } from '@caas-db/tenancy';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -164,5 +166,39 @@ describe('input validation', () => {
     );
     expect(() => migrationFileName('Bad Name')).toThrow(MigrationInvalidError);
     expect(migrationFileName('add-priority', new Date('2026-11-30T12:34:56Z'))).toBe('20261130123456-add-priority.ts');
+  });
+});
+
+describe('tenant migrations under the database-per-tenant strategy', () => {
+  it('migrates each tenant’s own database; records and lock stay in the platform database', async () => {
+    const prefix = `m${testDatabaseName().slice(-6)}`;
+    const tenancy = createTenancy({ audit: 'off', strategy: { default: 'database', databasePrefix: prefix } });
+    const routed = createDataLayer({ client, plugins: [tenancy] });
+    const tenants = ['db-a', 'db-b'];
+    try {
+      for (const tenant of tenants) {
+        await routed.clients.create({ tenant_id: tenant, name: tenant, region: 'eu-west-1', plan: 'enterprise' });
+        const tickets = routed.repository(ticketsV1, Repository, tenant);
+        for (let index = 0; index < 9; index += 1) await tickets.create({ title: `${tenant} ${index}` });
+      }
+      const migrator = createMigrator({ data: routed, directory: fixtures('tenants') });
+      expect((await migrator.up()).ran.map((run) => run.tenant)).toEqual(tenants);
+      for (const tenant of tenants) {
+        const database = await tenancy.databaseOf(tenant);
+        expect(database).not.toBe(testDatabaseName());
+        const stored = await unsafeDatabase(client, database).collection('tickets').find({}).toArray();
+        expect(stored.map((ticket) => [ticket.schema_version, ticket.priority])).toEqual(Array(9).fill([2, 0]));
+      }
+      const records = await unsafeDatabase(client)
+        .collection('caas_migrations')
+        .find({ tenant: { $in: tenants } })
+        .toArray();
+      expect(records.map((record) => [record.tenant, record.status]).sort()).toEqual([
+        ['db-a', 'applied'],
+        ['db-b', 'applied'],
+      ]);
+    } finally {
+      for (const tenant of tenants) await routed.admin.dropDatabase(await tenancy.databaseOf(tenant));
+    }
   });
 });

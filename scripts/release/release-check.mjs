@@ -66,7 +66,11 @@ function metadataProblems(pkg) {
     const imported = new Set();
     for (const file of execFileSync('find', [built, '-name', '*.js', '-o', '-name', '*.d.ts'], { encoding: 'utf8' }).split('\n')) {
       if (!file) continue;
-      for (const match of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) imported.add(match[1]);
+      // Comments hold examples (`import { Redis } from 'ioredis'` in a TSDoc block): only code counts.
+      const code = readFileSync(file, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/^\s*\/\/.*$/gm, '');
+      for (const match of code.matchAll(/(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g)) imported.add(match[1]);
     }
     for (const dep of PEER_ONLY) {
       const used = [...imported].some((specifier) => specifier === dep || specifier.startsWith(`${dep}/`));
@@ -100,8 +104,10 @@ try {
     check(`${pkg.name}: publint`, () => run(bin('publint'), ['run', packed.tarball, '--strict']));
     // The packages are dual (ESM + CommonJS) for Node 20.19+: node16 from CJS and from ESM, and bundler
     // (node10 resolution predates "exports" and cannot see subpaths).
+    // An ESM-only package (no "require" condition, e.g. a CLI) is checked as one.
+    const esmOnly = !JSON.stringify(pkg.manifest.exports ?? {}).includes('"require"');
     check(`${pkg.name}: are-the-types-wrong`, () =>
-      run(bin('attw'), [packed.tarball, '--profile', 'node16', '--format', 'table-flipped', '--no-color']),
+      run(bin('attw'), [packed.tarball, '--profile', esmOnly ? 'esm-only' : 'node16', '--format', 'table-flipped', '--no-color']),
     );
     check(`${pkg.name}: npm publish --dry-run`, () =>
       run('npm', ['publish', packed.tarball, '--dry-run', '--access', 'public', '--tag', 'release-check', '--ignore-scripts'], {

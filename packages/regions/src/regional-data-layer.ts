@@ -157,6 +157,8 @@ export function createRegionalDataLayer(options: RegionalDataLayerOptions): Regi
     return layer;
   };
   const tracker = new CallTracker();
+  /** Tenants whose move runs in this process (one at a time per tenant). */
+  const running = new Set<string>();
   const moveWaitMS = options.moveWaitMS ?? 30_000;
 
   /** Waits until the tenant's route lets calls in (not fencing; for writes, not fenced), or fails. */
@@ -253,7 +255,11 @@ export function createRegionalDataLayer(options: RegionalDataLayerOptions): Regi
         return Promise.reject(new ConfigError([{ path: 'toRegion', message: `no cluster for region ${to}`, code: 'custom' }]));
       if (dedicated.has(tenant))
         return Promise.reject(new TenantMoveError(tenant, 'start', 'the tenant has a dedicated cluster; moving it is not supported'));
-      return moveTenant({ tenant, to, directory, moves, router, tracker, layerOf, options: moveOptions });
+      if (running.has(tenant)) return Promise.reject(new TenantMoveError(tenant, 'start', 'a move of this tenant is already running here'));
+      running.add(tenant);
+      return moveTenant({ tenant, to, directory, moves, router, tracker, layerOf, options: moveOptions }).finally(() =>
+        running.delete(tenant),
+      );
     },
     async syncIndexes() {
       await moves.syncIndexes();

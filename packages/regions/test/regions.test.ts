@@ -198,6 +198,7 @@ describe('moving a tenant between regions', () => {
         if (progress.collection === 'messages') abort.abort();
       },
     });
+    await expect(regional.moveTenant('mover', 'us-east-1')).rejects.toMatchObject({ code: 'E_TENANT_MOVE', phase: 'start' });
     await expect(first).rejects.toMatchObject({ code: 'E_TENANT_MOVE', phase: 'copying' });
     expect((await regional.clusterOf('mover')).name).toBe('eu-west-1');
     const report = await regional.moveTenant('mover', 'us-east-1', { batchSize: 25 });

@@ -247,7 +247,7 @@ export class PurgeEngine {
       const batch = await access.rawFind(`lifecycle.${rule}`, filter, {
         sort,
         limit: this.#batchSize,
-        ...(!archive && { projection: { _id: 1 } }),
+        ...(!archive && { projection: { _id: 1, [Object.keys(sort)[0] as string]: 1 } }),
       });
       if (batch.length === 0) break;
       await this.#limiter?.take(tenant, batch.length);
@@ -258,7 +258,19 @@ export class PurgeEngine {
           ]);
         await this.archiver(tenant, collection, batch);
       }
-      const deleted = await access.rawDeleteMany(`lifecycle.${rule} (delete)`, { _id: { $in: batch.map((document) => document._id) } });
+      // Archived batches are deleted by id: exactly what was archived. Otherwise by keyset range up to
+      // the batch's last document (one index range instead of a list of ids; a document expired
+      // meanwhile that sorts inside the range goes too, as the policy wants).
+      const last = batch[batch.length - 1] as Document;
+      const [timeField] = Object.keys(sort) as [string];
+      const upToLast = {
+        ...filter,
+        $or: [{ [timeField]: { $lt: last[timeField] } }, { [timeField]: last[timeField], _id: { $lte: last._id } }],
+      };
+      const deleted = await access.rawDeleteMany(
+        `lifecycle.${rule} (delete)`,
+        archive ? { _id: { $in: batch.map((document) => document._id) } } : upToLast,
+      );
       removed += deleted;
       report.counts[rule] += deleted;
       this.#events.emit('progress', { tenant, rule, processed: report.counts[rule], position: null, dryRun });

@@ -131,6 +131,20 @@ describe('messaging service: conversations and messages', () => {
     expect(history.items.map((message: { id: string }) => message.id)).not.toContain(sent.id);
   });
 
+  it('stores a message sent again with its client-chosen id once, also when the copies race', async () => {
+    const alice = tokens['acme/alice'];
+    const id = '6b0d00000000000000000001';
+    const path = `/v1/conversations/${acme().conversationId}/messages`;
+    const copies = await Promise.all(Array.from({ length: 4 }, () => service.call(alice, 'POST', path, { id, ...text('exactly once') })));
+    expect(copies.map((copy) => [copy.status, copy.body.id])).toEqual(Array.from({ length: 4 }, () => [201, id]));
+    expect(ok(await service.call(alice, 'POST', path, { id, ...text('exactly once') }), 201).id).toBe(id);
+    const history = ok(await service.call(alice, 'GET', `${path}?limit=100`), 200);
+    expect(history.items.filter((message: { id: string }) => message.id === id)).toHaveLength(1);
+    // The same id with other content is another message: refused, not overwritten.
+    const clash = await service.call(alice, 'POST', path, { id, ...text('something else') });
+    expect([clash.status, clash.body.error.code]).toEqual([409, 'E_DUPLICATE_KEY']);
+  });
+
   it('searches messages by blind-index tokens in one of the caller’s conversations, and users by name', async () => {
     const alice = tokens['acme/alice'];
     const lunch = index.queryTokens('lunch').join(',');
@@ -194,6 +208,7 @@ describe('messaging service: tenant isolation through every route', () => {
       ['GET', `/v1/conversations/${a.conversationId}/messages`],
       ['GET', `/v1/conversations/${a.conversationId}/messages?cursor=${encodeURIComponent(a.historyCursor)}`],
       ['POST', `/v1/conversations/${a.conversationId}/messages`, text('intrusion')],
+      ['POST', `/v1/conversations/${a.conversationId}/messages`, { id: messageId, ...text('intrusion') }],
       ['POST', '/v1/conversations', { type: 'direct', user_id: a.users[0]?.id }],
       ['POST', '/v1/conversations', { type: 'group', name: 'heist', member_ids: [a.users[0]?.id] }],
       ['GET', `/v1/messages/${messageId}`],
@@ -211,8 +226,11 @@ describe('messaging service: tenant isolation through every route', () => {
       expect(response.status, `${method} ${path}`).toBe(404);
       expect(response.body.error.code, `${method} ${path}`).toBe('E_NOT_FOUND');
     }
-    // A's cursors on B's own conversation: refused, not followed.
+    // A's message id as the id of B's own new message: refused by the unique _id, A's message untouched.
     const g = globex();
+    const taken = await service.call(carol, 'POST', `/v1/conversations/${g.conversationId}/messages`, { id: messageId, ...text('mine') });
+    expect([taken.status, taken.body.error.code]).toEqual([409, 'E_DUPLICATE_KEY']);
+    // A's cursors on B's own conversation: refused, not followed.
     const history = await service.call(
       carol,
       'GET',

@@ -16,6 +16,11 @@ const contentSchema = z.strictObject({
   encrypted_preview: z.string().max(4096).optional(),
 });
 const sendSchema = z.strictObject({
+  /**
+   * An id the client chose (24 hex digits, e.g. a new ObjectId): sending again with the same id
+   * after a 503 with `outcome: 'unknown'` stores the message once and answers with it.
+   */
+  id: idSchema.optional(),
   content: contentSchema,
   /** Blind-index tokens the client derived from the plaintext (see `@caas-db/search`), for search. */
   search_tokens: z.array(z.string()).max(512).optional(),
@@ -29,6 +34,7 @@ type SendBody = z.output<typeof sendSchema>;
 
 function messageInput(body: SendBody, conversationId: string, senderId: CreateMessageInput['sender_id']): CreateMessageInput {
   return {
+    ...(body.id !== undefined && { _id: body.id }),
     conversation_id: conversationId,
     sender_id: senderId,
     content: body.content,

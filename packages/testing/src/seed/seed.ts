@@ -70,6 +70,8 @@ export interface SeedResult {
   documentsPerSecond: number;
   /** True when `signal` stopped it before the end. */
   interrupted: boolean;
+  /** Milliseconds spent in each phase, over all tenants. */
+  phases: Record<SeedProgress['phase'], number>;
 }
 
 // Every id and timestamp derives from this instant, so a seed gives the same data on every run.
@@ -110,6 +112,13 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
     durationMS: 0,
     documentsPerSecond: 0,
     interrupted: false,
+    phases: { users: 0, conversations: 0, messages: 0, replies: 0, 'last messages': 0 },
+  };
+  let phaseStarted = performance.now();
+  const phaseDone = (phase: SeedProgress['phase']) => {
+    const now = performance.now();
+    result.phases[phase] += now - phaseStarted;
+    phaseStarted = now;
   };
   const written = () => result.users + result.conversations + result.messages;
   const stopped = () => options.signal?.aborted ?? false;
@@ -129,6 +138,7 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
       if (!(error instanceof DuplicateKeyError)) throw error;
     }
     const repositories = data.forTenant(tenant);
+    phaseStarted = performance.now();
 
     // Users.
     const userIds: ObjectId[] = [];
@@ -144,6 +154,7 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
       result.users += batch.length;
       report('users');
     }
+    phaseDone('users');
     const pickUser = zipfSampler(userIds.length, zipf, random);
 
     // Conversations: distinct direct pairs where possible, groups otherwise.
@@ -205,6 +216,8 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
       report('conversations');
     }
 
+    phaseDone('conversations');
+
     // Messages, sized by Zipf per conversation, interleaved in time across conversations.
     const sizes = zipfSplit(messagesPerTenant, conversationIds.length, zipf, random);
     // Each conversation's replies are taken out of its size; a conversation keeps at least one plain message.
@@ -262,6 +275,7 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
       if (inFlight.size >= 3) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
+    phaseDone('messages');
 
     // Thread replies, through create: they keep reply_count and last_message exact.
     const withMessages = inserted.map((ids, index) => ({ ids, index })).filter((entry) => entry.ids.length > 0);
@@ -288,10 +302,13 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
       report('replies');
     }
 
+    phaseDone('replies');
+
     // Bulk inserts do not move last_message: set it from each conversation's newest message.
     for (let start = 0; start < conversationIds.length && !stopped(); start += 32) {
       await Promise.all(conversationIds.slice(start, start + 32).map((id) => repositories.messages.verifyLastMessage(id)));
     }
+    phaseDone('last messages');
     report('last messages');
   }
   result.interrupted = stopped();

@@ -250,10 +250,15 @@ describe('messaging service: tenant isolation through every route', () => {
     expect(await snapshotDatabase(service.store.data.client)).toEqual(before);
   });
 
-  it('refuses a tenant that is not a client of the platform with 403', async () => {
+  it('refuses a tenant that is not a client of the platform, or is suspended, with 403', async () => {
     const stranger = await service.token('initech', 'peter');
     const response = await service.call(stranger, 'PUT', '/v1/users/me', { display_name: 'Peter' });
     expect([response.status, response.body.error.code]).toEqual([403, 'E_TENANT_NOT_FOUND']);
+    await service.store.data.clients.create({ tenant_id: 'umbrella', name: 'Umbrella', region: 'eu-west-1' });
+    await service.store.data.clients.suspend('umbrella', 'unpaid invoices');
+    const suspended = await service.call(await service.token('umbrella', 'wesker'), 'PUT', '/v1/users/me', { display_name: 'Albert' });
+    expect([suspended.status, suspended.body.error.code]).toEqual([403, 'E_TENANT_SUSPENDED']);
+    expect(suspended.body.error.message).not.toContain('unpaid');
   });
 });
 

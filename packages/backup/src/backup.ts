@@ -127,8 +127,6 @@ export async function createTenantBackup(options: CreateBackupOptions): Promise<
         after = page[page.length - 1]?._id;
       }
       counts[collection] = count;
-      // Keep the catch-up short: what changed during this collection's scan is stored now.
-      await capture?.drain(record);
     }
     // Drain until a whole round finds nothing new (every stream at the same moment), or give up
     // after a few rounds under sustained writes: each stream is then read to its end once more, and

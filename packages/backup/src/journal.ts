@@ -95,6 +95,8 @@ export class TenantJournal {
   #lastEvent: BSON.Timestamp | undefined;
   #lastEventSeenAt = 0;
   #received = 0;
+  /** `caughtUpAt` of the last sealed segment (ms). */
+  #caughtUpSealed = 0;
 
   constructor(options: JournalOptions) {
     this.#options = {
@@ -158,15 +160,18 @@ export class TenantJournal {
     if (this.#capture) {
       await this.#drain().catch(() => 0);
       this.#caughtUpAt = new Date();
-      await this.seal();
+      await this.seal(undefined, this.#caughtUpSealed < this.#lastEventSeenAt);
       await this.#capture.close();
       this.#capture = undefined;
     }
   }
 
-  /** Seals the events read so far into a segment (nothing when there are none). */
-  async seal(gap?: { reason: string }): Promise<string | undefined> {
-    if (this.#pending.length === 0 && !gap) return undefined;
+  /**
+   * Seals the events read so far into a segment (nothing when there are none, unless `force`: an
+   * empty segment then records how far the journal has caught up).
+   */
+  async seal(gap?: { reason: string }, force = false): Promise<string | undefined> {
+    if (this.#pending.length === 0 && !gap && !force) return undefined;
     const events = this.#pending;
     this.#pending = [];
     const { tenant, prefix } = this.#options;
@@ -199,6 +204,7 @@ export class TenantJournal {
     await writer.finish(metadata as unknown as Record<string, unknown>);
     this.#seq += 1;
     this.#lastSealed = Date.now();
+    this.#caughtUpSealed = this.#caughtUpAt.getTime();
     this.#events.emit('segment', { name, events: events.length, lagMS: this.#lastEventSeenAt ? Date.now() - this.#lastEventSeenAt : 0 });
     return name;
   }
@@ -270,6 +276,9 @@ export class TenantJournal {
         if (read === 0) this.#caughtUpAt = new Date();
         const due = Date.now() - this.#lastSealed >= this.#options.flushIntervalMS;
         if (this.#pending.length >= this.#options.segmentEvents || (due && this.#pending.length > 0)) await this.seal();
+        // Once after a burst, an empty segment records that the journal caught up past its events
+        // (point-in-time recovery to a moment needs the journal to have read everything before it).
+        else if (due && read === 0 && this.#caughtUpSealed < this.#lastEventSeenAt) await this.seal(undefined, true);
       } catch (error) {
         this.#events.emit('error', { error });
         // Start again from the last sealed segment: what was read and not sealed is read again.

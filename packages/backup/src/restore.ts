@@ -150,11 +150,19 @@ export async function restoreTenantBackup(options: RestoreRunOptions): Promise<R
       await save();
     }
     let restored = state.inserted[collection] ?? 0;
+    // After the clear of replace mode, only the chunk an interrupted run was writing can hold
+    // documents already: look them up there; merge mode looks them up in every chunk.
+    let mayExist = mode === 'merge' || (state.next[collection] ?? 0) > 0;
     for await (const chunk of reader.chunks(collection, { fromSeq: state.next[collection] ?? 0 })) {
       const documents = chunk.documents
         .map((document) => transform(document, collection))
         .filter((document) => !selection || selection.matches(collection, document));
-      const existing = new Set((await target.existingIds(documents.map((document) => document._id))).map(idKey));
+      const existing = new Set<string>();
+      if (mayExist)
+        for (let index = 0; index < documents.length; index += 1000)
+          for (const id of await target.existingIds(documents.slice(index, index + 1000).map((document) => document._id)))
+            existing.add(idKey(id));
+      mayExist = mode === 'merge';
       restored += await target.insertVerbatim(documents.filter((document) => !existing.has(idKey(document._id))));
       state.inserted[collection] = restored;
       state.next[collection] = chunk.entry.seq + 1;
@@ -236,7 +244,10 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
     const hasher = contentHasher();
     let expected = 0;
     let found = 0;
-    const compare = async (documents: Document[]) => {
+    const compare = async (all: Document[]) => {
+      for (let index = 0; index < all.length; index += 1000) await compareBatch(all.slice(index, index + 1000));
+    };
+    const compareBatch = async (documents: Document[]) => {
       if (documents.length === 0) return;
       const stored = await target.findExact({ _id: { $in: documents.map((document) => document._id) } });
       const byId = new Map(stored.map((document) => [idKey(document._id), document]));

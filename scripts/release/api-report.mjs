@@ -7,7 +7,7 @@
 //   node scripts/release/api-report.mjs --check   fail when a report differs (pnpm release:check)
 //   node scripts/release/api-report.mjs --counts  print the export counts only
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import ts from 'typescript';
 import { publishablePackages, root } from './packages.mjs';
 
@@ -34,6 +34,9 @@ const KINDS = [
   [ts.SymbolFlags.Module, 'namespace'],
 ];
 
+/** Chunk names without their content hash, so a report changes only when declarations do. */
+const unhashed = (text) => text.replace(/(\.\/[\w./-]+?)-[A-Za-z0-9_-]{8}(?=(\.d)?(\.js|\.ts|'))/g, '$1');
+
 let program;
 /** One program over every entry point: the declarations they share (mongodb, zod) are read once. */
 function checkerFor(files) {
@@ -55,7 +58,15 @@ function report(pkg, entry, checker) {
     })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const printer = ts.createPrinter({ removeComments: true, newLine: ts.NewLineKind.LineFeed });
-  const declarations = printer.printFile(source).trim();
+  // Declarations shared by several entry points live in hashed chunks (`data-client-Bri5odCO.d.ts`):
+  // they are part of this surface, so they are printed too, under a name without the hash.
+  const chunks = [...source.text.matchAll(/from '(\.\/[^']+)\.js'/g)].map((match) => match[1]);
+  const printed = [printer.printFile(source)];
+  for (const chunk of [...new Set(chunks)].sort()) {
+    const file = program.getSourceFile(join(dirname(entry.types), `${chunk}.d.ts`));
+    if (file) printed.push(`// ${unhashed(chunk)}.d.ts\n${printer.printFile(file)}`);
+  }
+  const declarations = unhashed(printed.join('\n').trim());
   const values = exports.filter((e) => e.isValue).length;
   const specifier = entry.subpath === '.' ? pkg.name : `${pkg.name}/${entry.subpath.slice(2)}`;
   const text = [

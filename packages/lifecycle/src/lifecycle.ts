@@ -86,7 +86,7 @@ export interface Lifecycle extends DataLayerPlugin {
     release(tenant: string, holdId: string | ObjectId, actor: Actor): Promise<boolean>;
     list(tenant: string, options?: { includeReleased?: boolean }): Promise<LegalHold[]>;
   };
-  /** Applies the tenant's policy once (see {@link PurgeEngine}). */
+  /** Applies the tenant's policy once (see `PurgeEngine`). */
   purge(tenant: string, options?: PurgeOptions): Promise<PurgeReport>;
   /** Removes audit entries older than `audit.keepDays` (platform-wide); refused below the minimum. @returns how many were (or, dry, would be) removed. */
   purgeAuditLogs(options?: { dryRun?: boolean; actor?: { type: 'system' | 'operator'; id: string } }): Promise<number>;

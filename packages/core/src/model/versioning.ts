@@ -173,7 +173,7 @@ const upgradeBatchOptionsSchema = z.strictObject({
   dryRun: z.boolean().optional(),
 });
 
-/** Options of one batch of {@link upgradeStoredBatch}. */
+/** Options of one batch of `upgradeStoredBatch`. */
 export interface UpgradeBatchOptions {
   /** Documents scanned per batch. @default 1000 */
   batchSize?: number;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { BSON, type CachedRead, type Listener, type ReadCache, TypedEmitter } from '@caas-db/core';
-import { type CacheEntry, decodeEntry, encodeEntry } from './cache-entry.js';
+import { type CachedRead, canonicalKey, type Listener, type ReadCache, TypedEmitter } from '@caas-db/core';
+import { type CacheEntry, copyValue, decodeEntry, decodeEntryOnce, encodeEntry } from './cache-entry.js';
 import { InvalidationBus } from './invalidation-bus.js';
 import { MemoryTier, type MemoryTierOptions } from './memory-tier.js';
 import { isCluster, type RedisClient } from './redis-client.js';
@@ -150,13 +150,16 @@ const RECENT_INVALIDATIONS = 4096;
 
 /** A caller's own copy of the value in an encoded entry (see {@link Flight.promise}). */
 function copyOf<T>(encoded: Buffer): T {
-  return (decodeEntry(encoded)?.value ?? null) as T;
+  return copyValue(encoded) as T;
 }
 
+/**
+ * The arguments of a read as a key: their canonical form (unambiguous, cheap to build), hashed only
+ * when long so that Redis keys stay short.
+ */
 function stableArgs(args: unknown): string {
-  return createHash('sha1')
-    .update(BSON.EJSON.stringify({ a: args ?? null }, { relaxed: false }))
-    .digest('base64url');
+  const key = canonicalKey(args ?? null);
+  return key.length <= 96 ? key : createHash('sha1').update(key).digest('base64url');
 }
 
 /**
@@ -355,14 +358,14 @@ export class TwoTierCache implements ReadCache {
     this.#stats.requests += 1;
     const key = this.#key(request);
     const now = Date.now();
-    // L1 holds encoded entries, so this decode is the caller's own copy (one BSON deserialize per
-    // hit: about as fast as structuredClone, which would turn ObjectIds into plain objects).
+    // L1 holds encoded entries; their decoded form is remembered beside them and every hit gets its
+    // own copy of it (copyValue), so no caller sees another's changes.
     const raw = this.#l1?.get(key);
-    const local = decodeEntry(raw);
+    const local = decodeEntryOnce(raw);
     if (local && now < local.freshUntil) {
       this.#stats.l1Hits += 1;
       if (this.#events.hasListeners('cache:hit')) this.#events.emit('cache:hit', { method: request.method, tier: 'l1' });
-      return local.value as T;
+      return copyOf<T>(raw as Buffer);
     }
     if (this.#memory) this.#stats.l1Misses += 1;
     if (local && now < local.staleUntil && (policy.staleWhileRevalidateMS ?? 0) > 0) {

@@ -107,6 +107,27 @@ describe('read-through in two tiers', () => {
     expect((await acme.users.findById(user._id))?.profile.display_name).toBe('C');
   });
 
+  it('hands every L1 hit its own deep copy: nested objects, arrays and dates changed by one caller stay as stored for the next', async () => {
+    const user = await acme.users.create({
+      external_id: 'deep-copies',
+      profile: { display_name: 'D' },
+      last_seen: new Date('2026-11-26T10:00:00Z'),
+    });
+    await acme.users.findById(user._id); // fills L1
+    const hit = await acme.users.findById(user._id);
+    const hitsBefore = first.cache.stats().l1.hits;
+    if (!hit) throw new Error('expected the user');
+    hit.profile.display_name = 'changed';
+    (hit.last_seen as Date).setTime(0);
+    (hit as unknown as { search_tokens: string[] }).search_tokens?.push('injected');
+    const second = await acme.users.findById(user._id);
+    expect(first.cache.stats().l1.hits).toBe(hitsBefore + 1);
+    expect(second?.profile.display_name).toBe('D');
+    expect(second?.last_seen?.toISOString()).toBe('2026-11-26T10:00:00.000Z');
+    expect((second as unknown as { search_tokens?: string[] }).search_tokens ?? []).not.toContain('injected');
+    expect(second?._id).toBeInstanceOf(ObjectId);
+  });
+
   it('hands every caller joining one load its own copy, the loader too', async () => {
     const user = await acme.users.create({
       external_id: 'flight-copies',

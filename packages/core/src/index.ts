@@ -117,6 +117,11 @@ export { type AnalyticsEvent, EventRepository, eventSchema, eventsDefinition } f
 export { type FileRecord, FileRepository, fileSchema, filesDefinition, sharingTypes, storageProviders } from './model/files.js';
 export { type Group, GroupRepository, groupSchema, groupsDefinition } from './model/groups.js';
 export {
+  type MessageReferenceOptions,
+  type ReferenceProblem,
+  ReferentialIntegrityError,
+} from './model/message-references.js';
+export {
   type CreateMessageInput,
   contentTypes,
   type Message,
@@ -127,11 +132,6 @@ export {
   messagesDefinition,
   type PaginationOptions,
 } from './model/messages.js';
-export {
-  type MessageReferenceOptions,
-  ReferentialIntegrityError,
-  type ReferenceProblem,
-} from './model/message-references.js';
 export { type Metric, MetricRepository, metricSchema, metricsDefinition, metricsTimeSeries } from './model/metrics.js';
 export {
   createModelRepositories,
@@ -153,13 +153,6 @@ export {
   type ReceiptPolicyOptions,
 } from './model/read-positions.js';
 export { type Settings, SettingsRepository, settingsDefinition, settingsSchema } from './model/settings.js';
-export {
-  type DocumentUpgrades,
-  type UpgradeBatch,
-  type UpgradeBatchOptions,
-  upgradeDocument,
-  type VersionedModel,
-} from './model/versioning.js';
 export type { TenantAccount } from './model/tenant-account.js';
 export {
   relationshipTypes,
@@ -170,6 +163,13 @@ export {
   userStatuses,
   usersDefinition,
 } from './model/users.js';
+export {
+  type DocumentUpgrades,
+  type UpgradeBatch,
+  type UpgradeBatchOptions,
+  upgradeDocument,
+  type VersionedModel,
+} from './model/versioning.js';
 export { KeysetCursorCodec, keysetFilter, type Page, type PageOptions, type PageSort, sortDocument } from './pagination/keyset-cursor.js';
 export { type StreamOptions, streamPages } from './pagination/stream-pages.js';
 export { CommandPipeline, currentOperation, type OperationTrace, operationChannel, type Terminal } from './pipeline/command-pipeline.js';
@@ -203,6 +203,7 @@ export type {
   VersionFields,
   WriteOptions,
 } from './repository/repository-types.js';
+export { canonicalKey } from './schema/canonical-key.js';
 export { assertSafeDocument, assertSafeFilter } from './schema/input-guard.js';
 export {
   dateSchema,

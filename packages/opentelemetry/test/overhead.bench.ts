@@ -84,7 +84,7 @@ const ctx = () =>
     operation: 'users.findOne',
     collection: { name: 'users', tenantOwned: true },
     command: { kind: 'findOne' },
-    aspects: { access: 'read', idempotent: true, tenantScoped: true, admin: false },
+    aspects: { access: 'read', idempotent: true, tenantScoped: true, admin: false, followUp: false },
     layers: [],
   }) as unknown as OperationContext;
 await compare('CommandPipeline.run, no layers, no server', 200_000, () => pipeline.run(ctx()), 'ns');

@@ -368,7 +368,8 @@ export class QuotaEnforcer {
     const limits = this.#limitsOf(record);
     const command = ctx.command;
     const writes = writesOf(command);
-    if (writes > 0 && limits.writes) {
+    // A follow-up completes a write the rate already admitted: refusing it would leave that write half done.
+    if (writes > 0 && limits.writes && !ctx.aspects.followUp) {
       const taken = await this.#rate.take(`${tenant}:writes`, writes, limits.writes.perSecond, limits.writes.burst);
       if (!taken.allowed) {
         throw new QuotaExceededError({

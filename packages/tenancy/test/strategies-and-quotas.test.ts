@@ -256,6 +256,33 @@ describe('write rate', () => {
     expect(refused?.reason).toMatchObject({ quota: 'writeRate', limit: 1 });
   });
 
+  it('counts a message and its last_message as one write: a send is refused whole or stored whole, never half', async () => {
+    const client = createTestClient();
+    let now = 0;
+    const tenancy = createTenancy({
+      requireActiveTenant: false,
+      quotas: { limits: { writes: { perSecond: 1, burst: 3 } }, rateLimitStore: new InProcessRateLimitStore(() => now) },
+    });
+    const data = createDataLayer({ client, plugins: [tenancy] });
+    const tenant = data.forTenant('rate-follow-up');
+    const { conversation } = await tenant.conversations.createDirect([new ObjectId(), new ObjectId()]);
+    now += 60_000; // a full bucket for the sends
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, index) =>
+        tenant.messages.create({
+          conversation_id: conversation._id,
+          sender_id: new ObjectId(),
+          content: { type: 'text', encrypted_data: `eA${index}` },
+        }),
+      ),
+    );
+    const stored = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    const refused = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    expect(stored).toHaveLength(3);
+    for (const refusal of refused) expect(refusal.reason).toMatchObject({ quota: 'writeRate', outcome: undefined });
+    expect(await tenant.messages.count()).toBe(3);
+  });
+
   it('refills over time', async () => {
     let now = 0;
     const store = new InProcessRateLimitStore(() => now);

@@ -122,8 +122,8 @@ export const conversationsDefinition: RepositoryDefinition<typeof conversationSc
     },
     { name: 'search', equality: ['tenant_id', 'search_tokens'], sort: [['_id', -1]] },
     { name: 'findById / join / leave / settings', equality: ['_id'] },
-    { name: 'removeParticipantEverywhere', equality: ['tenant_id', 'participants.user_id'] },
     { name: 'markConversationRead / readPosition (one participant)', equality: ['_id'], residual: ['participants.user_id'] },
+    { name: 'removeParticipantEverywhere', equality: ['tenant_id', 'participants.user_id'] },
   ],
 };
 
@@ -200,7 +200,6 @@ export class ConversationRepository extends Repository<typeof conversationSchema
     this.#participantsChanged(undefined);
     return result.modifiedCount;
   }
-
   #participant(userId: ObjectId, role: (typeof participantRoles)[number]) {
     return { user_id: userId, role, joined_at: this.now(), settings: { muted: false, pinned: false } };
   }
@@ -356,7 +355,7 @@ export class ConversationRepository extends Repository<typeof conversationSchema
   ): Promise<void> {
     this.#requireGrant(presented, 'recordLastMessage');
     await this.collection.updateOne(
-      { name: 'recordLastMessage', idempotent: true, grant: lastMessageGrant },
+      { name: 'recordLastMessage', idempotent: true, grant: lastMessageGrant, followUp: true },
       {
         _id: conversationId,
         // Newest by (sent_at, message id): messages created in the same millisecond still have one order.
@@ -387,7 +386,7 @@ export class ConversationRepository extends Repository<typeof conversationSchema
     const [current] = await this.collection.find('replaceLastMessage', filter, { limit: 1, projection: { _id: 1 } });
     if (!current) return;
     const next = await newest();
-    const operation = { name: 'replaceLastMessage', idempotent: true, grant: lastMessageGrant };
+    const operation = { name: 'replaceLastMessage', idempotent: true, grant: lastMessageGrant, followUp: true };
     if (next) {
       const preview = next.content?.encrypted_preview ?? '';
       await this.collection.updateOne(operation, filter, { $set: { last_message: lastMessageOf({ ...next, preview }) } });

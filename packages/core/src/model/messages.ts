@@ -564,7 +564,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
    */
   async #applyReplyCount(parent: ObjectId, change: string, delta: 1 | -1): Promise<void> {
     await this.collection.updateOne(
-      { name: 'reply count', idempotent: true, grant },
+      { name: 'reply count', idempotent: true, grant, followUp: true },
       { _id: parent, 'thread.applied': { $ne: change } },
       { $inc: { 'thread.reply_count': delta }, $push: { 'thread.applied': { $each: [change], $slice: -COUNTER_WINDOW } } },
     );

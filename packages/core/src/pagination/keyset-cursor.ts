@@ -4,6 +4,7 @@ import { BSON, type Document, ObjectId } from 'mongodb';
 const { EJSON } = BSON;
 
 import { CursorError } from '../errors.js';
+import { canonicalKey } from '../schema/canonical-key.js';
 
 /** The order of a page: one field (or `_id` alone), with `_id` as the tiebreak in the same direction. */
 export interface PageSort<Field extends string = string> {
@@ -35,57 +36,6 @@ interface CursorPayload {
   i: string;
 }
 
-/**
- * Writes `value` into `parts` as an unambiguous string: every value carries its type, strings are
- * JSON-quoted, and object keys keep their order (it matters to MongoDB). Two different filters
- * never give the same key. The common filter values are written directly; others through EJSON.
- */
-function writeKey(value: unknown, parts: string[]): void {
-  switch (typeof value) {
-    case 'string':
-      parts.push(JSON.stringify(value));
-      return;
-    case 'number':
-      parts.push(`n${value}`);
-      return;
-    case 'boolean':
-      parts.push(value ? 't' : 'f');
-      return;
-    case 'undefined':
-      parts.push('u');
-      return;
-    case 'object':
-      break;
-    default:
-      parts.push(`?${typeof value}`);
-      return;
-  }
-  if (value === null) {
-    parts.push('z');
-  } else if (Array.isArray(value)) {
-    parts.push('[');
-    for (const item of value) {
-      writeKey(item, parts);
-      parts.push(',');
-    }
-    parts.push(']');
-  } else if (value instanceof ObjectId) {
-    parts.push(`o${value.toHexString()}`);
-  } else if (value instanceof Date) {
-    parts.push(`d${value.getTime()}`);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    parts.push('{');
-    for (const key in value) {
-      parts.push(JSON.stringify(key), ':');
-      writeKey((value as Record<string, unknown>)[key], parts);
-      parts.push(',');
-    }
-    parts.push('}');
-  } else {
-    parts.push(`e${EJSON.stringify({ v: value }, { relaxed: false })}`);
-  }
-}
-
 /** FNV-1a over a string, as 8 hex digits: a cheap tag, not a security measure. */
 function shortTag(text: string): string {
   let hash = 0x811c9dc5;
@@ -115,10 +65,7 @@ export class KeysetCursorCodec {
    * cursor works only for the same key. Computed only when a cursor is encoded or decoded.
    */
   static fingerprint(collection: string, filter: Document, sort: PageSort): string {
-    const parts = [JSON.stringify(collection), '|'];
-    writeKey(filter, parts);
-    parts.push('|', sort.field, ':', sort.direction);
-    return parts.join('');
+    return `${JSON.stringify(collection)}|${canonicalKey(filter)}|${sort.field}:${sort.direction}`;
   }
 
   #mac(fingerprint: string, body: string): Buffer {

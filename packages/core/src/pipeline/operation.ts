@@ -16,6 +16,12 @@ export interface OperationAspects {
   readonly tenantScoped: boolean;
   /** True for schema and server commands (indexes, explain, `$indexStats`, collections, databases). */
   readonly admin: boolean;
+  /**
+   * True for a write that completes another write already applied (its denormalized fields, such
+   * as a conversation's `last_message` after a message was stored): part of that write, so a write
+   * rate limit does not count or refuse it a second time.
+   */
+  readonly followUp: boolean;
 }
 
 /**
@@ -29,6 +35,8 @@ export type OperationDeclaration =
       readonly idempotent?: boolean;
       /** The model's grant, for domain methods that write fields its invariants guard. */
       readonly grant?: symbol;
+      /** A write completing another already applied (see {@link OperationAspects.followUp}). @default false */
+      readonly followUp?: boolean;
     };
 
 /** The collection an operation addresses. */
@@ -149,6 +157,7 @@ export function aspectsOf(kind: CommandKind, collection: CollectionInfo | undefi
     idempotent: declared ?? (access === 'read' || IDEMPOTENT_ADMIN_WRITES.has(kind)),
     tenantScoped: (collection?.tenantOwned ?? false) && (!admin || ADMIN_READS_OF_DATA.has(kind)),
     admin,
+    followUp: access === 'write' && typeof declaration !== 'string' && declaration.followUp === true,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { CliCommand } from '../command.js';
+import { backupCommand } from './backup.js';
 import { indexesCommand } from './indexes.js';
 import { migrateCommand } from './migrate.js';
 import { seedCommand } from './seed.js';
@@ -6,4 +7,4 @@ import { tenantCommand } from './tenant.js';
 import { verifyCommand } from './verify.js';
 
 /** Every top-level command, in help order. Add a package's commands here (one line each). */
-export const commands: readonly CliCommand[] = [migrateCommand, indexesCommand, seedCommand, verifyCommand, tenantCommand];
+export const commands: readonly CliCommand[] = [migrateCommand, indexesCommand, seedCommand, verifyCommand, tenantCommand, backupCommand];

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -27,7 +27,7 @@ export default defineConfig({
         test: {
           name: 'caas-db',
           include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
-          exclude: ['**/node_modules/**', 'packages/cache/test/failover.test.ts'],
+          exclude: [...configDefaults.exclude, 'packages/cache/test/failover.test.ts'],
         },
       },
       // The repository suites again, with tenancy on and the auditor enforcing, under each strategy.

@@ -18,7 +18,6 @@ import {
 } from '../model/versioning.js';
 import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument } from '../pagination/keyset-cursor.js';
 import { type StreamOptions, streamPages } from '../pagination/stream-pages.js';
-import { type StreamOptions, streamPages } from '../pagination/stream-pages.js';
 import type { OperationDeclaration } from '../pipeline/operation.js';
 import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
 import { dateSchema, type IdInput, objectIdSchema } from '../schema/primitives.js';
@@ -758,19 +757,6 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   ): Promise<Page<Projected<StoredDocument<S>, P>>> {
     assertSafeFilter(filter);
     return this.page('findMany', this.#live(filter, options.includeDeleted), options);
-  }
-
-  /**
-   * Every live document matching `filter` as an async iteration, read `batchSize` at a time in
-   * keyset order (each page one operation, see `streamPages`): exports and jobs run in bounded memory.
-   * @throws {ValidationError} for an invalid filter or options, when iteration starts.
-   */
-  stream<P extends Projection<StoredDocument<S>> = Record<never, never>>(
-    filter: DocumentFilter<StoredDocument<S>>,
-    options: Omit<ListOptions<P, Extract<keyof z.output<S>, string> | 'created_at' | 'updated_at'>, 'limit' | 'cursor'> & StreamOptions = {},
-  ): AsyncGenerator<Projected<StoredDocument<S>, P>, void, undefined> {
-    const { batchSize, ...list } = options;
-    return streamPages((page) => this.findMany<P>(filter, { ...list, ...page }), batchSize === undefined ? {} : { batchSize });
   }
 
   /**

@@ -14,21 +14,22 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { Redis } from 'ioredis';
-import { LRUCache } from 'lru-cache';
-import { type CommandStartedEvent, type Db, type Document, MongoClient, ObjectId } from 'mongodb';
 import { createCache } from '@caas-db/cache';
 import {
   createDataClient,
   createDataLayer,
   type DataClient,
   type DataLayerPlugin,
+  type Middleware,
   type TenantRepositories,
 } from '@caas-db/core';
 import { unsafeDriver } from '@caas-db/core/unsafe';
 import { createSearch } from '@caas-db/search';
 import { createTenancy } from '@caas-db/tenancy';
 import { startMongo, startRedis } from '@caas-db/testing';
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import { type CommandStartedEvent, type Db, type Document, MongoClient, ObjectId } from 'mongodb';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const OPS = Number(process.env.BENCH_OPS ?? 100);
@@ -299,6 +300,8 @@ function table(rows: Row[]): string[] {
 
 // ---- run -------------------------------------------------------------------------------------------
 const raw = rawContender('raw driver', false);
+/** A data client that is never connected: the library-only table answers every command in memory. */
+const stubClient = createDataClient({ uri: 'mongodb://127.0.0.1:1', database: 'never_connected' });
 const rawMonitored = rawContender('raw driver, monitoring on', true);
 const redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
 const closers: Array<() => Promise<unknown>> = [() => raw.client.close(), () => rawMonitored.client.close(), async () => redis.quit()];
@@ -385,10 +388,125 @@ if (!LAYERS) {
 }
 
 out(`\n${table(rows).join('\n')}`);
+if (!LAYERS) out(`\n${targetsTable(rows).join('\n')}`);
+if (!LAYERS) out(`\n${(await libraryOnly()).join('\n')}`);
+
+/**
+ * The library's own code alone: the same operations with a transport layer answering every command
+ * from memory (no driver, no I/O, no server), so the figure has no share of the driver or of
+ * scheduling noise. It bounds what the paired figures above can attribute to caas-db.
+ */
+async function libraryOnly(): Promise<string[]> {
+  const conversation = new ObjectId();
+  const sender = new ObjectId();
+  const stored = (count: number) =>
+    Array.from({ length: count }, () => ({
+      _id: new ObjectId(),
+      tenant_id: TENANT,
+      conversation_id: conversation,
+      sender_id: sender,
+      content: { type: 'text', encrypted_data: CIPHERTEXT_1600 },
+      status: 'sent',
+      schema_version: 1,
+      created_at: new Date(),
+      updated_at: new Date(),
+    }));
+  const one = stored(1);
+  const page = stored(51);
+  const answer: Middleware = {
+    name: 'answer-from-memory',
+    phase: 'transport',
+    handle(ctx) {
+      const command = ctx.command;
+      if (command.kind === 'find') return Promise.resolve(((command.options?.limit as number | undefined) ?? 0) > 1 ? page : one);
+      if (command.kind === 'insertOne') return Promise.resolve({ acknowledged: true, insertedId: command.document._id });
+      if (command.kind === 'insertMany')
+        return Promise.resolve({ acknowledged: true, insertedCount: command.documents.length, insertedIds: {} });
+      return Promise.resolve({ acknowledged: true, matchedCount: 1, modifiedCount: 1, upsertedCount: 0, upsertedId: null });
+    },
+  };
+  const lines = ['| library code only (driver answered from memory) | core µs/op | + tenancy µs/op |', '|---|---:|---:|'];
+  const layers = [
+    createDataLayer({ client: stubClient, middlewares: [answer] }),
+    createDataLayer({ client: stubClient, middlewares: [answer], plugins: [createTenancy({ requireActiveTenant: false })] }),
+  ];
+  const operations: Array<[string, number, number, (repositories: TenantRepositories) => Promise<unknown>]> = [
+    ['find one by _id', 20_000, 1, (r) => r.messages.findById(one[0]?._id as ObjectId)],
+    [
+      'messages.create',
+      10_000,
+      1,
+      (r) =>
+        r.messages.create({ conversation_id: conversation, sender_id: sender, content: { type: 'text', encrypted_data: CIPHERTEXT_275 } }),
+    ],
+    ['page of 50', 10_000, 1, (r) => r.messages.findByConversation(conversation, { limit: 50 })],
+    [
+      'createMany, per document',
+      40,
+      1_000,
+      (r) =>
+        r.messages.createMany(
+          Array.from({ length: 1_000 }, () => ({
+            conversation_id: conversation,
+            sender_id: sender,
+            content: { type: 'text' as const, encrypted_data: CIPHERTEXT_275 },
+          })),
+        ),
+    ],
+  ];
+  for (const [name, count, per, operation] of operations) {
+    const figures: number[] = [];
+    for (const layer of layers) {
+      const repositories = layer.forTenant(TENANT);
+      for (let index = 0; index < Math.min(count, 500); index += 1) await operation(repositories);
+      const samples: number[] = [];
+      for (let round = 0; round < 5; round += 1) {
+        const before = process.cpuUsage();
+        for (let index = 0; index < count; index += 1) await operation(repositories);
+        const used = process.cpuUsage(before);
+        samples.push((used.user + used.system) / count / per);
+      }
+      figures.push(median(samples));
+    }
+    lines.push(`| ${name} | ${figures[0]?.toFixed(1)} | ${figures[1]?.toFixed(1)} |`);
+  }
+  return lines;
+}
+
+/** The targets of docs/performance.md, each with the figure this run measured. */
+function targetsTable(measured: Row[]): string[] {
+  const extra = (workload: string, contender: string) =>
+    measured.find((row) => row.workload.startsWith(workload) && row.contender === contender)?.extra ?? Number.NaN;
+  const targets: Array<[string, number, number]> = [
+    ['find one by _id', extra('find one by _id', 'caas-db core'), 15],
+    ['validated single insert', extra('validated single insert', 'caas-db core'), 30],
+    ['messages.create (two commands)', extra('messages.create (insert + last_message)', 'caas-db core'), 50],
+    ['page of 50', extra('page of 50', 'caas-db core'), 40],
+    ['insertMany, per document', extra('insertMany', 'caas-db core'), 1],
+    ['L1 hit (over lru-cache get)', extra('L1 cache hit', 'caas-db L1 hit'), 3],
+    ['tenancy on top of core, find', extra('find one by _id', 'caas-db + tenancy') - extra('find one by _id', 'caas-db core'), 5],
+    [
+      'tenancy on top of core, create',
+      extra('messages.create (insert', 'caas-db + tenancy') - extra('messages.create (insert', 'caas-db core'),
+      5,
+    ],
+    [
+      'batching on, lone caller (over batching off)',
+      extra('messages.create (insert + last_message), lone caller', 'caas-db core, batching on'),
+      2,
+    ],
+  ];
+  return [
+    '| target (client CPU over the raw driver, monitoring off) | measured µs | target µs | |',
+    '|---|---:|---:|---|',
+    ...targets.map(([name, value, target]) => `| ${name} | ${format(value)} | ≤ ${target} | ${value <= target ? 'met' : 'missed'} |`),
+  ];
+}
 mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });
 writeFileSync(
   new URL(`../bench-results/library-cost${LAYERS ? '-layers' : ''}.json`, import.meta.url),
   `${JSON.stringify({ machine, server: mongo.description, rounds: ROUNDS, ops: OPS, rows }, null, 2)}\n`,
 );
 for (const close of closers) await close();
+await stubClient.close();
 await Promise.all([mongo.stop(), redisServer.stop()]);

@@ -119,10 +119,11 @@ export class TenantChangeCapture {
 
   /**
    * Reads every event available now, collection by collection, until each stream has none left;
-   * `onChange` gets them in each collection's order. Returns how many were read.
+   * `onChange` gets them in each collection's order; `stopWhen` ends the reading early (checked
+   * after each event). Returns how many were read.
    * @throws the driver's error when a stream cannot resume (history lost): the caller records a gap.
    */
-  async drain(onChange: (change: CapturedChange) => Promise<void> | void): Promise<number> {
+  async drain(onChange: (change: CapturedChange) => Promise<void> | void, stopWhen?: () => boolean): Promise<number> {
     // Streams are read side by side (each waits up to maxAwaitTimeMS when idle); within a
     // collection, events keep their order, which is the order replay needs.
     const counts = await Promise.all(
@@ -134,6 +135,8 @@ export class TenantChangeCapture {
           if (event === null) return read;
           read += 1;
           await onChange(toChange(collection, event));
+          // Under sustained writes a stream never runs dry: let the caller seal what it has.
+          if (stopWhen?.()) return read;
         }
       }),
     );

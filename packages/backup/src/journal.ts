@@ -253,7 +253,7 @@ export class TenantJournal {
     }
   }
 
-  async #drain(): Promise<number> {
+  async #drain(stopWhen?: () => boolean): Promise<number> {
     if (!this.#capture) return 0;
     return this.#capture.drain((change) => {
       this.#pending.push(change);
@@ -261,7 +261,7 @@ export class TenantJournal {
       // Streams are read side by side: the newest event is the one with the greatest cluster time.
       if (!this.#lastEvent || compareClusterTimes(change.ct, this.#lastEvent) > 0) this.#lastEvent = change.ct;
       this.#lastEventSeenAt = Date.now();
-    });
+    }, stopWhen);
   }
 
   async #loop(): Promise<void> {
@@ -272,7 +272,9 @@ export class TenantJournal {
         continue;
       }
       try {
-        const read = await this.#drain();
+        const read = await this.#drain(
+          () => this.#pending.length >= this.#options.segmentEvents || Date.now() - this.#lastSealed >= this.#options.flushIntervalMS,
+        );
         if (read === 0) this.#caughtUpAt = new Date();
         const due = Date.now() - this.#lastSealed >= this.#options.flushIntervalMS;
         if (this.#pending.length >= this.#options.segmentEvents || (due && this.#pending.length > 0)) await this.seal();

@@ -232,6 +232,10 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
   const mismatches: RestoreMismatch[] = [];
   const result: RestoreVerification = { collections: {}, schemaChecked: 0, conversationsChecked: 0, inheritedDrift: [] };
   const conversations: Array<{ id: unknown; lastMessage: unknown }> = [];
+  // Replace mode over whole collections reads back every message of the tenant: the newest live
+  // message per conversation is known from that read, without a query per conversation.
+  const wholeTenant = mode === 'replace' && !selection;
+  const newestLive = new Map<string, { at: number; id: unknown }>();
   let contentCompared = mode === 'replace';
   const note = (mismatch: RestoreMismatch) => {
     if (mismatches.length < 100) mismatches.push(mismatch);
@@ -268,6 +272,13 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
             note({ collection, kind: 'schema', detail: `document ${idKey(document._id)}: ${problem}` });
         }
         if (collection === 'conversations') conversations.push({ id: actual._id, lastMessage: actual.last_message?.message_id ?? null });
+        if (wholeTenant && collection === 'messages' && actual.deleted_at == null && actual.created_at instanceof Date) {
+          const key = idKey(actual.conversation_id);
+          const at = actual.created_at.getTime();
+          const current = newestLive.get(key);
+          if (!current || at > current.at || (at === current.at && idKey(actual._id) > idKey(current.id)))
+            newestLive.set(key, { at, id: actual._id });
+        }
       }
     };
     for await (const chunk of reader.chunks(collection)) {
@@ -301,10 +312,12 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
     const messages = tenantCollection(data, 'messages', tenant);
     contentCompared &&= !mismatches.some((mismatch) => mismatch.kind === 'content' || mismatch.kind === 'count');
     for (const conversation of conversations) {
-      const newest = await messages.newestLiveMessage(conversation.id);
+      const newestId = wholeTenant
+        ? (newestLive.get(idKey(conversation.id))?.id ?? null)
+        : ((await messages.newestLiveMessage(conversation.id))?._id ?? null);
       result.conversationsChecked += 1;
-      if (idKey(newest?._id ?? null) === idKey(conversation.lastMessage)) continue;
-      const detail = `last_message of ${idKey(conversation.id)} names ${idKey(conversation.lastMessage)}, the newest live message is ${idKey(newest?._id ?? null)}`;
+      if (idKey(newestId) === idKey(conversation.lastMessage)) continue;
+      const detail = `last_message of ${idKey(conversation.id)} names ${idKey(conversation.lastMessage)}, the newest live message is ${idKey(newestId)}`;
       // Restored documents equal to the backup's: the drift was in the backup (repair it with messages.verifyLastMessage).
       if (contentCompared) result.inheritedDrift.push(detail);
       else note({ collection: 'conversations', kind: 'invariant', detail });

@@ -48,7 +48,7 @@ function start(args: string[], options: { uri?: boolean } = {}): { child: ChildP
 
 const cli = (...args: string[]) => start(args).done;
 const json = (run: Run): unknown => {
-  if (!run.stdout.trim()) throw new Error(`no output, exit code ${run.code}: ${run.stderr}`);
+  if (!run.stdout.trim() || run.code !== 0) throw new Error(`exit code ${run.code}: ${run.stdout} ${run.stderr}`);
   return JSON.parse(run.stdout);
 };
 

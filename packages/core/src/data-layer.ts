@@ -44,7 +44,10 @@ export interface DataLayerPlugin {
   readonly middlewares?: readonly Middleware[];
   /** See every command and its outcome. */
   readonly observers?: readonly CommandObserver[];
-  /** True when the plugin reads `currentOperation()` (each operation then runs in its own async context). */
+  /**
+   * True when the plugin reads `currentOperation()` (each operation then runs in its own async
+   * context). Read once the plugin is attached.
+   */
   readonly bindsOperation?: boolean;
   /** The ambient tenant of the current call, used by repositories not bound with `forTenant`. */
   readonly resolveTenant?: () => string | undefined;
@@ -264,7 +267,11 @@ export interface DataLayerAdmin {
    * Refused in tenant scope. `idempotent: true` lets retry re-send it when its outcome is unknown.
    * @throws {ValidationError} when the database name or the command is invalid.
    */
-  runCommand(database: string, command: Record<string, unknown>, options?: { name?: string; idempotent?: boolean }): Promise<Record<string, unknown>>;
+  runCommand(
+    database: string,
+    command: Record<string, unknown>,
+    options?: { name?: string; idempotent?: boolean },
+  ): Promise<Record<string, unknown>>;
 }
 
 /**
@@ -343,7 +350,6 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     internals.track,
   );
   pipeline.traceTenant = options.tracing?.tenant ?? false;
-  pipeline.bindsOperation = plugins.some((plugin) => plugin.bindsOperation === true);
   const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();
@@ -421,13 +427,18 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
     on: (event, listener) => events.on(event, listener),
   };
   for (const plugin of plugins) plugin.attach?.(layer);
+  // After attaching: a plugin may know only then whether it needs operations bound (the auditor).
+  pipeline.bindsOperation = plugins.some((plugin) => plugin.bindsOperation === true);
   return layer;
 }
 
 function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironment): DataLayerAdmin {
   const run = (
     name: string,
-    command: { kind: 'dropDatabase' } | { kind: 'listDatabases' } | { kind: 'serverCommand'; database: string; command: Record<string, unknown> },
+    command:
+      | { kind: 'dropDatabase' }
+      | { kind: 'listDatabases' }
+      | { kind: 'serverCommand'; database: string; command: Record<string, unknown> },
     database?: string,
     idempotent?: boolean,
   ) => {
@@ -461,8 +472,13 @@ function createAdmin(pipeline: CommandPipeline, environment: CollectionEnvironme
         throw new ValidationError('database', [{ path: '', message: 'must be a valid database name', code: 'invalid_format' }]);
       const name = command !== null && typeof command === 'object' && !Array.isArray(command) ? Object.keys(command)[0] : undefined;
       if (name === undefined)
-        throw new ValidationError('command', [{ path: '', message: 'must be an object whose first key names the command', code: 'invalid_type' }]);
-      return (await run(options.name ?? name, { kind: 'serverCommand', database, command }, undefined, options.idempotent)) as Record<string, unknown>;
+        throw new ValidationError('command', [
+          { path: '', message: 'must be an object whose first key names the command', code: 'invalid_type' },
+        ]);
+      return (await run(options.name ?? name, { kind: 'serverCommand', database, command }, undefined, options.idempotent)) as Record<
+        string,
+        unknown
+      >;
     },
   };
 }

@@ -53,12 +53,10 @@ export abstract class CaasDbError extends Error {
    * class of the same name is on its prototype chain.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
-    // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof, a subclass included.
-    const checked = this;
-    if (Function.prototype[Symbol.hasInstance].call(checked, value)) return true;
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
     if (!isBranded(value)) return false;
     for (let proto = Object.getPrototypeOf(value); proto !== null; proto = Object.getPrototypeOf(proto)) {
-      if ((proto as { constructor?: { name?: string } }).constructor?.name === checked.name) return true;
+      if ((proto as { constructor?: { name?: string } }).constructor?.name === this.name) return true;
     }
     return false;
   }

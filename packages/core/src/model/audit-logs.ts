@@ -62,7 +62,11 @@ export const auditLogsDefinition: RepositoryDefinition<typeof auditLogSchema> = 
   indexes: [
     { name: 'at', key: { at: 1, _id: 1 }, purpose: 'retention: the oldest entries first (purgeExpired)' },
     { name: 'tenant_at', key: { tenant_id: 1, at: -1, _id: -1 }, purpose: 'a tenant’s audit trail, newest first (listForTenant)' },
-    { name: 'shard_key', key: { tenant_id: 1, _id: 'hashed' }, purpose: 'supports the hashed shard key { tenant_id, _id: hashed } (docs/sharding.md)' },
+    {
+      name: 'shard_key',
+      key: { tenant_id: 1, _id: 'hashed' },
+      purpose: 'supports the hashed shard key { tenant_id, _id: hashed } (docs/sharding.md)',
+    },
     { name: 'action_at', key: { action: 1, at: -1, _id: -1 }, purpose: 'every occurrence of an action (listByAction)' },
     { name: 'target', key: { 'target.collection': 1, 'target.id': 1, _id: -1 }, purpose: 'the history of one record (listForTarget)' },
   ],

@@ -47,7 +47,11 @@ export const eventsDefinition: RepositoryDefinition<typeof eventSchema> = {
       expireAfterSeconds: 0,
       purpose: 'TTL expiry of events `@caas-db/lifecycle` stamped with `expire_at` (never stamped on held events)',
     },
-    { name: 'shard_key', key: { tenant_id: 1, _id: 'hashed' }, purpose: 'supports the hashed shard key { tenant_id, _id: hashed } (docs/sharding.md)' },
+    {
+      name: 'shard_key',
+      key: { tenant_id: 1, _id: 'hashed' },
+      purpose: 'supports the hashed shard key { tenant_id, _id: hashed } (docs/sharding.md)',
+    },
   ],
   queries: [
     {

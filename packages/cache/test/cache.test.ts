@@ -412,9 +412,19 @@ describe('stale entries', () => {
     await waitFor(() => cache.cache.ready, { what: 'the cache to be ready' });
     const repositories = data.forTenant('acme');
     const user = await repositories.users.create({ external_id: 'swr', profile: { display_name: 'S' } });
-    await cachedThenExpired(cache, () => repositories.users.findById(user._id), 300);
-    await repositories.users.findById(user._id);
-    expect(cache.stats().staleServes).toBe(1);
+    // The in-process tier serves only while the invalidation bus is subscribed; on a loaded machine
+    // it may resubscribe in between (the read then goes to Redis, which does not serve stale), so
+    // the cycle is repeated until an expired entry is read from L1, which must serve it stale.
+    await waitFor(
+      async () => {
+        await waitFor(() => cache.cache.ready, { what: 'the cache to be ready' });
+        await cachedThenExpired(cache, () => repositories.users.findById(user._id), 300);
+        await repositories.users.findById(user._id);
+        return cache.stats().staleServes >= 1;
+      },
+      { what: 'an expired entry served stale from L1', timeoutMS: 60_000 },
+    );
+    expect(cache.stats().staleServes).toBeGreaterThanOrEqual(1);
   });
 
   it('serves stale within its bound when MongoDB fails, and fails past it', async () => {

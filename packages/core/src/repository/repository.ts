@@ -1,11 +1,11 @@
-import { type AnyBulkWriteOperation, BSON, type Document, ObjectId, type UpdateResult } from 'mongodb';
+import { type Document, ObjectId, type UpdateResult } from 'mongodb';
 import { z } from 'zod';
 import { type IndexUsage, indexUsageOf } from '../analysis/index-usage.js';
 import { type PlanSummary, summarizePlan } from '../analysis/query-plan.js';
 import { type BatchBounds, Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { type CachedRead, cacheTags, type ReadCache } from '../cache/read-cache.js';
 import type { ScopedCollection } from '../collection/scoped-collection.js';
-import { type CaasDbError, ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
+import { ConcurrencyError, DuplicateKeyError, NotFoundError, TenantContextError, ValidationError } from '../errors.js';
 import type { IndexDeclaration, QueryShape } from '../indexes/index-declaration.js';
 import { type IndexSyncReport, type SyncIndexesOptions, syncIndexes } from '../indexes/index-sync.js';
 import type { ModelInvariants } from '../invariants/model-invariants.js';
@@ -16,19 +16,18 @@ import {
   upgradeStoredBatch,
   versionedCollection,
 } from '../model/versioning.js';
-import { KeysetCursorCodec, keysetFilter, type Page, type PageSort, sortDocument } from '../pagination/keyset-cursor.js';
+import type { KeysetCursorCodec, Page } from '../pagination/keyset-cursor.js';
 import { type StreamOptions, streamPages } from '../pagination/stream-pages.js';
 import type { OperationDeclaration } from '../pipeline/operation.js';
-import { assertSafeDocument, assertSafeFilter } from '../schema/input-guard.js';
-import { dateSchema, type IdInput, objectIdSchema } from '../schema/primitives.js';
-import { patchToSetPaths, validateUpdate } from '../schema/update-validator.js';
-import { stampDocument } from '../scoping/scope-command.js';
+import { assertSafeFilter } from '../schema/input-guard.js';
+import { type IdInput, objectIdSchema } from '../schema/primitives.js';
 import { markVetted, markVettedBatch } from '../scoping/vetted-documents.js';
 import { currentSession } from '../transactions/transaction-context.js';
 import { parseInput } from '../validation-issues.js';
-import { bulkWriteFailureOf } from './bulk-write-failures.js';
+import { prepareBulkWrites, sendBulkWrites } from './bulk-writes.js';
+import { readKeysetPage } from './keyset-page.js';
+import { type ParsedReadOptions, parseReadOptions } from './read-options.js';
 import type {
-  BulkItemResult,
   BulkOperation,
   BulkWriteSummary,
   CreateInput,
@@ -41,6 +40,7 @@ import type {
   StoredDocument,
   WriteOptions,
 } from './repository-types.js';
+import { sameContent, WritePreparation } from './write-preparation.js';
 
 /** What a repository is: its collection, schema, indexes and behaviours. */
 export interface RepositoryDefinition<S extends z.ZodObject> {
@@ -97,75 +97,7 @@ export interface RepositoryContext {
   };
 }
 
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 500;
 const NOT_DELETED = { deleted_at: null } as const;
-
-const pageOptionsSchema = z.strictObject({
-  limit: z.number().int().min(1).max(MAX_PAGE_SIZE).optional(),
-  cursor: z.string().max(4096).nullable().optional(),
-  includeDeleted: z.boolean().optional(),
-  projection: z.record(z.string(), z.union([z.literal(1), z.literal(true)])).optional(),
-  sort: z.strictObject({ field: z.string(), direction: z.enum(['asc', 'desc']) }).optional(),
-});
-
-const NO_OPTIONS: z.output<typeof pageOptionsSchema> = Object.freeze({});
-
-/**
- * The read options most calls pass (none, or a limit, a cursor string, `includeDeleted`), checked
- * without zod; undefined for anything else, which zod then checks and reports on.
- */
-function plainPageOptions(options: unknown): z.output<typeof pageOptionsSchema> | undefined {
-  if (options === undefined || options === null) return NO_OPTIONS;
-  if (typeof options !== 'object' || Object.getPrototypeOf(options) !== Object.prototype) return undefined;
-  const { limit, cursor, includeDeleted } = options as Record<string, unknown>;
-  let fields = 0;
-  for (const key in options) {
-    if (key !== 'limit' && key !== 'cursor' && key !== 'includeDeleted') return undefined;
-    fields += 1;
-  }
-  if (fields === 0) return NO_OPTIONS;
-  if (limit !== undefined && !(Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= MAX_PAGE_SIZE)) return undefined;
-  if (cursor !== undefined && cursor !== null && !(typeof cursor === 'string' && cursor.length <= 4096)) return undefined;
-  if (includeDeleted !== undefined && typeof includeDeleted !== 'boolean') return undefined;
-  // A copy of the values checked: a getter cannot answer differently when read again.
-  const parsed: z.output<typeof pageOptionsSchema> = {};
-  if (limit !== undefined) parsed.limit = limit as number;
-  if (cursor !== undefined) parsed.cursor = cursor as string | null;
-  if (includeDeleted !== undefined) parsed.includeDeleted = includeDeleted as boolean;
-  return parsed;
-}
-
-/**
- * The largest document (or update) a repository sends: MongoDB refuses 16 MiB, and the driver
- * fails before sending with a range error; this leaves room for the fields updates add later.
- */
-const MAX_DOCUMENT_BYTES = 12 * 1024 * 1024;
-
-/** Room for what a repository adds to a caller's document: system fields, the tenant, schema defaults. */
-const SYSTEM_FIELDS_BYTES = 64 * 1024;
-
-function assertStorableSize(document: Document, subject: string): void {
-  const size = BSON.calculateObjectSize(document);
-  if (size > MAX_DOCUMENT_BYTES)
-    throw new ValidationError(subject, [
-      { path: '', message: `encodes to ${size} bytes; at most ${MAX_DOCUMENT_BYTES} are stored`, code: 'too_big' },
-    ]);
-}
-
-/** Fields every insert stamps anew, so two attempts of one write differ in them. */
-const STAMPED_FIELDS = new Set(['created_at', 'updated_at']);
-
-/** Whether two documents hold the same content, the stamped timestamps aside. */
-function sameContent(stored: Document, sent: Document): boolean {
-  const content = (document: Document) =>
-    BSON.EJSON.stringify(Object.fromEntries(Object.entries(document).filter(([key]) => !STAMPED_FIELDS.has(key))), { relaxed: false });
-  return content(stored) === content(sent);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
-}
 
 /**
  * A typed repository over one collection, generic over a zod schema: validation on every write
@@ -187,11 +119,8 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   readonly #cache: ReadCache | undefined;
   readonly #admitCachedRead: ((read: CachedRead) => Promise<void>) | undefined;
   readonly #readBatcher: Coalescer<{ id: ObjectId; options: ReadOptions<unknown> }, Document | null> | undefined;
-  /** The schema of `create` input: the domain schema plus an optional `_id`. */
-  readonly #createSchema: z.ZodObject;
-  /** The schema of a whole stored document, for update-path validation. */
-  readonly #documentSchema: z.ZodObject;
-  readonly #protectedFields: ReadonlySet<string>;
+  /** Validation and stamping of everything this repository writes. */
+  readonly #writes: WritePreparation;
   readonly #sortable: ReadonlySet<string>;
 
   constructor(definition: RepositoryDefinition<S>, context: RepositoryContext) {
@@ -205,16 +134,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     this.insertBatching = context.batching?.inserts;
     const readBounds = context.batching?.findById;
     this.#readBatcher = readBounds ? new Coalescer(readBounds, (items) => this.#findByIds(items)) : undefined;
-    this.#createSchema = definition.schema.extend({ _id: objectIdSchema.optional() });
-    this.#documentSchema = definition.schema.extend({
-      _id: objectIdSchema,
-      schema_version: z.number().int(),
-      created_at: dateSchema,
-      updated_at: dateSchema,
-      ...(definition.softDelete && { deleted_at: dateSchema.nullable() }),
-      ...(definition.versioned && { version: z.number().int() }),
-    });
-    this.#protectedFields = new Set(['_id', 'tenant_id', 'schema_version', 'created_at', 'updated_at', 'deleted_at', 'version']);
+    this.#writes = new WritePreparation(definition, { validates: this.validates, now: this.now, tenant: () => this.collection.tenant });
     this.#sortable = new Set(['_id', ...(definition.sortable ?? [])]);
   }
 
@@ -249,7 +169,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
   #projectionOf(projection: Document | undefined): Document | undefined {
     if (!projection) return undefined;
     const fields = Object.keys(projection);
-    const unknown = fields.filter((field) => field !== '_id' && !(field in this.#documentSchema.shape));
+    const unknown = fields.filter((field) => field !== '_id' && !(field in this.#writes.documentSchema.shape));
     if (unknown.length > 0) {
       throw new ValidationError(
         'projection',
@@ -259,8 +179,8 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     return Object.fromEntries(fields.map((field) => [field, 1]));
   }
 
-  #parseReadOptions(options: unknown): z.output<typeof pageOptionsSchema> {
-    return plainPageOptions(options) ?? this.parse(pageOptionsSchema, options ?? {}, 'options');
+  #parseReadOptions(options: unknown): ParsedReadOptions {
+    return parseReadOptions(options);
   }
 
   /** The tenant this repository is bound to, if any. */
@@ -319,66 +239,22 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
 
   /** Validates a full new document and adds the system fields (and the bound tenant). */
   protected prepareInsert(input: unknown, subject = `${this.name} document`): Document {
-    return markVetted(this.#buildInsert(input, subject));
-  }
-
-  /** {@link prepareInsert} without vouching for the result (a batch is vouched for as a whole). */
-  #buildInsert(input: unknown, subject: string): Document {
-    if (!isPlainObject(input)) throw new ValidationError(subject, [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);
-    const inputBytes = assertSafeDocument(input, subject);
-    const { creatable } = this.definition;
-    if (creatable) {
-      const refused = Object.keys(input).filter((field) => field !== '_id' && !creatable.includes(field));
-      if (refused.length > 0) {
-        throw new ValidationError(
-          subject,
-          refused.map((field) => ({ path: field, message: 'is set by the repository, not by callers', code: 'unrecognized_keys' })),
-        );
-      }
-    }
-    const tenant = this.collection.tenant;
-    if (this.definition.tenantOwned && tenant === undefined && input.tenant_id === undefined) {
-      throw new TenantContextError(`${subject} names no tenant and none is bound: use dataLayer.forTenant(tenantId).${this.name}`);
-    }
-    const stamped = this.definition.tenantOwned && tenant !== undefined ? stampDocument(input, tenant, subject) : input;
-    const parsed = this.validates ? (this.parse(this.#createSchema, stamped, subject) as Document) : { ...stamped };
-    const now = this.now();
-    const document = {
-      _id: parsed._id ?? new ObjectId(),
-      ...parsed,
-      schema_version: this.definition.schemaVersion,
-      created_at: now,
-      updated_at: now,
-      ...(this.definition.softDelete && { deleted_at: null }),
-      ...(this.definition.versioned && { version: 1 }),
-    };
-    // The exact size only when the bound found on the safety walk (plus the system fields and
-    // defaults the repository adds) could reach the limit.
-    if (inputBytes + SYSTEM_FIELDS_BYTES > MAX_DOCUMENT_BYTES) assertStorableSize(document, subject);
-    return document;
+    return markVetted(this.#writes.insert(input, subject));
   }
 
   /** Validates raw update operators and adds `updated_at` (and the version bump). */
   protected prepareUpdate(update: unknown, subject = `${this.name} update`): Document {
-    const validated = validateUpdate(this.#documentSchema, update, { protectedFields: this.#protectedFields, subject });
-    assertStorableSize(validated, subject);
-    return this.stampUpdate(validated);
+    return this.#writes.update(update, subject);
   }
 
   /** Adds `updated_at` and, for versioned repositories, `$inc: { version: 1 }` to an update. */
   protected stampUpdate(update: Document): Document {
-    const stamped: Document = { ...update, $set: { ...(update.$set as Document | undefined), updated_at: this.now() } };
-    if (this.definition.versioned) stamped.$inc = { ...(update.$inc as Document | undefined), version: 1 };
-    return stamped;
+    return this.#writes.stamp(update);
   }
 
   /** Turns a deep-partial patch into a validated `$set` update. */
   protected preparePatch(patch: unknown, subject = `${this.name} patch`): Document {
-    if (!isPlainObject(patch)) throw new ValidationError(subject, [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);
-    if (Object.keys(patch).length === 0)
-      throw new ValidationError(subject, [{ path: '', message: 'must change at least one field', code: 'too_small' }]);
-    assertSafeDocument(patch, subject);
-    return this.prepareUpdate({ $set: patchToSetPaths(this.#documentSchema, patch) }, subject);
+    return this.#writes.patch(patch, subject);
   }
 
   // ---------------------------------------------------------------- writes
@@ -424,7 +300,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
         { path: '', message: 'must be an array of 1 to 10000 documents', code: 'invalid_type' },
       ]);
     }
-    const documents = markVettedBatch(inputs.map((input, index) => this.#buildInsert(input, `${this.name} document ${index}`)));
+    const documents = markVettedBatch(inputs.map((input, index) => this.#writes.insert(input, `${this.name} document ${index}`)));
     await this.collection.insertMany('createMany', documents, options.ordered ?? true);
     return documents as StoredDocument<S>[];
   }
@@ -617,75 +493,17 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
    * @returns one result per operation, at its index.
    */
   async bulkWrite(operations: readonly BulkOperation<S>[], options: { ordered?: boolean } = {}): Promise<BulkWriteSummary> {
-    if (!Array.isArray(operations) || operations.length === 0 || operations.length > 10_000) {
-      throw new ValidationError('bulk operations', [
-        { path: '', message: 'must be an array of 1 to 10000 operations', code: 'invalid_type' },
-      ]);
-    }
-    const ordered = options.ordered ?? true;
-    const ids: ObjectId[] = [];
-    const writes: AnyBulkWriteOperation<Document>[] = operations.map((operation, index) => {
-      const subject = `bulk operation ${index}`;
-      if (!isPlainObject(operation as unknown) || Object.keys(operation).length !== 1) {
-        throw new ValidationError(subject, [
-          { path: '', message: 'must have exactly one of insert, update, updateWith, delete', code: 'invalid_type' },
-        ]);
-      }
-      if ('insert' in operation) {
-        const document = this.prepareInsert(operation.insert, subject);
-        ids.push(document._id as ObjectId);
-        return { insertOne: { document } };
-      }
-      if ('update' in operation) {
-        const id = this.parseId(operation.update?.id, `${subject} id`);
-        ids.push(id);
-        return {
-          updateOne: { filter: this.#live({ _id: id }, false), update: this.preparePatch(operation.update.patch, subject) },
-        };
-      }
-      if ('updateWith' in operation) {
-        const id = this.parseId(operation.updateWith?.id, `${subject} id`);
-        ids.push(id);
-        return {
-          updateOne: { filter: this.#live({ _id: id }, false), update: this.prepareUpdate(operation.updateWith.update, subject) },
-        };
-      }
-      if ('delete' in operation) {
-        const id = this.parseId(operation.delete?.id, `${subject} id`);
-        ids.push(id);
-        return { deleteOne: { filter: { _id: id } } };
-      }
-      throw new ValidationError(subject, [
-        { path: '', message: 'must have exactly one of insert, update, updateWith, delete', code: 'invalid_type' },
-      ]);
+    const { writes, ids } = prepareBulkWrites(operations as readonly unknown[], {
+      insert: (input, subject) => this.prepareInsert(input, subject),
+      id: (value, subject) => this.parseId(value, subject),
+      liveById: (id) => this.#live({ _id: id }, false),
+      patch: (patch, subject) => this.preparePatch(patch, subject),
+      update: (update, subject) => this.prepareUpdate(update, subject),
     });
-
-    let failures = new Map<number, CaasDbError>();
-    let counts = { inserted: 0, matched: 0, modified: 0, deleted: 0 };
-    try {
-      const result = await this.collection.bulkWrite('bulkWrite', writes, ordered);
-      counts = {
-        inserted: result.insertedCount,
-        matched: result.matchedCount,
-        modified: result.modifiedCount,
-        deleted: result.deletedCount,
-      };
-    } catch (error) {
-      const failure = bulkWriteFailureOf(error, this.name);
-      if (!failure) throw error;
-      counts = failure.counts;
-      failures = failure.failures;
-    }
-    const firstFailure = failures.size > 0 ? Math.min(...failures.keys()) : Number.POSITIVE_INFINITY;
-    const items: BulkItemResult[] = writes.map((_, index) => {
-      const failure = failures.get(index);
-      if (failure) return { index, status: 'failed', error: failure };
-      if (ordered && index > firstFailure) return { index, status: 'skipped' };
-      return { index, status: 'ok', id: ids[index] as ObjectId };
+    return sendBulkWrites((prepared, ordered) => this.collection.bulkWrite('bulkWrite', prepared, ordered), writes, ids, {
+      ordered: options.ordered ?? true,
+      collection: this.name,
     });
-    // Inserts are counted from the per-item outcomes: some servers report the batch size instead.
-    const inserted = items.filter((item, index) => item.status === 'ok' && 'insertOne' in (writes[index] as object)).length;
-    return { items, ...counts, inserted, failed: failures.size };
   }
 
   // ---------------------------------------------------------------- reads
@@ -779,36 +597,17 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
    */
   protected async page<T>(operation: string, filter: Document, options: unknown): Promise<Page<T>> {
     const parsed = this.#parseReadOptions(options);
-    const sort: PageSort = parsed.sort ?? { field: '_id', direction: 'desc' };
-    if (!this.#sortable.has(sort.field)) {
-      throw new ValidationError('options', [
-        { path: 'sort.field', message: `must be one of ${[...this.#sortable].join(', ')}`, code: 'invalid_value' },
-      ]);
-    }
-    const projection = this.#projectionOf(parsed.projection);
-    if (projection && sort.field !== '_id') projection[sort.field] = 1;
-    const limit = parsed.limit ?? DEFAULT_PAGE_SIZE;
-    // Bound to the tenant too: a cursor issued to one tenant is refused for every other. Computed
-    // only when a cursor is decoded or encoded.
-    let fingerprint: string | undefined;
-    const fingerprintOf = () => {
-      fingerprint ??= KeysetCursorCodec.fingerprint(`${this.name}\u0000${this.collection.tenant ?? ''}`, filter, sort);
-      return fingerprint;
-    };
-    const query = parsed.cursor
-      ? { $and: [filter, keysetFilter(sort, this.cursors.decode(parsed.cursor, fingerprintOf(), sort))] }
-      : filter;
-    const rows = await this.collection.find(operation, query, {
-      sort: sortDocument(sort),
-      limit: limit + 1,
-      ...(projection && { projection }),
-    });
-    const items = rows.slice(0, limit);
-    const last = items.at(-1);
-    return {
-      items: items as T[],
-      nextCursor: rows.length > limit && last ? this.cursors.encode(fingerprintOf(), sort, last) : null,
-    };
+    return readKeysetPage<T>(
+      {
+        find: (query, findOptions) => this.collection.find(operation, query, findOptions),
+        cursors: this.cursors,
+        // Bound to the tenant too: a cursor issued to one tenant is refused for every other.
+        cursorScope: `${this.name}\u0000${this.collection.tenant ?? ''}`,
+        sortable: this.#sortable,
+      },
+      filter,
+      { ...parsed, projection: this.#projectionOf(parsed.projection) },
+    );
   }
 
   /** Counts live documents matching `filter`. */

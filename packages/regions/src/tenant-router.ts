@@ -35,6 +35,8 @@ export class TenantRouter {
   readonly #entries = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Route>>();
   readonly #waiters = new Map<string, Set<() => void>>();
+  /** Per tenant, bumped by every `set` and `invalidate`: a directory read that began before one is stale. */
+  readonly #generations = new Map<string, number>();
   readonly #directory: DataLayer;
   readonly #moves: MoveStore;
   readonly #clusterOfRegion: (region: string) => string | undefined;
@@ -67,7 +69,10 @@ export class TenantRouter {
     if (cached) return Promise.resolve(cached);
     let loading = this.#loading.get(tenant);
     if (!loading) {
-      loading = this.#load(tenant).finally(() => this.#loading.delete(tenant));
+      const started: Promise<Route> = this.#load(tenant).finally(() => {
+        if (this.#loading.get(tenant) === started) this.#loading.delete(tenant);
+      });
+      loading = started;
       this.#loading.set(tenant, loading);
     }
     return loading;
@@ -75,11 +80,19 @@ export class TenantRouter {
 
   /** Forgets the cached route, so the next call reads the directory. */
   invalidate(tenant: string): void {
+    this.#bump(tenant);
     this.#entries.delete(tenant);
+  }
+
+  #bump(tenant: string): void {
+    this.#generations.set(tenant, (this.#generations.get(tenant) ?? 0) + 1);
   }
 
   /** Sets the route after a change made in this process and wakes the calls waiting on the tenant. */
   set(tenant: string, route: Route): void {
+    this.#bump(tenant);
+    // A directory read in flight began before this change: its result must not replace it.
+    this.#loading.delete(tenant);
     this.#entries.set(tenant, { route, expires: performance.now() + this.cacheMS });
     const waiting = this.#waiters.get(tenant);
     this.#waiters.delete(tenant);
@@ -112,9 +125,16 @@ export class TenantRouter {
   }
 
   async #load(tenant: string): Promise<Route> {
+    const generation = this.#generations.get(tenant) ?? 0;
     const [client, move] = await Promise.all([this.#directory.clients.findByTenantId(tenant), this.#moves.get(tenant)]);
+    // A move of this process changed the route while this read was in flight: the change wins.
+    if ((this.#generations.get(tenant) ?? 0) !== generation) {
+      const current = this.cached(tenant);
+      if (current) return current;
+    }
     const route = this.routeOf(tenant, client?.region, move);
-    this.#entries.set(tenant, { route, expires: performance.now() + this.cacheMS });
+    if ((this.#generations.get(tenant) ?? 0) === generation)
+      this.#entries.set(tenant, { route, expires: performance.now() + this.cacheMS });
     return route;
   }
 

@@ -36,8 +36,6 @@ const RUNS = Number(process.env.CAAS_DB_FUZZ_RUNS ?? 200);
 const SECRET = 'derived-state-property-cursor-secret!';
 /** Collections with a document limit: their `tenant_usage` counters are maintained and checked. */
 const LIMITED = ['users', 'messages', 'settings'] as const;
-/** How long stale cached reads are tolerated once the bus has delivered every invalidation. */
-const SETTLED_GRACE_MS = 250;
 /** The generous deadline for the bus itself (the documented bound is < 1 s). */
 const DEADLINE_MS = 10_000;
 
@@ -513,8 +511,10 @@ async function cacheMismatches(
     await Promise.all([...reads].map(async ([key, entry]) => [key, encode(await entry.run(plain))] as const)),
   );
   const started = Date.now();
-  let settledAt: number | undefined;
   for (;;) {
+    // A round of reads that starts once the bus has delivered every invalidation must see no stale
+    // value: whatever it loads, it loads after the invalidations were applied.
+    const settledBefore = busSettled();
     const checks = await Promise.all(
       [...reads].flatMap(([key, entry]) =>
         instances.map(async (each, index): Promise<Mismatch | undefined> => {
@@ -534,8 +534,7 @@ async function cacheMismatches(
       convergenceMS.push(now - started);
       return [];
     }
-    if (busSettled()) settledAt ??= now;
-    if ((settledAt !== undefined && now - settledAt > SETTLED_GRACE_MS) || now - started > DEADLINE_MS) return stale;
+    if (settledBefore || now - started > DEADLINE_MS) return stale;
     await pause(5);
   }
 }

@@ -137,6 +137,11 @@ export function emitPipelineCommand(
     events.emit('command:failed', { ...data, error: error instanceof Error ? error.message : String(error) });
     return;
   }
+  emitSucceeded(events, slowCommandMS, data);
+}
+
+/** `command:succeeded`, and `command:slow` past the threshold: wire and choke-point events alike. */
+function emitSucceeded(events: TypedEmitter<DataClientEvents>, slowCommandMS: number, data: CommandEvent): void {
   events.emit('command:succeeded', data);
   if (data.durationMS >= slowCommandMS) events.emit('command:slow', { ...data, thresholdMS: slowCommandMS });
 }
@@ -201,11 +206,7 @@ function attachWireMonitoring(mongo: MongoClient, events: TypedEmitter<DataClien
       source: 'wire',
     };
   };
-  mongo.on('commandSucceeded', (event: CommandSucceededEvent) => {
-    const data = base(event);
-    events.emit('command:succeeded', data);
-    if (data.durationMS >= slowCommandMS) events.emit('command:slow', { ...data, thresholdMS: slowCommandMS });
-  });
+  mongo.on('commandSucceeded', (event: CommandSucceededEvent) => emitSucceeded(events, slowCommandMS, base(event)));
   mongo.on('commandFailed', (event: CommandFailedEvent) => {
     events.emit('command:failed', { ...base(event), error: event.failure.message });
   });

@@ -26,7 +26,7 @@ import { currentSession } from '../transactions/transaction-context.js';
 import { parseInput } from '../validation-issues.js';
 import { prepareBulkWrites, sendBulkWrites } from './bulk-writes.js';
 import { readKeysetPage } from './keyset-page.js';
-import { type ParsedReadOptions, parseReadOptions } from './read-options.js';
+import { parseReadOptions } from './read-options.js';
 import type {
   BulkOperation,
   BulkWriteSummary,
@@ -177,10 +177,6 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       );
     }
     return Object.fromEntries(fields.map((field) => [field, 1]));
-  }
-
-  #parseReadOptions(options: unknown): ParsedReadOptions {
-    return parseReadOptions(options);
   }
 
   /** The tenant this repository is bound to, if any. */
@@ -516,7 +512,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     const objectId = this.parseId(id);
     const load = () => {
       if (!this.#readBatcher || currentSession()) return this.findOne({ _id: objectId } as DocumentFilter<StoredDocument<S>>, options);
-      this.#parseReadOptions(options);
+      parseReadOptions(options);
       // One batch per tenant and read options: the batch runs in the first caller's context.
       const key = `${this.collection.tenant ?? ''}|${JSON.stringify(options)}`;
       return this.#readBatcher.add(key, { id: objectId, options }) as Promise<Projected<StoredDocument<S>, P> | null>;
@@ -526,7 +522,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
 
   /** Reads many documents by id in one `$in` query, for the read batcher. */
   async #findByIds(items: Array<{ id: ObjectId; options: ReadOptions<unknown> }>): Promise<ItemOutcome<Document | null>[]> {
-    const options = this.#parseReadOptions(items[0]?.options ?? {});
+    const options = parseReadOptions(items[0]?.options ?? {});
     const projection = this.#projectionOf(options.projection);
     const ids = [...new Map(items.map((item) => [item.id.toHexString(), item.id])).values()];
     const rows = await this.collection.find(
@@ -554,7 +550,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     options: ReadOptions<P> = {},
   ): Promise<Projected<StoredDocument<S>, P> | null> {
     assertSafeFilter(filter);
-    const parsed = this.#parseReadOptions(options);
+    const parsed = parseReadOptions(options);
     const projection = this.#projectionOf(parsed.projection);
     const [found] = await this.collection.find('findOne', this.#live(filter, parsed.includeDeleted), {
       limit: 1,
@@ -596,7 +592,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
    * repositories use it for their list methods.
    */
   protected async page<T>(operation: string, filter: Document, options: unknown): Promise<Page<T>> {
-    const parsed = this.#parseReadOptions(options);
+    const parsed = parseReadOptions(options);
     return readKeysetPage<T>(
       {
         find: (query, findOptions) => this.collection.find(operation, query, findOptions),

@@ -4,7 +4,11 @@
  * each run in its own process so its peak RSS is its own; beside the raw driver in the same run
  * (a cursor dump to gzip'd EJSON, and insertMany batches of 1,000); then the journal's lag behind a
  * write load (RPO) and the time to restore the tenant (RTO).
- * Run: pnpm bench:backup   (MESSAGES=100000 for a quick run)
+ * Run: pnpm bench:backup   (MESSAGES=100000 for a quick run; PAGE_SIZE sets the service's pageSize)
+ *
+ * PAGE_SIZE defaults to 10,000: mongo-java-server answers each keyset page (`{ tenant_id, _id: { $gt } }`
+ * sorted by `_id`) by scanning and sorting the whole collection, so a backup or a verification scan
+ * costs (documents / pageSize) collection scans there; on MongoDB each page is an index range scan.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -23,6 +27,7 @@ const self = fileURLToPath(import.meta.url);
 const keyProvider = createLocalKeyProvider({ keys: { bench: Buffer.alloc(32, 1) }, current: 'bench' });
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const mb = (bytes: number) => bytes / 1024 / 1024;
+const PAGE_SIZE = Number(process.env.PAGE_SIZE ?? 10_000);
 
 interface ChildResult {
   durationMS: number;
@@ -37,7 +42,12 @@ interface ChildResult {
 async function child(mode: string, uri: string, database: string, directory: string, argument: string): Promise<void> {
   const client = createDataClient({ uri, database });
   const data = createDataLayer({ client });
-  const service = createBackupService({ data, target: filesystemTarget(directory, { fsync: false }), keyProvider });
+  const service = createBackupService({
+    data,
+    target: filesystemTarget(directory, { fsync: false }),
+    keyProvider,
+    pageSize: PAGE_SIZE,
+  });
   const started = performance.now();
   let result: Omit<ChildResult, 'maxRssMB'>;
   if (mode === 'backup') {
@@ -119,7 +129,7 @@ async function main(): Promise<void> {
   const database = `bench_backup_${Date.now()}`;
   const directory = await mkdtemp(join(tmpdir(), 'caas-bench-backup-'));
   out(
-    `machine: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GB), Node ${process.version}; server: ${mongo.description}`,
+    `machine: ${cpus()[0]?.model ?? 'unknown'} (${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GB), Node ${process.version}; server: ${mongo.description}; pageSize ${PAGE_SIZE}`,
   );
   const client = createDataClient({ uri: mongo.uri, database, monitoring: { wire: true } });
   const data = createDataLayer({ client });
@@ -182,11 +192,21 @@ async function main(): Promise<void> {
     await unsafeDatabase(client, `${database}_verified`).dropDatabase();
     for (const line of rows) out(line);
 
-    // RPO: the journal's lag behind a write load through the library.
-    const service = createBackupService({ data, target: filesystemTarget(directory, { fsync: true }), keyProvider });
+    // RPO: the journal's lag behind a write load through the library. The tenant has a database
+    // of its own (as under database-per-tenant): in shared collections a journal needs
+    // change-stream pre-images to see its deletes, which this server does not keep.
+    const rpoDatabase = `${database}_rpo`;
+    const rpoClient = createDataClient({ uri: mongo.uri, database: rpoDatabase });
+    const rpoData = createDataLayer({ client: rpoClient });
+    const service = createBackupService({
+      data: rpoData,
+      target: filesystemTarget(directory, { fsync: true }),
+      keyProvider,
+      databaseOf: () => rpoDatabase,
+    });
     const journal = service.journal('rpo', { flushIntervalMS: 200 });
     await journal.start();
-    const events = data.forTenant('rpo').events;
+    const events = rpoData.forTenant('rpo').events;
     const acked: number[] = [];
     const lags: number[] = [];
     let running = true;
@@ -212,6 +232,8 @@ async function main(): Promise<void> {
     running = false;
     await sampler;
     await journal.stop();
+    await unsafeDatabase(rpoClient).dropDatabase();
+    await rpoClient.close();
     lags.sort((a, b) => a - b);
     const quantile = (q: number) => lags[Math.min(lags.length - 1, Math.floor(q * lags.length))] ?? 0;
     out(

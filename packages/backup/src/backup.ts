@@ -1,6 +1,7 @@
 import { type ArchiveManifest, type ArchiveTarget, createArchiveWriter, type KeyProvider } from '@caas-db/archive';
 import { BSON, type DataLayer } from '@caas-db/core';
 import { type CapturedChange, TenantChangeCapture } from './change-capture.js';
+import { captureIsolationOf } from './isolation.js';
 import { tenantModelOf } from './model.js';
 import { tenantCollection } from './tenant-collection.js';
 
@@ -38,6 +39,13 @@ export interface BackupMetadata {
     gaps: number;
     /** Resume token per collection after the catch-up. */
     tokens: Record<string, unknown>;
+    /**
+     * How the catch-up saw deletes: `database` (the tenant's own database: all of them),
+     * `pre-images` (matched on their pre-image's tenant), or `not-captured` (shared collections
+     * without pre-images: a delete names no tenant, so none is read; a document deleted after the
+     * scan read it is in the backup). Absent in backups written before this field existed.
+     */
+    deletes: 'database' | 'pre-images' | 'not-captured';
   };
 }
 
@@ -54,7 +62,8 @@ export interface CreateBackupOptions {
   pageSize: number;
   chunkBytes?: number | undefined;
   consistency: 'change-stream-catch-up' | 'none';
-  onProgress?: ((progress: { collection: string; documents: number }) => void) | undefined;
+  /** Called after each page; a returned promise is awaited before the next page is read. */
+  onProgress?: ((progress: { collection: string; documents: number }) => void | Promise<void>) | undefined;
 }
 
 /** What a backup wrote. */
@@ -89,15 +98,21 @@ export async function createTenantBackup(options: CreateBackupOptions): Promise<
   // Point-in-time recovery replays the journal from the second the backup started: everything
   // earlier is in what the scan read.
   const captureStart = new BSON.Timestamp({ t: Math.floor(startedAt.getTime() / 1000), i: 0 });
-  const capture =
+  // Deletes name no tenant: the capture asks for them only where it can attribute them (see
+  // CaptureIsolation), so another tenant's changes never reach the backup.
+  const isolation =
     options.consistency === 'change-stream-catch-up'
-      ? new TenantChangeCapture({
-          client: data.client,
-          tenant,
-          ...(options.database !== undefined && { database: options.database }),
-          collections: options.collections,
-        })
+      ? (await captureIsolationOf(data, options.collections, options.database)).isolation
       : undefined;
+  const capture = isolation
+    ? new TenantChangeCapture({
+        client: data.client,
+        tenant,
+        ...(options.database !== undefined && { database: options.database }),
+        collections: options.collections,
+        isolation,
+      })
+    : undefined;
   let changes = 0;
   let gaps = 0;
   const record = async (change: CapturedChange) => {
@@ -122,7 +137,7 @@ export async function createTenantBackup(options: CreateBackupOptions): Promise<
         const page = await source.scanPage(after, options.pageSize);
         for (const document of page) await writer.write(collection, document);
         count += page.length;
-        options.onProgress?.({ collection, documents: count });
+        await options.onProgress?.({ collection, documents: count });
         if (page.length < options.pageSize) break;
         after = page[page.length - 1]?._id;
       }
@@ -149,6 +164,7 @@ export async function createTenantBackup(options: CreateBackupOptions): Promise<
         changes,
         gaps,
         tokens: capture ? (JSON.parse(JSON.stringify(capture.tokens)) as Record<string, unknown>) : {},
+        deletes: isolation === 'database' || isolation === 'pre-images' ? isolation : 'not-captured',
       },
     };
     const manifest = await writer.finish(metadata as unknown as Record<string, unknown>);

@@ -48,7 +48,27 @@ export interface ChangeCaptureOptions {
   fullDocument?: 'updateLookup' | 'whenAvailable';
   /** How long an idle stream's read waits for events. @default 100 */
   maxAwaitTimeMS?: number;
+  /**
+   * How the streams tell the tenant's events from other tenants' (see {@link CaptureIsolation}).
+   * @default 'fields'
+   */
+  isolation?: CaptureIsolation;
 }
+
+/**
+ * How a capture knows an event is its tenant's, which decides whether it can see deletes:
+ * - `database`: the streams' database holds only this tenant (database-per-tenant): every event is
+ *   the tenant's, deletes included.
+ * - `pre-images`: the collections keep pre-images (`changeStreamPreAndPostImages`, MongoDB 6.0+): a
+ *   delete is matched on its pre-image's `tenant_id` on the server (`fullDocumentBeforeChange:
+ *   'required'`, so a missing pre-image fails the stream, which the journal records as a gap, rather
+ *   than hiding the delete), and the pre-image is removed before the event leaves the server.
+ * - `fields`: shared collections without pre-images: only events whose post-image (or document key,
+ *   when the shard key holds `tenant_id`) names the tenant. A delete there carries only `_id`, which
+ *   the server cannot attribute to a tenant, so deletes are not requested at all (`deletesTracked`
+ *   is false) rather than every tenant's deletes being read.
+ */
+export type CaptureIsolation = 'database' | 'pre-images' | 'fields';
 
 /** A cluster time `seconds` before now, by this process's clock (a capture's start when it has no token). */
 export function clusterTimeBefore(seconds: number, now = Date.now()): BSON.Timestamp {
@@ -67,13 +87,11 @@ export function compareClusterTimes(a: BSON.Timestamp, b: BSON.Timestamp): numbe
  * Change streams are the one read that does not go through the command pipeline: the pipeline's
  * commands return whole results, and its scoper refuses `$changeStream` in tenant scope (a `$match`
  * after it could not hide what the stream reports). This module therefore opens them on the driver
- * (`@caas-db/core/unsafe`), with its own tenant filter first in every stream: inserts, replacements
- * and updates are matched on `fullDocument.tenant_id`, so other tenants' documents never reach it.
- * Two kinds of event carry no tenant: deletes (only `_id`, unless the collections keep pre-images or
- * the shard key holds `tenant_id`) and, on servers that report updates without naming their
- * document, such updates. A delete is kept as an `_id` only and applied only within the tenant (a
- * scoped delete of an id the tenant does not have changes nothing); an unnamed update is kept as a
- * `gap` with no content. Under database-per-tenant neither carries another tenant's data.
+ * (`@caas-db/core/unsafe`), with its own tenant filter first in every stream ({@link capturePipeline}),
+ * run on the server: no event of another tenant reaches this process, let alone a backup or a
+ * journal. Inserts, replacements and updates are matched on `fullDocument.tenant_id`; deletes, which
+ * carry only `_id`, on the pre-image's `tenant_id` where the collections keep pre-images, and not at
+ * all in shared collections without them (see {@link CaptureIsolation}).
  */
 export class TenantChangeCapture {
   readonly #options: ChangeCaptureOptions;
@@ -88,28 +106,29 @@ export class TenantChangeCapture {
   async open(position: CapturePosition): Promise<void> {
     const { client, tenant, database, collections } = this.#options;
     const db = unsafeDatabase(client, database);
-    const match = {
-      $match: {
-        $or: [
-          { 'fullDocument.tenant_id': tenant },
-          { 'fullDocumentBeforeChange.tenant_id': tenant },
-          { operationType: 'delete', 'documentKey.tenant_id': { $in: [tenant, null] } },
-          { operationType: { $in: ['update', 'replace'] }, 'documentKey._id': { $exists: false } },
-          { operationType: { $in: ['drop', 'rename', 'dropDatabase', 'invalidate'] } },
-        ],
-      },
-    };
+    const pipeline = capturePipeline(tenant, this.isolation);
     for (const collection of collections) {
       const token = position.tokens[collection] ?? null;
       this.#tokens[collection] = token;
       const options: ChangeStreamOptions = {
         fullDocument: this.#options.fullDocument ?? 'updateLookup',
+        ...(this.isolation === 'pre-images' && { fullDocumentBeforeChange: 'required' as const }),
         maxAwaitTimeMS: this.#options.maxAwaitTimeMS ?? 100,
         batchSize: 1000,
         ...(token ? { startAfter: token } : position.startAt ? { startAtOperationTime: position.startAt } : {}),
       };
-      this.#streams.set(collection, db.collection(collection).watch([match], options));
+      this.#streams.set(collection, db.collection(collection).watch(pipeline, options));
     }
+  }
+
+  /** How this capture tells its tenant's events apart. */
+  get isolation(): CaptureIsolation {
+    return this.#options.isolation ?? 'fields';
+  }
+
+  /** Whether this capture sees the tenant's deletes (not under `fields` isolation). */
+  get deletesTracked(): boolean {
+    return this.isolation !== 'fields';
   }
 
   /** The latest resume token of each collection (null while none was seen). */
@@ -148,6 +167,28 @@ export class TenantChangeCapture {
     for (const stream of this.#streams.values()) await stream.close().catch(() => undefined);
     this.#streams.clear();
   }
+}
+
+const COLLECTION_EVENTS = ['drop', 'rename', 'dropDatabase', 'invalidate'];
+
+/**
+ * The stages every stream of a capture starts with: the tenant filter, run on the server, so no
+ * event of another tenant reaches this process (see {@link CaptureIsolation}).
+ */
+export function capturePipeline(tenant: string, isolation: CaptureIsolation): Document[] {
+  const collectionEvents = { operationType: { $in: COLLECTION_EVENTS } };
+  if (isolation === 'database')
+    // Every document here is the tenant's: all events, including updates a server reports without
+    // naming their document (kept as gaps).
+    return [{ $match: { operationType: { $in: ['insert', 'replace', 'update', 'delete', ...COLLECTION_EVENTS] } } }];
+  const named = [
+    { 'fullDocument.tenant_id': tenant },
+    // A shard key holding tenant_id puts it in every event's document key.
+    { 'documentKey.tenant_id': tenant },
+    collectionEvents,
+  ];
+  if (isolation === 'fields') return [{ $match: { $or: named } }];
+  return [{ $match: { $or: [...named, { 'fullDocumentBeforeChange.tenant_id': tenant }] } }, { $unset: 'fullDocumentBeforeChange' }];
 }
 
 function toChange(collection: string, event: Document): CapturedChange {

@@ -5,6 +5,8 @@ export const BackupErrorCodes = {
   RESTORE_VERIFICATION: 'E_RESTORE_VERIFICATION',
   JOURNAL_GAP: 'E_JOURNAL_GAP',
   BACKUP_NOT_FOUND: 'E_BACKUP_NOT_FOUND',
+  PRE_IMAGES_REQUIRED: 'E_BACKUP_PRE_IMAGES_REQUIRED',
+  ID_REMAP: 'E_BACKUP_ID_REMAP',
 } as const;
 
 /** One difference a restore verification found. */
@@ -50,4 +52,26 @@ export class JournalGapError extends CaasDbError {
 /** No backup of the tenant matches (by name, or before the requested time). */
 export class BackupNotFoundError extends CaasDbError {
   readonly code = BackupErrorCodes.BACKUP_NOT_FOUND;
+}
+
+/**
+ * A journal of a tenant in shared collections needs change-stream pre-images on them: a delete
+ * event carries only the document's `_id`, which names no tenant, so without the pre-image's
+ * `tenant_id` the server cannot give the journal its tenant's deletes without everyone else's, and a
+ * journal that missed deletes would bring deleted documents back on point-in-time recovery. Enable
+ * them with `backups.enablePreImages()` (MongoDB 6.0+), or use database-per-tenant.
+ */
+export class PreImagesRequiredError extends CaasDbError {
+  readonly code = BackupErrorCodes.PRE_IMAGES_REQUIRED;
+  readonly tenant: string;
+  /** The collections without pre-images. */
+  readonly collections: readonly string[];
+
+  constructor(tenant: string, collections: readonly string[]) {
+    super(
+      `The journal of tenant ${JSON.stringify(tenant)} cannot tell its deletes from other tenants' in shared collections without change-stream pre-images (${collections.join(', ')}): enable them with backups.enablePreImages() (MongoDB 6.0+), or use database-per-tenant`,
+    );
+    this.tenant = tenant;
+    this.collections = collections;
+  }
 }

@@ -5,8 +5,16 @@
  * See docs/backup-recovery.md.
  */
 export { BACKUP_LAYOUT_VERSION, type BackupMetadata, type BackupResult, CHANGES_STREAM, LIBRARY_VERSION } from './backup.js';
-export { type CapturedChange, TenantChangeCapture } from './change-capture.js';
-export { BackupErrorCodes, BackupNotFoundError, JournalGapError, type RestoreMismatch, RestoreVerificationError } from './errors.js';
+export { type CapturedChange, type CaptureIsolation, capturePipeline, TenantChangeCapture } from './change-capture.js';
+export {
+  BackupErrorCodes,
+  BackupNotFoundError,
+  JournalGapError,
+  PreImagesRequiredError,
+  type RestoreMismatch,
+  RestoreVerificationError,
+} from './errors.js';
+export { captureIsolationOf, enablePreImages, type IsolationReport } from './isolation.js';
 export { JOURNAL_STREAM, type JournalEvents, type JournalSegmentMetadata, TenantJournal } from './journal.js';
 export { defaultCollections } from './model.js';
 export type { PointInTime, PointInTimeResult } from './pitr.js';

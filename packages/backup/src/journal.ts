@@ -2,6 +2,8 @@ import { type ArchiveTarget, createArchiveWriter, type KeyProvider, listArchives
 import { BSON, type DataLayer, type Document, type Listener, TypedEmitter } from '@caas-db/core';
 import { CAPTURE_OVERLAP_SECONDS } from './backup.js';
 import { type CapturedChange, clusterTimeBefore, compareClusterTimes, TenantChangeCapture } from './change-capture.js';
+import { PreImagesRequiredError } from './errors.js';
+import { captureIsolationOf } from './isolation.js';
 
 /** The archive stream of a journal segment. */
 export const JOURNAL_STREAM = 'events';
@@ -211,6 +213,10 @@ export class TenantJournal {
 
   async #open(): Promise<void> {
     const { target, tenant, prefix, collections } = this.#options;
+    // A journal that missed deletes would bring deleted documents back on point-in-time recovery,
+    // and in shared collections only pre-images attribute a delete to its tenant.
+    const { isolation, withoutPreImages } = await captureIsolationOf(this.#options.data, collections, this.#options.database);
+    if (isolation === 'fields') throw new PreImagesRequiredError(tenant, withoutPreImages);
     const segments = await listArchives(target, journalPrefix(prefix, tenant));
     const last = segments
       .map((listing) => listing.metadata as unknown as JournalSegmentMetadata)
@@ -229,6 +235,7 @@ export class TenantJournal {
       ...(this.#options.database !== undefined && { database: this.#options.database }),
       collections,
       maxAwaitTimeMS: 50,
+      isolation,
       ...(this.#options.fullDocument && { fullDocument: this.#options.fullDocument }),
     });
     await this.#capture.open(position);
@@ -248,6 +255,8 @@ export class TenantJournal {
         ...(this.#options.database !== undefined && { database: this.#options.database }),
         collections,
         maxAwaitTimeMS: 50,
+        isolation,
+        ...(this.#options.fullDocument && { fullDocument: this.#options.fullDocument }),
       });
       await this.#capture.open({ tokens: {}, startAt });
     }

@@ -27,6 +27,8 @@ export interface RestoreRunOptions {
   verify: boolean;
   /** Check the whole archive before the first write, so a damaged backup changes nothing. */
   preflight: boolean;
+  /** Documents per read of verification's scan (the service's `pageSize`). @default 1000 */
+  pageSize?: number | undefined;
   onProgress?: ((progress: { collection: string; documents: number }) => void) | undefined;
 }
 
@@ -184,7 +186,9 @@ export async function restoreTenantBackup(options: RestoreRunOptions): Promise<R
     await save();
   }
 
-  const verification = options.verify ? await verifyRestore({ data, reader, tenant, mode, selection, transform, collections }) : undefined;
+  const verification = options.verify
+    ? await verifyRestore({ data, reader, tenant, mode, selection, transform, collections, pageSize: options.pageSize })
+    : undefined;
   await options.checkpoints?.delete(key);
   return {
     backup: reader.manifest.name,
@@ -210,6 +214,8 @@ export interface VerifyRestoreOptions {
   selection: Selection | undefined;
   transform: (document: Document, collection: string) => Document;
   collections: readonly string[];
+  /** Documents per read of the whole-tenant scan. @default 1000 */
+  pageSize?: number | undefined;
 }
 
 /**
@@ -249,7 +255,7 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
       // Fast path: one keyset scan of the tenant's collection (as a backup reads it) against the
       // backup, compared as a multiset of documents (count and the sum of their SHA-256); only a
       // collection that differs is compared document by document below, to name the differences.
-      const fast = await scanAndCompare(reader, target, collection, transform, states, definition);
+      const fast = await scanAndCompare(reader, target, collection, transform, states, definition, options.pageSize ?? 1000);
       if (fast.equal) {
         for (const actual of fast.sample) {
           if (collection === 'conversations') conversations.push({ id: actual._id, lastMessage: actual.last_message?.message_id ?? null });
@@ -369,7 +375,7 @@ function documentDigest(document: Document): bigint {
 }
 
 /**
- * Scans the tenant's collection in `_id` order (pages of 1,000) and the backup's stream (after its
+ * Scans the tenant's collection in `_id` order (pages of `pageSize`) and the backup's stream (after its
  * catch-up states and the transform), comparing them as multisets: equal counts and equal sums of
  * per-document SHA-256. Keeps what verification needs from the scan (conversations, the newest live
  * messages, schema problems, the content hash in `_id` order, which is the backup's order).
@@ -381,6 +387,7 @@ async function scanAndCompare(
   transform: (document: Document, collection: string) => Document,
   states: Map<string, Document | null>,
   definition: Parameters<typeof schemaProblems>[0] | undefined,
+  pageSize: number,
 ) {
   let expectedSum = 0n;
   let expectedCount = 0;
@@ -411,7 +418,7 @@ async function scanAndCompare(
   const problems: string[] = [];
   let after: unknown;
   for (;;) {
-    const page = await target.scanPage(after, 1000);
+    const page = await target.scanPage(after, pageSize);
     for (const document of page) {
       actualSum = (actualSum + documentDigest(document)) % MOD;
       count += 1;
@@ -421,7 +428,7 @@ async function scanAndCompare(
       if (definition && problems.length < 100)
         for (const problem of schemaProblems(definition, document)) problems.push(`document ${idKey(document._id)}: ${problem}`);
     }
-    if (page.length < 1000) break;
+    if (page.length < pageSize) break;
     after = page[page.length - 1]?._id;
   }
   return {

@@ -2,6 +2,7 @@ import { type ArchiveListing, type ArchiveTarget, type KeyProvider, listArchives
 import { ConfigError, type DataLayer, type Document, parseInput, tenantIdSchema, ValidationError } from '@caas-db/core';
 import { z } from 'zod';
 import { type BackupResult, createTenantBackup } from './backup.js';
+import { enablePreImages } from './isolation.js';
 import { TenantJournal } from './journal.js';
 import { defaultCollections } from './model.js';
 import { type PointInTime, type PointInTimeResult, restoreToPointInTime } from './pitr.js';
@@ -73,7 +74,9 @@ const createSchema = z.strictObject({
     .regex(/^[A-Za-z0-9_.-]{1,80}$/)
     .optional(),
   consistency: z.enum(['change-stream-catch-up', 'none']).optional(),
-  onProgress: z.custom<(progress: { collection: string; documents: number }) => void>((value) => typeof value === 'function').optional(),
+  onProgress: z
+    .custom<(progress: { collection: string; documents: number }) => void | Promise<void>>((value) => typeof value === 'function')
+    .optional(),
 });
 
 const restoreSchema = z.strictObject({
@@ -129,7 +132,8 @@ export interface BackupService {
     tenant: string;
     label?: string;
     consistency?: 'change-stream-catch-up' | 'none';
-    onProgress?: (progress: { collection: string; documents: number }) => void;
+    /** Called after each page read; a returned promise is awaited before the next page. */
+    onProgress?: (progress: { collection: string; documents: number }) => void | Promise<void>;
   }): Promise<BackupResult>;
   /** The backups (of one tenant, or all), oldest first. */
   list(tenant?: string): Promise<ArchiveListing[]>;
@@ -143,6 +147,14 @@ export interface BackupService {
   journal(tenant: string, options?: { segmentEvents?: number; flushIntervalMS?: number }): TenantJournal;
   /** Creates the `{ tenant_id: 1, _id: 1 }` index backup scans use, in the tenant's database (or the shared one). */
   syncIndexes(tenant: string): Promise<void>;
+  /**
+   * Turns on change-stream pre-images (`changeStreamPreAndPostImages`, MongoDB 6.0+) for the backed-up
+   * collections of the shared database, creating missing ones: journals of tenants in shared
+   * collections need them to see their own deletes (and only theirs), and backups then catch up on
+   * deletes too. Once per deployment; not needed under database-per-tenant.
+   * @throws the server's error where it has no pre-images.
+   */
+  enablePreImages(): Promise<void>;
 }
 
 /**
@@ -215,6 +227,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
         collections: restore.collections,
         verify: restore.verify ?? true,
         preflight: restore.preflight ?? true,
+        pageSize: options.pageSize,
         onProgress: restore.onProgress,
       });
     },
@@ -261,6 +274,9 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
     async syncIndexes(tenant) {
       parseInput(tenantIdSchema, tenant, 'tenant');
       for (const collection of collectionsOf()) await tenantCollection(data, collection, tenant).ensureScanIndex();
+    },
+    async enablePreImages() {
+      await enablePreImages(data, collectionsOf());
     },
   };
 }

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalKeyProvider, filesystemTarget, listArchives, openArchive } from '@caas-db/archive';
 import { BSON, createDataLayer, type DataLayer, ObjectId } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
+import { createTenancy, tenantDatabaseName } from '@caas-db/tenancy';
 import { waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { MongoClient } from 'mongodb';
@@ -11,8 +13,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BackupService, createBackupService, JournalGapError, type TenantJournal } from '../src/index.js';
 import { snapshotTenant } from './support/tenant-data.js';
 
+// Database-per-tenant: journals of tenants in shared collections need change-stream pre-images,
+// which mongo-java-server does not keep (isolation.test.ts covers the shared strategy).
+const prefix = `p${createHash('sha256').update(testDatabaseName()).digest('hex').slice(0, 10)}`;
+const TENANTS = ['acme', 'globex', 'umbrella'];
+const dbOf = (tenant: string) => tenantDatabaseName(tenant, prefix);
 const client = createTestClient();
-const data = createDataLayer({ client });
+const tenancy = createTenancy({ requireActiveTenant: false, strategy: { default: 'database', databasePrefix: prefix } });
+const data = createDataLayer({ client, plugins: [tenancy] });
+/** A tenant's documents in its own database. */
+const snapshotOwn = (tenant: string) => snapshotTenant(client, tenant, { database: dbOf(tenant) });
 const keyProvider = createLocalKeyProvider({ keys: { k1: Buffer.alloc(32, 3) }, current: 'k1' });
 let directory: string;
 let backups: BackupService;
@@ -52,7 +62,14 @@ async function nextSecondAfter(time: Date): Promise<void> {
 
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), 'caas-pitr-'));
-  backups = createBackupService({ data, target: filesystemTarget(directory, { fsync: false }), keyProvider, chunkBytes: 4096 });
+  for (const tenant of TENANTS) await tenancy.provisionTenant(tenant);
+  backups = createBackupService({
+    data,
+    target: filesystemTarget(directory, { fsync: false }),
+    keyProvider,
+    chunkBytes: 4096,
+    databaseOf: dbOf,
+  });
   const probe = new MongoClient(testEnvironment().mongo.uri);
   try {
     const collection = probe.db(`${testDatabaseName()}_probe`).collection<{ _id: number; n: number }>('probe');
@@ -78,6 +95,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const tenant of TENANTS) await data.admin.dropDatabase(dbOf(tenant));
   await rm(directory, { recursive: true, force: true });
 });
 
@@ -98,12 +116,12 @@ describe('point-in-time recovery', () => {
     await burst(data, 'globex', 'first');
     await journalCaughtUp(journal, seen + first.writes);
     const at = journal.lastEventTime as BSON.Timestamp;
-    const snapshotAtT = await snapshotTenant(client, 'acme');
-    const globexBefore = await snapshotTenant(client, 'globex');
+    const snapshotAtT = await snapshotOwn('acme');
+    const globexBefore = await snapshotOwn('globex');
     const second = await burst(data, 'acme', 'second', first.file);
     await journalCaughtUp(journal, seen + first.writes + second.writes);
     await journal.stop();
-    expect(await snapshotTenant(client, 'acme')).not.toEqual(snapshotAtT);
+    expect(await snapshotOwn('acme')).not.toEqual(snapshotAtT);
 
     // Journal segments hold only this tenant's changes.
     for (const listing of await listArchives(filesystemTarget(directory), 'journals/acme/')) {
@@ -123,9 +141,9 @@ describe('point-in-time recovery', () => {
     expect(await snapshotTenant(copyClient, 'acme-at-t', { rewriteTo: 'acme' })).toEqual(snapshotAtT);
 
     await backups.restoreToPointInTime({ tenant: 'acme', to: at });
-    expect(await snapshotTenant(client, 'acme')).toEqual(snapshotAtT);
-    expect(await snapshotTenant(client, 'globex')).not.toEqual({});
-    expect((await snapshotTenant(client, 'globex')).users?.length).toBe(globexBefore.users?.length ?? 0);
+    expect(await snapshotOwn('acme')).toEqual(snapshotAtT);
+    expect(await snapshotOwn('globex')).not.toEqual({});
+    expect((await snapshotOwn('globex')).users?.length).toBe(globexBefore.users?.length ?? 0);
   });
 
   it('an update in the window is replayed where the server names its document, and is a JournalGapError where it does not', async () => {
@@ -136,12 +154,12 @@ describe('point-in-time recovery', () => {
     const backup = await backups.create({ tenant, label: 'base' });
     await nextSecondAfter(new Date(backup.metadata.finishedAt));
     const seen = journal.received;
-    const [user] = await unsafeDatabase(client).collection('users').find({ tenant_id: tenant }).toArray();
+    const [user] = await unsafeDatabase(client, dbOf(tenant)).collection('users').find({ tenant_id: tenant }).toArray();
     // An updateOne (mongo-java-server reports no change event at all for findAndModify).
     await data.forTenant(tenant).users.addRelationship(user?._id as ObjectId, new ObjectId(), 'blocked');
     await journalCaughtUp(journal, seen + 1);
     const at = journal.lastEventTime as BSON.Timestamp;
-    const snapshotAtT = await snapshotTenant(client, tenant);
+    const snapshotAtT = await snapshotOwn(tenant);
     await journal.stop();
     const copyClient = createTestClient({ database: `${testDatabaseName()}_umbrella` });
     const restored = backups.restoreToPointInTime({ tenant, to: at, into: 'umbrella-at-t', data: createDataLayer({ client: copyClient }) });

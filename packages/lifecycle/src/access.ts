@@ -123,6 +123,10 @@ export const lifecycleQueryShapes: Readonly<Record<string, readonly QueryShape[]
       residual: ['user_id', 'conversation_id', 'expire_at'],
     },
   ],
+  metrics: [
+    { name: 'lifecycle: metric names of a tenant (purge; tenant prefix)', equality: ['tenant_id'] },
+    { name: 'lifecycle: expired measurements of a metric (dry run)', equality: ['tenant_id', 'name'], range: ['timestamp'] },
+  ],
   files: [
     { name: 'lifecycle: a tenant’s documents by id (tenant export; tenant prefix)', equality: ['tenant_id'], sort: [['_id', 1]] },
     {

@@ -24,6 +24,8 @@ export const retentionPolicySchema = z.strictObject({
   conversationTypes: z.partialRecord(z.enum(['direct', 'group', 'channel']), messageRuleSchema).optional(),
   /** Raw analytics events older than this many days are removed (by TTL where stamped, and by the engine). */
   events: z.strictObject({ keepDays: keepDaysSchema }).optional(),
+  /** Metrics (measurements) older than this many days are removed by the engine, the only path that may delete them. */
+  metrics: z.strictObject({ keepDays: keepDaysSchema }).optional(),
   /** File shares past `sharing.expiry` fall back to private. */
   fileShares: z.strictObject({ expire: z.boolean() }).optional(),
 });

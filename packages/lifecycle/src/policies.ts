@@ -7,6 +7,7 @@ export interface ResolvedPolicy {
   messages: { keepDays: number | null; deletedContentGraceDays: number | null; archive: boolean };
   conversationTypes: Partial<Record<'direct' | 'group' | 'channel', MessageRule>>;
   events: { keepDays: number | null };
+  metrics: { keepDays: number | null };
   fileShares: { expire: boolean };
 }
 
@@ -15,6 +16,7 @@ export const defaultPolicy: ResolvedPolicy = {
   messages: { keepDays: null, deletedContentGraceDays: 30, archive: false },
   conversationTypes: {},
   events: { keepDays: null },
+  metrics: { keepDays: null },
   fileShares: { expire: true },
 };
 
@@ -31,6 +33,7 @@ function resolve(policy: RetentionPolicy | undefined): ResolvedPolicy {
     },
     conversationTypes: parsed.conversationTypes ?? {},
     events: parsed.events ?? defaultPolicy.events,
+    metrics: parsed.metrics ?? defaultPolicy.metrics,
     fileShares: parsed.fileShares ?? defaultPolicy.fileShares,
   };
 }

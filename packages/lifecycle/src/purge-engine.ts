@@ -8,7 +8,7 @@ import { messageRuleFor, type RetentionPolicies } from './policies.js';
 import type { DocumentRateLimiter } from './rate-limiter.js';
 
 /** The rules a purge applies. */
-export const purgeRules = ['messages', 'deletedContent', 'events', 'fileShares'] as const;
+export const purgeRules = ['messages', 'deletedContent', 'events', 'fileShares', 'metrics'] as const;
 /** One rule of a purge. */
 export type PurgeRule = (typeof purgeRules)[number];
 
@@ -16,7 +16,7 @@ export type PurgeRule = (typeof purgeRules)[number];
 export interface PurgeReport {
   tenant: string;
   dryRun: boolean;
-  /** Documents removed (messages, events), content purged (deletedContent) or shares expired, per rule. */
+  /** Documents removed (messages, events, metrics), content purged (deletedContent) or shares expired, per rule. */
   counts: Record<PurgeRule, number>;
   /** Conversations skipped because a hold covers them. */
   heldConversations: number;
@@ -30,7 +30,7 @@ export interface PurgeProgress {
   rule: PurgeRule;
   /** Documents done so far in this rule. */
   processed: number;
-  /** The last conversation finished (messages rules). */
+  /** The last conversation (messages rules) or metric name (metrics) finished; a rerun resumes after it. */
   position: string | null;
   dryRun: boolean;
 }
@@ -129,13 +129,14 @@ export class PurgeEngine {
     const report: PurgeReport = {
       tenant: tenantId,
       dryRun,
-      counts: { messages: 0, deletedContent: 0, events: 0, fileShares: 0 },
+      counts: { messages: 0, deletedContent: 0, events: 0, fileShares: 0, metrics: 0 },
       heldConversations: 0,
       resumedAfter: null,
     };
     if (rules.has('messages') || rules.has('deletedContent')) await this.#messages(tenantId, holds, rules, dryRun, report);
     if (rules.has('events')) await this.#eventsRule(tenantId, holds, dryRun, report);
     if (rules.has('fileShares')) await this.#fileShares(tenantId, holds, dryRun, report);
+    if (rules.has('metrics')) await this.#metricsRule(tenantId, dryRun, report);
     await this.#context.audit(
       tenantId,
       'lifecycle.purge',
@@ -339,6 +340,61 @@ export class PurgeEngine {
       ...(holds.userIds.length > 0 && { user_id: { $nin: holds.userIds } }),
     };
     await this.#removeInBatches(tenant, 'events', filter, { occurred_at: 1, _id: 1 }, dryRun, false, report, 'events');
+  }
+
+  /**
+   * Removes measurements older than the policy's `metrics.keepDays`, one metric name at a time
+   * (names in order, a checkpoint after each), through the metrics repository's expiry purge: the
+   * only command that may delete from the append-only `metrics`. Metrics name no user or
+   * conversation, so only a tenant hold (checked before any rule) covers them.
+   */
+  async #metricsRule(tenant: string, dryRun: boolean, report: PurgeReport): Promise<void> {
+    const { keepDays } = (await this.#policies.get(tenant)).metrics;
+    if (keepDays === null) return;
+    const before = new Date(this.#context.clock().getTime() - keepDays * DAY_MS);
+    const access = this.#context.access(tenant, 'metrics');
+    const checkpoints = this.#context.access(tenant, 'lifecycle_checkpoints');
+    const task = 'purge:metrics';
+    const [checkpoint] = dryRun ? [] : await checkpoints.rawFind('checkpoint.read', { tenant_id: tenant, task }, { limit: 1 });
+    const after = (checkpoint?.state as { name?: string } | undefined)?.name;
+    const names = ((await access.rawDistinct('lifecycle.metrics (names)', 'name', { tenant_id: tenant })) as string[])
+      .filter((name) => after === undefined || name > after)
+      .sort();
+    const metrics = this.#context.data.forTenant(tenant).metrics;
+    for (const name of names) {
+      if (dryRun) {
+        report.counts.metrics += await access.rawCount('lifecycle.metrics (dry run)', {
+          tenant_id: tenant,
+          name,
+          timestamp: { $lt: before },
+        });
+      } else {
+        for (;;) {
+          await this.#limiter?.take(tenant, this.#batchSize);
+          const removed = await metrics.purgeExpiredBatch(name, { before, batchSize: this.#batchSize });
+          report.counts.metrics += removed;
+          this.#events.emit('progress', { tenant, rule: 'metrics', processed: report.counts.metrics, position: null, dryRun });
+          if (removed < this.#batchSize) break;
+        }
+        await checkpoints.rawUpsert(
+          'checkpoint.write',
+          { tenant_id: tenant, task },
+          {
+            $set: {
+              position: null,
+              run_id: 'metrics',
+              state: { name },
+              processed: report.counts.metrics,
+              updated_at: this.#context.clock(),
+            },
+            $setOnInsert: { created_at: this.#context.clock(), schema_version: 1 },
+          },
+        );
+      }
+      // After the checkpoint: a listener that sees this name knows a rerun resumes after it.
+      this.#events.emit('progress', { tenant, rule: 'metrics', processed: report.counts.metrics, position: name, dryRun });
+    }
+    if (!dryRun) await checkpoints.rawDeleteMany('checkpoint.clear', { tenant_id: tenant, task });
   }
 
   async #fileShares(tenant: string, holds: ActiveHolds, dryRun: boolean, report: PurgeReport): Promise<void> {

@@ -69,7 +69,7 @@ describe.each(strategies)('purge by policy (%s strategy)', (strategy) => {
 
   it('runs again idempotently: nothing more to purge', async () => {
     const report = await lifecycle.purge(tenant);
-    expect(report.counts).toEqual({ messages: 0, deletedContent: 0, events: 0, fileShares: 0 });
+    expect(report.counts).toEqual({ messages: 0, deletedContent: 0, events: 0, fileShares: 0, metrics: 0 });
   });
 
   it('refuses invalid input with typed errors, writing nothing', async () => {

@@ -19,9 +19,23 @@ export class AppendOnlyStore<S extends z.ZodObject> extends Repository<S> {
     return this.parse(schema, value, subject);
   }
 
-  /** Ids of the entries older than `before` in `field`, oldest first (the retention purge's keyset batch). */
-  async expiredIds(operation: string, field: string, before: Date, limit: number): Promise<Document[]> {
-    return this.collection.find(operation, { [field]: { $lt: before } }, { sort: { [field]: 1, _id: 1 }, limit, projection: { _id: 1 } });
+  /**
+   * Ids of the entries older than `before` in `field` (and matching `where`), oldest first or, with
+   * `direction` -1, newest first (the order of the index that serves it): a retention purge's batch.
+   */
+  async expiredIds(
+    operation: string,
+    field: string,
+    before: Date,
+    limit: number,
+    where: Document = {},
+    direction: 1 | -1 = 1,
+  ): Promise<Document[]> {
+    return this.collection.find(
+      operation,
+      { ...where, [field]: { $lt: before } },
+      { sort: { [field]: direction, _id: direction }, limit, projection: { _id: 1 } },
+    );
   }
 
   /** Deletes the given entries, when still older than `before`; `grant` must be the model's expiry grant. */

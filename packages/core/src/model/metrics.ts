@@ -6,6 +6,17 @@ import type { StoredDocument } from '../repository/repository-types.js';
 import { dateSchema, safeKeySchema, tenantIdSchema } from '../schema/primitives.js';
 import { AppendOnlyStore } from './append-only-store.js';
 
+/**
+ * The expiry grant of `metrics`: module-private, so {@link MetricRepository.purgeExpiredBatch} (a
+ * retention purge, e.g. `@caas-db/lifecycle`'s) is the only command that may delete measurements.
+ */
+const expiryGrant = Symbol('metrics.expiry');
+
+const purgeBatchSchema = z.strictObject({
+  before: dateSchema,
+  batchSize: z.number().int().min(1).max(10_000),
+});
+
 const metricNameSchema = z
   .string()
   .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/, 'must be dotted lowercase words such as messages.sent')
@@ -30,7 +41,7 @@ export const metricsDefinition: RepositoryDefinition<typeof metricSchema> = {
   schema: metricSchema,
   tenantOwned: true,
   schemaVersion: 1,
-  invariants: { appendOnly: true },
+  invariants: { appendOnly: true, mayExpire: (presented) => presented === expiryGrant },
   sortable: ['timestamp'],
   indexes: [
     {
@@ -42,6 +53,14 @@ export const metricsDefinition: RepositoryDefinition<typeof metricSchema> = {
   queries: [
     {
       name: 'query',
+      equality: ['tenant_id', 'name'],
+      sort: [
+        ['timestamp', -1],
+        ['_id', -1],
+      ],
+    },
+    {
+      name: 'purgeExpiredBatch',
       equality: ['tenant_id', 'name'],
       sort: [
         ['timestamp', -1],
@@ -99,6 +118,26 @@ export class MetricRepository {
       timestamp: { $gte: from, $lt: to },
     };
     return this.#store.list('query', filter, { ...options, sort: { field: 'timestamp', direction: 'desc' } });
+  }
+
+  /**
+   * Removes up to `batchSize` measurements of metric `name` older than `before` (newest of them
+   * first, the order of `tenant_name_timestamp`) and says how many: a retention purge calls it
+   * until it returns fewer than `batchSize`, pacing and checkpointing between calls. The only path that deletes measurements; the caller audit-logs it.
+   * @throws {ValidationError} for an invalid name, date or batch size; nothing is removed.
+   */
+  async purgeExpiredBatch(name: string, options: { before: Date; batchSize: number }): Promise<number> {
+    const metric = this.#store.check(metricNameSchema, name, 'name');
+    const { before, batchSize } = this.#store.check(purgeBatchSchema, options, 'options');
+    const batch = await this.#store.expiredIds('purgeExpiredBatch', 'timestamp', before, batchSize, { name: metric }, -1);
+    if (batch.length === 0) return 0;
+    return this.#store.deleteExpired(
+      'purgeExpiredBatch',
+      'timestamp',
+      batch.map((entry) => entry._id),
+      before,
+      expiryGrant,
+    );
   }
 
   /**

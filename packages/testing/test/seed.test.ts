@@ -1,4 +1,5 @@
-import { ConfigError, createDataLayer, type Message, type Page } from '@caas-db/core';
+import { ConfigError, createDataLayer, type DataLayer, type Message, type Page } from '@caas-db/core';
+import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { createTestClient } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
 import { seed } from '../src/index.js';
@@ -24,6 +25,14 @@ async function contents(data: ReturnType<typeof createDataLayer>, tenant: string
     cursor = page.nextCursor;
   } while (cursor);
   return { users, conversations, messages };
+}
+
+/** Every stored document of a seeded database, in `_id` order (clients without their generated `_id`). */
+async function dump(data: DataLayer) {
+  const database = unsafeDatabase(data.client);
+  const all = async (name: string) => database.collection(name).find({}).sort({ _id: 1 }).toArray();
+  const clients = (await database.collection('clients').find({}).sort({ tenant_id: 1 }).toArray()).map(({ _id, ...rest }) => rest);
+  return { clients, users: await all('users'), conversations: await all('conversations'), messages: await all('messages') };
 }
 
 describe('seed', () => {
@@ -86,5 +95,53 @@ describe('seed', () => {
     await expect(seed(data, { ...options, tenants: 0 })).rejects.toBeInstanceOf(ConfigError);
     await expect(seed(data, { ...options, zipf: -1 })).rejects.toBeInstanceOf(ConfigError);
     await data.admin.dropDatabase();
+  });
+
+  it('resumes after an interruption: a rerun skips what is stored (by _id) and ends identical to an uninterrupted run', async () => {
+    // One clock for all three databases: timestamps are part of the comparison.
+    const now = () => new Date(Date.UTC(2026, 5, 1, 12));
+    const layer = (suffix: string) =>
+      createDataLayer({ client: createTestClient({ database: `${first.client.databaseName}_${suffix}` }), now });
+    const whole = layer('w');
+    const uninterrupted = await seed(whole, options);
+    const expected = await dump(whole);
+    expect(expected.messages.length).toBe(400);
+
+    for (const [suffix, stopAt] of [
+      ['m', 'messages'],
+      ['r', 'replies'],
+    ] as const) {
+      const data = layer(suffix);
+      const controller = new AbortController();
+      const stopped = await seed(data, {
+        ...options,
+        signal: controller.signal,
+        onProgress: (event) => {
+          if (event.phase === stopAt) controller.abort();
+        },
+      });
+      expect(stopped.interrupted).toBe(true);
+      const messages = unsafeDatabase(data.client).collection('messages');
+      if (stopAt === 'messages') {
+        // A crash inside an unordered batch leaves some of its documents stored and not others.
+        const stored = await messages
+          .find({}, { projection: { _id: 1 } })
+          .sort({ _id: 1 })
+          .toArray();
+        await messages.deleteMany({ _id: { $in: stored.filter((_, index) => index % 3 === 1).map((row) => row._id) } });
+      }
+      const partial = await messages.countDocuments();
+      expect(partial).toBeGreaterThan(0);
+      expect(partial).toBeLessThan(400);
+
+      const resumed = await seed(data, options);
+      expect(resumed).toMatchObject({ interrupted: false, users: 60, conversations: 40, messages: 400, replies: uninterrupted.replies });
+      expect(resumed.existing).toBeGreaterThan(0);
+      const got = await dump(data);
+      for (const key of Object.keys(expected) as Array<keyof typeof expected>)
+        expect({ [key]: got[key] }, suffix).toEqual({ [key]: expected[key] });
+      await data.admin.dropDatabase();
+    }
+    await whole.admin.dropDatabase();
   });
 });

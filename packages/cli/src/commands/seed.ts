@@ -9,7 +9,7 @@ export const seedCommand: CliCommand = {
   register(program, run) {
     program
       .command('seed')
-      .description('build realistic, deterministic CAAS data through the repositories (into an empty database)')
+      .description('build realistic, deterministic CAAS data through the repositories (rerun the same command to resume)')
       .option('--tenants <n>', 'tenants', integer, 2)
       .option('--users-per-tenant <n>', 'users per tenant', integer, 100)
       .option('--conversations <n>', 'conversations per tenant', integer, 50)
@@ -44,12 +44,12 @@ export const seedCommand: CliCommand = {
             progress.stop();
             if (result.interrupted) {
               context.output.note(`Interrupted after ${result.users + result.conversations + result.messages} documents.`);
-              context.output.note('Seeding does not resume: drop the database (or pick another --tenant-prefix) and run it again.');
+              context.output.note('Resume with the same command: documents already stored are skipped by _id.');
             }
             context.output.result(
               result,
               () =>
-                `Seeded ${result.tenants.length} tenants: ${result.users} users, ${result.conversations} conversations, ${result.messages} messages (${result.replies} replies) in ${(result.durationMS / 1000).toFixed(1)} s, ${result.documentsPerSecond} documents/s`,
+                `Seeded ${result.tenants.length} tenants: ${result.users} users, ${result.conversations} conversations, ${result.messages} messages (${result.replies} replies${result.existing > 0 ? `; ${result.existing} already stored, skipped` : ''}) in ${(result.durationMS / 1000).toFixed(1)} s, ${result.documentsPerSecond} documents/s`,
             );
             return result.interrupted ? ExitCodes.INTERRUPTED : ExitCodes.OK;
           },

@@ -1,4 +1,4 @@
-import { type DataLayer, DuplicateKeyError, type ObjectId, parseConfig } from '@caas-db/core';
+import { type CaasDbError, type DataLayer, type Document, DuplicateKeyError, type ObjectId, parseConfig } from '@caas-db/core';
 import { z } from 'zod';
 import { SeededRandom, zipfSampler, zipfSplit } from './random.js';
 
@@ -62,12 +62,18 @@ export interface SeedResult {
   tenants: string[];
   users: number;
   conversations: number;
-  /** Messages, replies included. */
+  /** Messages, replies included (written by this run or found stored by an earlier one). */
   messages: number;
   replies: number;
   durationMS: number;
-  /** Users, conversations and messages written per second. */
+  /** Users, conversations and messages handled per second. */
   documentsPerSecond: number;
+  /**
+   * Users, conversations and messages of batched inserts that an earlier, interrupted run of the
+   * same seed had already stored: skipped by `_id` (0 on a fresh database). They count in `users`,
+   * `conversations` and `messages` too, so a resumed run reports what an uninterrupted one does.
+   */
+  existing: number;
   /** True when `signal` stopped it before the end. */
   interrupted: boolean;
   /** Milliseconds spent in each phase, over all tenants. */
@@ -82,10 +88,18 @@ const BASE_SECONDS = Date.UTC(2026, 0, 1) / 1000;
  * invariants, tenancy, quotas when the data layer has them): tenants with `clients` records,
  * users, direct and group conversations, messages with Zipf-skewed conversation sizes and senders,
  * thread replies, and each conversation's `last_message`. Deterministic by `seed` (ids included),
- * and fast: users, conversations and messages go in batched `createMany` calls; replies through
- * `messages.create` (they update their parent's `reply_count`). Run it on an empty database: a
- * second run with the same seed meets its own ids (duplicate keys).
+ * and fast: users, conversations and messages go in batched, unordered bulk inserts; replies and
+ * each conversation's newest message through `messages.create` (so `reply_count` and
+ * `last_message` are kept by the repository, as for live traffic, with no per-conversation
+ * recount afterwards).
+ *
+ * Resumable: a run with the same options on a database where an earlier run was interrupted
+ * (`signal`, a crash, Ctrl-C) skips every document already stored, by `_id`, and writes the rest,
+ * ending with the data an uninterrupted run writes. Batched inserts skip stored ids per item;
+ * replies and newest messages are re-sent through `create`, which is idempotent by `_id`.
  * @throws {ConfigError} for invalid options; nothing is written.
+ * @throws {DuplicateKeyError} when a document clashes with stored data on a key other than `_id`
+ * (the database holds other data under these tenant ids: pick another `tenantPrefix`).
  *
  * @example
  * ```ts
@@ -111,6 +125,7 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
     replies: 0,
     durationMS: 0,
     documentsPerSecond: 0,
+    existing: 0,
     interrupted: false,
     phases: { users: 0, conversations: 0, messages: 0, replies: 0, 'last messages': 0 },
   };
@@ -132,10 +147,13 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
     const tenant = `${prefix}-${String(t).padStart(4, '0')}`;
     result.tenants.push(tenant);
     const report = (phase: SeedProgress['phase']) => options.onProgress?.({ documents: written(), total, tenant, phase });
-    try {
-      await data.clients.create({ tenant_id: tenant, name: `Seed tenant ${t}`, region: 'eu-west-1', plan: 'pro' });
-    } catch (error) {
-      if (!(error instanceof DuplicateKeyError)) throw error;
+    // Looked up first: a resumed run must not rely on the unique index (a database whose indexes were never synced).
+    if (!(await data.clients.findByTenantId(tenant))) {
+      try {
+        await data.clients.create({ tenant_id: tenant, name: `Seed tenant ${t}`, region: 'eu-west-1', plan: 'pro' });
+      } catch (error) {
+        if (!(error instanceof DuplicateKeyError)) throw error;
+      }
     }
     const repositories = data.forTenant(tenant);
     phaseStarted = performance.now();
@@ -150,7 +168,7 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
         const n = start + offset + 1;
         return { _id, external_id: `user-${n}`, profile: { display_name: `User ${n}` } };
       });
-      await repositories.users.createMany(batch);
+      result.existing += await insertResuming(repositories.users, batch);
       result.users += batch.length;
       report('users');
     }
@@ -211,7 +229,7 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
           metadata: type === 'group' ? { name: `Group ${start + index + 1}` } : {},
         });
       }
-      await repositories.conversations.createMany(batch as never);
+      result.existing += await insertResuming(repositories.conversations, batch);
       result.conversations += batch.length;
       report('conversations');
     }
@@ -222,8 +240,12 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
     const sizes = zipfSplit(messagesPerTenant, conversationIds.length, zipf, random);
     // Each conversation's replies are taken out of its size; a conversation keeps at least one plain message.
     const remaining = sizes.map((size) => (size === 0 ? 0 : Math.max(1, size - Math.round(size * replyRatio))));
+    // Each conversation's newest message is held back and sent last, through create: it sets
+    // last_message as live traffic does (a bulk insert does not move it).
+    const newest = remaining.map((left) => Math.min(1, left));
+    for (let index = 0; index < remaining.length; index += 1) remaining[index] = (remaining[index] as number) - (newest[index] as number);
     let leftToPlace = remaining.reduce((a, b) => a + b, 0);
-    const plain = leftToPlace;
+    const plain = leftToPlace + newest.reduce((a, b) => a + b, 0);
     const replies = messagesPerTenant - plain;
     const pickConversation = () => {
       // Proportional to what each conversation still has to receive.
@@ -266,7 +288,8 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
       }
       placed += batch.length;
       // A few inserts in flight keep the server busy while the next batch is built.
-      const sending = repositories.messages.createMany(batch as never, { ordered: false }).then(() => {
+      const sending = insertResuming(repositories.messages, batch).then((existing) => {
+        result.existing += existing;
         result.messages += batch.length;
         report('messages');
       });
@@ -304,15 +327,51 @@ export async function seed(data: DataLayer, options: SeedOptions): Promise<SeedR
 
     phaseDone('replies');
 
-    // Bulk inserts do not move last_message: set it from each conversation's newest message.
-    for (let start = 0; start < conversationIds.length && !stopped(); start += 32) {
-      await Promise.all(conversationIds.slice(start, start + 32).map((id) => repositories.messages.verifyLastMessage(id)));
+    // Each conversation's newest message, after its replies, through create: it moves last_message.
+    // Its body number follows the bulk ones, so ids and contents do not depend on where a run stopped.
+    const last = newest.flatMap((count, index) => (count > 0 ? [index] : []));
+    for (let start = 0; start < last.length && !stopped(); start += 32) {
+      const chunk = last.slice(start, start + 32).map((conversation, offset) => ({
+        _id: nextId(),
+        conversation_id: conversationIds[conversation] as ObjectId,
+        sender_id: senderOf(conversation),
+        content: bodies(placed + start + offset),
+      }));
+      await Promise.all(chunk.map((message) => repositories.messages.create(message as never)));
+      result.messages += chunk.length;
+      report('last messages');
     }
     phaseDone('last messages');
-    report('last messages');
   }
   result.interrupted = stopped();
   result.durationMS = performance.now() - started;
   result.documentsPerSecond = result.durationMS > 0 ? Math.round((written() / result.durationMS) * 1000) : 0;
   return result;
+}
+
+/** A repository's bulk write, as the seed uses it (inserts only). */
+interface BulkInserter {
+  bulkWrite(
+    operations: never,
+    options: { ordered?: boolean },
+  ): Promise<{ failed: number; items: Array<{ status: string; error?: CaasDbError }> }>;
+}
+
+/**
+ * Inserts a batch unordered, one outcome per document. A document whose `_id` is already stored
+ * was written by an earlier run of the same seed (ids are deterministic): it is skipped, which is
+ * what lets a rerun resume. A fresh run pays nothing for this (no read before the insert).
+ * @returns how many documents were already stored.
+ * @throws the first other failure, e.g. a clash on another unique key.
+ */
+async function insertResuming(repository: BulkInserter, documents: Document[]): Promise<number> {
+  const summary = await repository.bulkWrite(documents.map((document) => ({ insert: document })) as never, { ordered: false });
+  if (summary.failed === 0) return 0;
+  let existing = 0;
+  for (const item of summary.items) {
+    if (item.status !== 'failed') continue;
+    if (item.error instanceof DuplicateKeyError && '_id' in item.error.key) existing += 1;
+    else throw item.error;
+  }
+  return existing;
 }

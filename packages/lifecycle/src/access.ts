@@ -132,7 +132,7 @@ export const lifecycleQueryShapes: Readonly<Record<string, readonly QueryShape[]
     {
       name: 'lifecycle: expired shares',
       equality: ['tenant_id', 'sharing.type'],
-      residual: ['sharing.expiry', 'sharing.conversation_id', 'uploader_id'],
+      residual: ['sharing.expiry', 'sharing.conversation_id', 'uploader_id', '_id'],
     },
     { name: 'lifecycle: a user’s uploads', equality: ['tenant_id', 'uploader_id'], sort: [['_id', 1]] },
     {

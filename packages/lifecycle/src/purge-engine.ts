@@ -22,6 +22,8 @@ export interface PurgeReport {
   heldConversations: number;
   /** The conversation the run resumed after, when a checkpoint of an interrupted run was found. */
   resumedAfter: string | null;
+  /** The rules that resumed from a checkpoint of an interrupted run (per tenant and collection). */
+  resumed: PurgeRule[];
 }
 
 /** A progress event of a purge. */
@@ -132,6 +134,7 @@ export class PurgeEngine {
       counts: { messages: 0, deletedContent: 0, events: 0, fileShares: 0, metrics: 0 },
       heldConversations: 0,
       resumedAfter: null,
+      resumed: [],
     };
     if (rules.has('messages') || rules.has('deletedContent')) await this.#messages(tenantId, holds, rules, dryRun, report);
     if (rules.has('events')) await this.#eventsRule(tenantId, holds, dryRun, report);
@@ -162,6 +165,7 @@ export class PurgeEngine {
     const [checkpoint] = dryRun ? [] : await checkpoints.rawFind('checkpoint.read', { tenant_id: tenant, task }, { limit: 1 });
     let position = (checkpoint?.position as ObjectId | null | undefined) ?? null;
     report.resumedAfter = position ? position.toHexString() : null;
+    if (position) report.resumed.push('messages');
     const now = this.#context.clock().getTime();
     const heldSenders = holds.userIds;
     for (;;) {
@@ -236,6 +240,7 @@ export class PurgeEngine {
     archive: boolean,
     report: PurgeReport,
     rule: PurgeRule,
+    checkpointTask?: string,
   ): Promise<number> {
     const access = this.#context.access(tenant, collection);
     if (dryRun) {
@@ -243,9 +248,21 @@ export class PurgeEngine {
       report.counts[rule] += count;
       return count;
     }
+    const [timeField] = Object.keys(sort) as [string];
+    const checkpoints = this.#context.access(tenant, 'lifecycle_checkpoints');
+    // A collection-wide rule keeps its own keyset position (the last document removed, in sort
+    // order): a rerun after a crash starts after it instead of at the beginning.
+    const [checkpoint] = checkpointTask
+      ? await checkpoints.rawFind('checkpoint.read', { tenant_id: tenant, task: checkpointTask }, { limit: 1 })
+      : [];
+    let after = checkpoint?.state as Document | undefined;
+    if (after) report.resumed.push(rule);
+    const afterFilter = (position: Document) => ({
+      $or: [{ [timeField]: { $gt: position.at } }, { [timeField]: position.at, _id: { $gt: position.id } }],
+    });
     let removed = 0;
     for (;;) {
-      const batch = await access.rawFind(`lifecycle.${rule}`, filter, {
+      const batch = await access.rawFind(`lifecycle.${rule}`, after ? { $and: [filter, afterFilter(after)] } : filter, {
         sort,
         limit: this.#batchSize,
         ...(!archive && { projection: { _id: 1, [Object.keys(sort)[0] as string]: 1 } }),
@@ -263,10 +280,12 @@ export class PurgeEngine {
       // the batch's last document (one index range instead of a list of ids; a document expired
       // meanwhile that sorts inside the range goes too, as the policy wants).
       const last = batch[batch.length - 1] as Document;
-      const [timeField] = Object.keys(sort) as [string];
       const upToLast = {
-        ...filter,
-        $or: [{ [timeField]: { $lt: last[timeField] } }, { [timeField]: last[timeField], _id: { $lte: last._id } }],
+        $and: [
+          filter,
+          { $or: [{ [timeField]: { $lt: last[timeField] } }, { [timeField]: last[timeField], _id: { $lte: last._id } }] },
+          ...(after ? [afterFilter(after)] : []),
+        ],
       };
       const deleted = await access.rawDeleteMany(
         `lifecycle.${rule} (delete)`,
@@ -274,9 +293,21 @@ export class PurgeEngine {
       );
       removed += deleted;
       report.counts[rule] += deleted;
+      after = { at: last[timeField], id: last._id };
+      if (checkpointTask)
+        await checkpoints.rawUpsert(
+          'checkpoint.write',
+          { tenant_id: tenant, task: checkpointTask },
+          {
+            $set: { position: last._id, run_id: rule, state: after, processed: report.counts[rule], updated_at: this.#context.clock() },
+            $setOnInsert: { created_at: this.#context.clock(), schema_version: 1 },
+          },
+        );
+      // After the checkpoint: a listener that sees this batch knows a rerun resumes after it.
       this.#events.emit('progress', { tenant, rule, processed: report.counts[rule], position: null, dryRun });
       if (batch.length < this.#batchSize) break;
     }
+    if (checkpointTask) await checkpoints.rawDeleteMany('checkpoint.clear', { tenant_id: tenant, task: checkpointTask });
     return removed;
   }
 
@@ -339,7 +370,7 @@ export class PurgeEngine {
       occurred_at: { $lt: cutoff },
       ...(holds.userIds.length > 0 && { user_id: { $nin: holds.userIds } }),
     };
-    await this.#removeInBatches(tenant, 'events', filter, { occurred_at: 1, _id: 1 }, dryRun, false, report, 'events');
+    await this.#removeInBatches(tenant, 'events', filter, { occurred_at: 1, _id: 1 }, dryRun, false, report, 'events', 'purge:events');
   }
 
   /**
@@ -357,6 +388,7 @@ export class PurgeEngine {
     const task = 'purge:metrics';
     const [checkpoint] = dryRun ? [] : await checkpoints.rawFind('checkpoint.read', { tenant_id: tenant, task }, { limit: 1 });
     const after = (checkpoint?.state as { name?: string } | undefined)?.name;
+    if (after !== undefined) report.resumed.push('metrics');
     const names = ((await access.rawDistinct('lifecycle.metrics (names)', 'name', { tenant_id: tenant })) as string[])
       .filter((name) => after === undefined || name > after)
       .sort();
@@ -411,9 +443,20 @@ export class PurgeEngine {
       report.counts.fileShares += await access.rawCount('lifecycle.fileShares (dry run)', filter);
       return;
     }
-    report.counts.fileShares += await access.rawUpdateMany('lifecycle.fileShares', filter, {
-      $set: { sharing: { type: 'private' }, updated_at: this.#context.clock() },
-    });
+    // No checkpoint of its own: every share it expires leaves the filter, so after a crash the
+    // rerun's first batch starts where the crashed run stopped.
+    for (;;) {
+      const batch = await access.rawFind('lifecycle.fileShares', filter, { limit: this.#batchSize, projection: { _id: 1 } });
+      if (batch.length === 0) break;
+      await this.#limiter?.take(tenant, batch.length);
+      report.counts.fileShares += await access.rawUpdateMany(
+        'lifecycle.fileShares (expire)',
+        { ...filter, _id: { $in: batch.map((document) => document._id) } },
+        { $set: { sharing: { type: 'private' }, updated_at: this.#context.clock() } },
+      );
+      this.#events.emit('progress', { tenant, rule: 'fileShares', processed: report.counts.fileShares, position: null, dryRun });
+      if (batch.length < this.#batchSize) break;
+    }
   }
 }
 

@@ -72,3 +72,44 @@ describe.each(strategies)('a purge killed mid-run and run again (%s strategy)', 
       expect((await data.forTenant(tenant).messages.verifyLastMessage(conversation.id)).consistent).toBe(true);
   });
 });
+
+describe.each(strategies)('an events purge killed mid-run and run again (%s strategy)', (strategy) => {
+  const tenant = `crash-events-${strategy}`;
+  const setup = setupLifecycle(strategy, [tenant], { batchSize: 5 });
+  const { data, lifecycle, clock } = setup;
+
+  it('checkpoints each batch per tenant and collection, resumes there and ends where an uninterrupted purge ends', async () => {
+    const month = await generateMonth(data, clock, tenant, 1);
+    await lifecycle.policies.set(tenant, monthPolicy);
+    const now = new Date(START.getTime() + DAYS * DAY_MS);
+    clock.set(now);
+    const expected = expectedAfterPurge(month, now);
+    expect(month.events.length - expected.keptEvents.size).toBeGreaterThan(10);
+
+    const killed = await runChild({
+      uri: testEnvironment().mongo.uri,
+      database: testDatabaseName(),
+      strategy,
+      prefix: `l${strategy[0]}${testDatabaseName().slice(-6)}`,
+      tenant,
+      now: now.toISOString(),
+      batchSize: 5,
+      killAfter: 2,
+      rule: 'events',
+    });
+    expect(killed.signal, killed.output).toBe('SIGKILL');
+    const [checkpoint] = await setup.raw(tenant, 'lifecycle_checkpoints', { task: 'purge:events' });
+    // Two batches of 5 removed, the checkpoint at the last of them (oldest first).
+    const oldest = [...month.events].sort(
+      (a, b) => a.occurred.getTime() - b.occurred.getTime() || String(a.id).localeCompare(String(b.id)),
+    );
+    expect(String(checkpoint?.position)).toBe(String(oldest[9]?.id));
+    expect(await setup.raw(tenant, 'events')).toHaveLength(month.events.length - 10);
+
+    const rerun = await lifecycle.purge(tenant, { rules: ['events'] });
+    expect(rerun.resumed).toEqual(['events']);
+    expect(rerun.counts.events).toBe(month.events.length - expected.keptEvents.size - 10);
+    expect((await setup.raw(tenant, 'events')).map((event) => String(event._id)).sort()).toEqual([...expected.keptEvents].sort());
+    expect(await setup.raw(tenant, 'lifecycle_checkpoints')).toEqual([]);
+  });
+});

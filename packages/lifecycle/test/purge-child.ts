@@ -1,7 +1,8 @@
 /**
  * A purge in a process of its own that kills itself (SIGKILL, no cleanup) once the engine has
- * checkpointed `killAfter` conversations: the crash half of the crash-and-rerun test.
- * Arguments: one JSON object { uri, database, strategy, prefix, tenant, now, batchSize, killAfter }.
+ * checkpointed `killAfter` conversations (rule `messages`) or batches (rule `events`): the crash
+ * half of the crash-and-rerun test.
+ * Arguments: one JSON object { uri, database, strategy, prefix, tenant, now, batchSize, killAfter, rule? }.
  */
 import { createDataClient, createDataLayer } from '@caas-db/core';
 import { createTenancy } from '@caas-db/tenancy';
@@ -16,7 +17,10 @@ const args = JSON.parse(process.argv[2] ?? '{}') as {
   now: string;
   batchSize: number;
   killAfter: number;
+  /** The rule to kill in (and the only one run, when not `messages`). @default 'messages' */
+  rule?: 'messages' | 'events';
 };
+const rule = args.rule ?? 'messages';
 const client = createDataClient({ uri: args.uri, database: args.database });
 const tenancy = createTenancy({
   requireActiveTenant: false,
@@ -26,11 +30,12 @@ const lifecycle = createLifecycle({ clock: manualClock(new Date(args.now)), batc
 createDataLayer({ client, plugins: [tenancy, lifecycle] });
 let checkpointed = 0;
 lifecycle.on('progress', (event) => {
-  if (event.rule === 'messages' && event.position !== null && ++checkpointed === args.killAfter) {
+  // A messages progress event with a position, and every events progress event, follows a checkpoint.
+  if (event.rule === rule && (rule !== 'messages' || event.position !== null) && ++checkpointed === args.killAfter) {
     process.stdout.write(`killed after ${event.position}\n`);
     process.kill(process.pid, 'SIGKILL');
   }
 });
-await lifecycle.purge(args.tenant);
+await lifecycle.purge(args.tenant, rule === 'messages' ? {} : { rules: [rule] });
 process.stdout.write('finished without being killed\n');
 await client.close();

@@ -7,7 +7,8 @@ import { START, setupLifecycle, strategies } from './support.js';
 describe.each(strategies)('purge by policy (%s strategy)', (strategy) => {
   const tenant = `month-${strategy}`;
   const other = `other-${strategy}`;
-  const setup = setupLifecycle(strategy, [tenant, other], { batchSize: 7 });
+  const shares = `shares-${strategy}`;
+  const setup = setupLifecycle(strategy, [tenant, other, shares], { batchSize: 7 });
   const { data, lifecycle, clock } = setup;
   let month: Month;
   let otherMonth: Month;
@@ -89,6 +90,33 @@ describe.each(strategies)('purge by policy (%s strategy)', (strategy) => {
     const left = await setup.raw(tenant, 'messages');
     expect(left.every((message) => String(message.conversation_id) === String(month.conversations[4]?.id))).toBe(true);
     expect(mine.counts.messages).toBeGreaterThan(0);
+  });
+
+  it('expires file shares in bounded batches, with progress after each', async () => {
+    const files = data.forTenant(shares).files;
+    const uploader = new ObjectId();
+    const expiry = new Date(clock().getTime() - DAY_MS);
+    const created = await Promise.all(
+      Array.from({ length: 16 }, (_, index) =>
+        files.create({
+          uploader_id: uploader,
+          storage: { provider: 's3', bucket: 'b', key: `${shares}/${index}` },
+          metadata: { filename: `f${index}.png`, mime_type: 'image/png', size: 10, checksum: 'sha256:abcdefgh' },
+          sharing: { type: 'public', expiry },
+        }),
+      ),
+    );
+    const progress: PurgeProgress[] = [];
+    const off = lifecycle.on('progress', (event) => {
+      if (event.tenant === shares) progress.push(event);
+    });
+    const report = await lifecycle.purge(shares, { rules: ['fileShares'] });
+    off();
+    expect(report.counts.fileShares).toBe(16);
+    // 16 shares in batches of 7: 7, 14, 16.
+    expect(progress.filter((event) => event.rule === 'fileShares').map((event) => event.processed)).toEqual([7, 14, 16]);
+    const stored = await setup.raw(shares, 'files');
+    expect(stored.map((file) => file.sharing)).toEqual(created.map(() => ({ type: 'private' })));
   });
 });
 

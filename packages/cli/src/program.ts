@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { ConfigError, ConnectionError, isCaasDbError, TimeoutError, ValidationError } from '@caas-db/core';
-import { MigrationInterruptedError, MigrationInvalidError, MigrationLockedError } from '@caas-db/migrate';
+import { MigrationInterruptedError, MigrationInvalidError, MigrationLockedError, MigrationLockTimeoutError } from '@caas-db/migrate';
 import { Command, CommanderError } from 'commander';
 import type { ActionRunner, CliCommand } from './command.js';
 import { commands as builtIn } from './commands/index.js';
@@ -12,7 +12,7 @@ const { version } = createRequire(import.meta.url)('../package.json') as { versi
 /** The exit code a failure maps to (see {@link ExitCodes}). */
 export function exitCodeOf(error: unknown): ExitCode {
   if (error instanceof ConfigError || error instanceof ValidationError || error instanceof MigrationInvalidError) return ExitCodes.USAGE;
-  if (error instanceof MigrationLockedError) return ExitCodes.LOCKED;
+  if (error instanceof MigrationLockedError || error instanceof MigrationLockTimeoutError) return ExitCodes.LOCKED;
   if (error instanceof MigrationInterruptedError) return ExitCodes.INTERRUPTED;
   if (error instanceof ConnectionError || error instanceof TimeoutError) return ExitCodes.UNREACHABLE;
   return ExitCodes.FAILURE;
@@ -54,7 +54,7 @@ export function createProgram(commands: readonly CliCommand[] = builtIn): { prog
         if (json) process.stdout.write(`${JSON.stringify({ error: { code: code ?? null, message } }, null, 2)}\n`);
         process.stderr.write(`caas-db: ${code ? `${code} ` : ''}${message}\n`);
         if (error instanceof MigrationLockedError)
-          process.stderr.write('Another runner holds the migration lock; try again when it finished.\n');
+          process.stderr.write('Another runner holds the migration lock; try again when it finished, or wait for it with --wait <ms>.\n');
       } finally {
         await close?.().catch(() => undefined);
       }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDataLayer, type ObjectId } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
+import { MigrationLock } from '@caas-db/migrate';
 import { waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,4 +160,24 @@ describe('caas-db (the built binary)', { timeout: 120_000 }, () => {
       { state: 'applied', ranBy: 'ci-deploy', checkpoints: { touch: { batches: 5, documents: 23, done: true } } },
     ]);
   }, 180_000);
+
+  it('migrate --wait: times out with exit code 4 while another runner holds the lock, or waits for it and runs', async () => {
+    const holder = new MigrationLock(data, { name: 'migrations', holder: 'other-deploy', leaseMS: 600_000 });
+    await holder.prepare();
+    await holder.acquire();
+    const refused = await cli('--migrations', migrations, 'migrate', 'up');
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('--wait <ms>');
+    const timedOut = await cli('--migrations', migrations, 'migrate', 'up', '--wait', '1');
+    expect(timedOut.code).toBe(4);
+    expect(timedOut.stderr).toContain('E_MIGRATION_LOCK_TIMEOUT');
+    expect((await cli('--migrations', migrations, 'migrate', 'up', '--wait', 'soon')).code).toBe(2);
+
+    const waiting = start(['--migrations', migrations, 'migrate', 'down', '--wait', '600000']);
+    await waitFor(() => waiting.stderr().includes('Waiting for the migration lock held by other-deploy'), { timeoutMS: 30_000 });
+    await holder.release();
+    const ran = await waiting.done;
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toContain('Rolled back: 001-touch-items');
+  });
 });

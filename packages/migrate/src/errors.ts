@@ -4,6 +4,7 @@ import { CaasDbError } from '@caas-db/core';
 export const MigrationErrorCodes = {
   LOCKED: 'E_MIGRATION_LOCKED',
   LOCK_LOST: 'E_MIGRATION_LOCK_LOST',
+  LOCK_TIMEOUT: 'E_MIGRATION_LOCK_TIMEOUT',
   INTERRUPTED: 'E_MIGRATION_INTERRUPTED',
   FAILED: 'E_MIGRATION_FAILED',
   INVALID: 'E_MIGRATION_INVALID',
@@ -21,6 +22,24 @@ export class MigrationLockedError extends CaasDbError {
     super(`Migrations are locked by ${holder} until ${expiresAt.toISOString()} (the lease expires if that runner crashed)`);
     this.holder = holder;
     this.expiresAt = expiresAt;
+  }
+}
+
+/**
+ * A run that was told to wait for the migration lock (`wait`) did not get it in time: another
+ * runner held it throughout. Nothing ran.
+ */
+export class MigrationLockTimeoutError extends CaasDbError {
+  readonly code = MigrationErrorCodes.LOCK_TIMEOUT;
+  /** Who held the lock when the wait ended. */
+  readonly holder: string;
+  /** How long this runner waited, in milliseconds. */
+  readonly waitedMS: number;
+
+  constructor(holder: string, waitedMS: number) {
+    super(`Waited ${waitedMS} ms for the migration lock; ${holder} still holds it. Nothing ran`);
+    this.holder = holder;
+    this.waitedMS = waitedMS;
   }
 }
 

@@ -10,6 +10,7 @@ export {
   MigrationInvalidError,
   MigrationLockedError,
   MigrationLockLostError,
+  MigrationLockTimeoutError,
 } from './errors.js';
 export { MigrationLock, migrationLockSchema, migrationLocksDefinition } from './lock.js';
 export {

@@ -3,7 +3,14 @@ import { hostname, userInfo } from 'node:os';
 import { type DataLayer, DuplicateKeyError, parseConfig } from '@caas-db/core';
 import { z } from 'zod';
 import { discoverMigrations, loadMigration, type MigrationFile } from './discover.js';
-import { MigrationFailedError, MigrationInterruptedError, MigrationInvalidError, MigrationLockLostError } from './errors.js';
+import {
+  MigrationFailedError,
+  MigrationInterruptedError,
+  MigrationInvalidError,
+  MigrationLockedError,
+  MigrationLockLostError,
+  MigrationLockTimeoutError,
+} from './errors.js';
 import { MigrationLock } from './lock.js';
 import type { BatchResult, Migration, MigrationContext, UpgradableRepository } from './migration.js';
 import { type MigrationRecord, MigrationRecordRepository, migrationRecordsDefinition, type StepCheckpoint } from './records.js';
@@ -22,7 +29,9 @@ export type MigrationEvent =
     }
   | { type: 'done'; migration: string; tenant: string | undefined; direction: 'up' | 'down'; durationMS: number }
   | { type: 'log'; migration: string; tenant: string | undefined; message: string }
-  | { type: 'changed'; migration: string; tenant: string | undefined };
+  | { type: 'changed'; migration: string; tenant: string | undefined }
+  /** A run with `wait` found the lock held and polls for it. */
+  | { type: 'waiting'; holder: string; expiresAt: Date; waitedMS: number };
 
 /** Options of {@link createMigrator}. */
 export interface MigratorOptions {
@@ -83,6 +92,12 @@ export interface RunOptions {
   to?: string;
   /** `down`: how many applied migrations to roll back (latest first). @default 1 */
   steps?: number;
+  /**
+   * When another runner holds the lock, wait up to this many milliseconds for it (polling), then
+   * run what is still pending (what the other runner applied is not run again). 0 fails fast with
+   * `MigrationLockedError`. @default 0
+   */
+  wait?: number;
 }
 
 /** What one run did (or, for a dry run, would do). */
@@ -98,6 +113,12 @@ const runOptionsSchema = z.strictObject({
   signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal).optional(),
   to: z.string().min(1).optional(),
   steps: z.number().int().min(1).optional(),
+  wait: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 60 * 60 * 1000)
+    .optional(),
 });
 
 /** Runs a folder of migrations against a data layer. */
@@ -107,7 +128,9 @@ export interface Migrator {
   /**
    * Applies pending migrations in id order (and resumes interrupted ones from their checkpoint)
    * under the lease lock.
-   * @throws {MigrationLockedError} when another runner holds the lock: nothing ran.
+   * @throws {MigrationLockedError} when another runner holds the lock (and `wait` is 0, or `signal`
+   * stopped the wait): nothing ran.
+   * @throws {MigrationLockTimeoutError} when `wait` ran out with the lock still held: nothing ran.
    * @throws {MigrationInterruptedError} when `signal` stopped it at a batch boundary.
    * @throws {MigrationFailedError} when a migration threw.
    */
@@ -300,11 +323,33 @@ export function createMigrator(options: MigratorOptions): Migrator {
     return resumed;
   };
 
+  /**
+   * Takes the lock, polling for up to `waitMS` while another runner holds it. Elapsed time is
+   * measured on the monotonic clock: `now` is for leases, and may be a test's fixed clock.
+   */
+  const acquire = async (lock: MigrationLock, waitMS: number, signal: AbortSignal): Promise<void> => {
+    const started = performance.now();
+    // Often enough that a waiting deploy starts soon after the holder finishes, rarely enough to cost nothing.
+    const pollMS = Math.min(1000, Math.max(50, Math.floor(leaseMS / 20)));
+    for (;;) {
+      try {
+        await lock.acquire();
+        return;
+      } catch (error) {
+        if (!(error instanceof MigrationLockedError) || waitMS === 0 || signal.aborted) throw error;
+        const waitedMS = Math.round(performance.now() - started);
+        if (waitedMS >= waitMS) throw new MigrationLockTimeoutError(error.holder, waitedMS);
+        emit({ type: 'waiting', holder: error.holder, expiresAt: error.expiresAt, waitedMS });
+        await pause(Math.min(pollMS, waitMS - waitedMS), signal);
+      }
+    }
+  };
+
   /** Holds the lock around `work`, renewing it on a timer too (long batches). */
-  const locked = async <T>(work: (lock: MigrationLock) => Promise<T>): Promise<T> => {
+  const locked = async <T>(runOptions: RunOptions, signal: AbortSignal, work: (lock: MigrationLock) => Promise<T>): Promise<T> => {
     const lock = new MigrationLock(data, { name: 'migrations', holder: `${runBy}#${randomUUID()}`, leaseMS, now });
     await lock.prepare();
-    await lock.acquire();
+    await acquire(lock, runOptions.wait ?? 0, signal);
     const timer = setInterval(() => lock.renew().catch(() => undefined), Math.max(1000, Math.floor(leaseMS / 3)));
     timer.unref();
     try {
@@ -365,7 +410,7 @@ export function createMigrator(options: MigratorOptions): Migrator {
           });
         return report;
       }
-      return locked(async (lock) => {
+      return locked(runOptions, signal, async (lock) => {
         // Planned under the lock: what another runner applied meanwhile is not run again.
         const { report, pending } = await plan();
         for (const change of report.changed) emit({ type: 'changed', ...change });
@@ -405,7 +450,7 @@ export function createMigrator(options: MigratorOptions): Migrator {
         for (const { target } of await plan()) report.ran.push({ migration: target.file.id, tenant: target.tenant, resumed: false });
         return report;
       }
-      return locked(async (lock) => {
+      return locked(runOptions, signal, async (lock) => {
         for (const { target, record } of await plan()) {
           if (signal.aborted) throw new MigrationInterruptedError(target.file.id, target.tenant);
           await runTarget(target, 'down', record, lock, signal);
@@ -415,4 +460,17 @@ export function createMigrator(options: MigratorOptions): Migrator {
       });
     },
   };
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the caller then tries once more and stops). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

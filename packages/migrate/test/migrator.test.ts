@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, createDataClient, createDataLayer, Repository } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { createTenancy } from '@caas-db/tenancy';
+import { waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -12,6 +13,7 @@ import {
   MigrationLock,
   MigrationLockedError,
   MigrationLockLostError,
+  MigrationLockTimeoutError,
   migrationFileName,
 } from '../src/index.js';
 import { itemsDefinition } from './fixtures/items.js';
@@ -50,6 +52,68 @@ describe('the migration lock', () => {
     const [status] = await second.status();
     expect(status).toMatchObject({ id: '001-blocking', state: 'applied', ranBy: 'deploy-1' });
     expect(status?.durationMS).toBeGreaterThanOrEqual(0);
+  });
+
+  it('with wait: the second runner waits for the lease, then runs what is left (nothing); exactly one ran the migration', async () => {
+    const database = `${testDatabaseName()}_wait`;
+    const one = createDataLayer({ client: createTestClient({ database }) });
+    const other = createDataClient({ uri: testEnvironment().mongo.uri, database });
+    afterAll(() => other.close());
+    let entered = () => {};
+    let open = () => {};
+    const gate = { runs: 0, entered: () => entered(), gate: new Promise<void>((resolve) => (open = resolve)) };
+    (globalThis as { __caasGate?: unknown }).__caasGate = gate;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const first = createMigrator({ data: one, directory: fixtures('blocking'), runBy: 'deploy-1' });
+    const events: MigrationEvent[] = [];
+    const second = createMigrator({
+      data: createDataLayer({ client: other }),
+      directory: fixtures('blocking'),
+      runBy: 'deploy-2',
+      onEvent: (event) => events.push(event),
+    });
+    const running = first.up();
+    await inside;
+    const waiting = second.up({ wait: 600_000 });
+    // The second found the lock held and is polling for it.
+    await waitFor(() => events.filter((event) => event.type === 'waiting').length >= 2);
+    expect(events.find((event) => event.type === 'waiting')).toMatchObject({
+      type: 'waiting',
+      holder: expect.stringMatching(/^deploy-1#/),
+    });
+    // A runner that does not wait still fails fast meanwhile.
+    await expect(second.up()).rejects.toBeInstanceOf(MigrationLockedError);
+    // One that waits less than the holder takes times out with a typed error, having run nothing.
+    const timedOut = await second.up({ wait: 1 }).catch((error: unknown) => error);
+    expect(timedOut).toBeInstanceOf(MigrationLockTimeoutError);
+    expect(timedOut).toMatchObject({ code: 'E_MIGRATION_LOCK_TIMEOUT', holder: expect.stringMatching(/^deploy-1#/) });
+    // Ctrl-C while waiting: it stops waiting; the lock was held, nothing ran.
+    const controller = new AbortController();
+    const seen = events.length;
+    const abandoned = second.up({ wait: 600_000, signal: controller.signal }).catch((error: unknown) => error);
+    await waitFor(() => events.slice(seen).some((event) => event.type === 'waiting'));
+    controller.abort();
+    expect(await abandoned).toBeInstanceOf(MigrationLockedError);
+    open();
+    const [ranFirst, ranSecond] = await Promise.all([running, waiting]);
+    expect(ranFirst.ran).toHaveLength(1);
+    expect(ranSecond.ran).toEqual([]);
+    expect(gate.runs).toBe(1);
+    await expect(second.up({ wait: -1 })).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it('with wait: of several runners started together, exactly one runs each migration', async () => {
+    const database = `${testDatabaseName()}_race`;
+    const gate = { runs: 0, entered: () => {}, gate: Promise.resolve() };
+    (globalThis as { __caasGate?: unknown }).__caasGate = gate;
+    const runners = Array.from({ length: 4 }, (_, index) => {
+      const own = index === 0 ? createTestClient({ database }) : createDataClient({ uri: testEnvironment().mongo.uri, database });
+      if (index > 0) afterAll(() => own.close());
+      return createMigrator({ data: createDataLayer({ client: own }), directory: fixtures('blocking'), runBy: `deploy-${index}` });
+    });
+    const reports = await Promise.all(runners.map((runner) => runner.up({ wait: 600_000 })));
+    expect(reports.flatMap((report) => report.ran)).toHaveLength(1);
+    expect(gate.runs).toBe(1);
   });
 
   it('expires a crashed holder’s lease; the holder then finds it lost', async () => {

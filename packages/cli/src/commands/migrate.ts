@@ -17,6 +17,9 @@ import type { Progress } from '../output.js';
 
 let typescript: Promise<void> | undefined;
 
+/** `--wait <ms>`: a whole number; anything else reaches the migrator's validation (exit code 2). */
+const milliseconds = (value: string) => (/^\d+$/.test(value) ? Number(value) : Number.NaN);
+
 /** Migration files may be TypeScript: tsx's loader is registered before the first one is imported. */
 function loadTypeScript(): Promise<void> {
   typescript ??= import('tsx/esm/api').then((tsx) => {
@@ -31,8 +34,13 @@ async function migratorOf(context: CommandContext, progress?: Progress): Promise
   const { config, output } = context;
   const where = (event: { migration: string; tenant: string | undefined }) =>
     `${event.migration}${event.tenant ? ` [${event.tenant}]` : ''}`;
+  let waiting = false;
   const onEvent = (event: MigrationEvent) => {
-    if (event.type === 'progress') progress?.update(event.documents, event.total, `${where(event)} ${event.step}`);
+    if (event.type === 'waiting') {
+      // Once: the wait polls every second or so.
+      if (!waiting) output.note(`Waiting for the migration lock held by ${event.holder} (lease until ${event.expiresAt.toISOString()})`);
+      waiting = true;
+    } else if (event.type === 'progress') progress?.update(event.documents, event.total, `${where(event)} ${event.step}`);
     else if (event.type === 'start')
       output.note(`${event.direction === 'up' ? '→' : '←'} ${where(event)}${event.resumed ? ' (resuming)' : ''}`);
     else if (event.type === 'done') output.note(`✓ ${where(event)} (${event.durationMS} ms)`);
@@ -68,8 +76,9 @@ export const migrateCommand: CliCommand = {
       .description('apply pending migrations in order, resuming interrupted ones from their checkpoint')
       .option('--dry-run', 'list what would run; take no lock, write nothing')
       .option('--to <id>', 'stop after this migration')
+      .option('--wait <ms>', 'wait up to this long for the migration lock held by another runner (default: fail at once)', milliseconds)
       .action(
-        run(async (context, options: { dryRun?: boolean; to?: string }) => {
+        run(async (context, options: { dryRun?: boolean; to?: string; wait?: number }) => {
           const progress = context.output.progress('migrate');
           const migrator = await migratorOf(context, progress);
           try {
@@ -77,6 +86,7 @@ export const migrateCommand: CliCommand = {
               signal: context.signal,
               ...(options.dryRun && { dryRun: true }),
               ...(options.to && { to: options.to }),
+              ...(options.wait !== undefined && { wait: options.wait }),
             });
             progress.stop();
             context.output.result(report, () =>
@@ -99,11 +109,17 @@ export const migrateCommand: CliCommand = {
       .description('roll back the latest applied migrations with their down')
       .option('--steps <n>', 'how many migrations', (value) => Number.parseInt(value, 10), 1)
       .option('--dry-run', 'list what would be rolled back')
+      .option('--wait <ms>', 'wait up to this long for the migration lock held by another runner (default: fail at once)', milliseconds)
       .action(
-        run(async (context, options: { steps: number; dryRun?: boolean }) => {
+        run(async (context, options: { steps: number; dryRun?: boolean; wait?: number }) => {
           const migrator = await migratorOf(context);
           try {
-            const report = await migrator.down({ steps: options.steps, signal: context.signal, ...(options.dryRun && { dryRun: true }) });
+            const report = await migrator.down({
+              steps: options.steps,
+              signal: context.signal,
+              ...(options.dryRun && { dryRun: true }),
+              ...(options.wait !== undefined && { wait: options.wait }),
+            });
             context.output.result(report, () =>
               report.ran.length === 0 ? 'Nothing to roll back.' : `Rolled back: ${report.ran.map((entry) => entry.migration).join(', ')}`,
             );

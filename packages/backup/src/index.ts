@@ -14,6 +14,7 @@ export {
   type RestoreMismatch,
   RestoreVerificationError,
 } from './errors.js';
+export { createIdRemap, type IdMode, type IdRemap } from './id-remap.js';
 export { captureIsolationOf, enablePreImages, type IsolationReport } from './isolation.js';
 export { JOURNAL_STREAM, type JournalEvents, type JournalSegmentMetadata, TenantJournal } from './journal.js';
 export { defaultCollections } from './model.js';

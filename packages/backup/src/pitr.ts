@@ -3,6 +3,7 @@ import { BSON, type DataLayer, type Document } from '@caas-db/core';
 import type { BackupMetadata } from './backup.js';
 import { type CapturedChange, compareClusterTimes } from './change-capture.js';
 import { BackupNotFoundError, JournalGapError } from './errors.js';
+import { createIdRemap, type IdMode, KEEP_IDS } from './id-remap.js';
 import { JOURNAL_STREAM, type JournalSegmentMetadata, journalPrefix, parseClusterTime } from './journal.js';
 import { ChangeReplayer } from './replay.js';
 import { type RestoreResult, restoreTenantBackup } from './restore.js';
@@ -23,6 +24,8 @@ export interface PointInTimeOptions {
   tenant: string;
   to: PointInTime;
   checkpoints: ArchiveTarget | undefined;
+  /** `remap`: the copy (another tenant id) gets ids of its own. @default 'keep' */
+  ids?: IdMode | undefined;
 }
 
 /** What a point-in-time recovery did. */
@@ -123,16 +126,20 @@ export async function restoreToPointInTime(options: PointInTimeOptions): Promise
     selection: undefined,
     rewrite: undefined,
     collections: undefined,
+    ids: options.ids,
     verify: false,
     preflight: true,
   });
-  const transform = (document: Document) => rewriteTenant(document, sourceTenant, tenant);
+  // The same id mapping the restore used (deterministic), so replayed changes land on its documents.
+  const remap = options.ids === 'remap' ? createIdRemap(sourceTenant, tenant) : KEEP_IDS;
+  const transform = (document: Document, collection: string) => remap.document(rewriteTenant(document, sourceTenant, tenant), collection);
   const replayer = new ChangeReplayer({
     data: options.data,
     tenant,
     transform,
     selection: undefined,
     collections: new Set(chosen.metadata.collections),
+    ...(options.ids === 'remap' && { mapId: (id: unknown) => remap.map(id) }),
   });
   for await (const change of window()) await replayer.apply(change);
   await replayer.flush();

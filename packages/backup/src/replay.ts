@@ -12,6 +12,8 @@ export interface ReplayTarget {
   selection: Selection | undefined;
   /** Collections restored (changes of others are ignored). */
   collections: ReadonlySet<string>;
+  /** The target id of a recorded change's `_id` (a restore that remaps ids). @default the id itself */
+  mapId?: ((id: unknown) => unknown) | undefined;
 }
 
 /** The final state of each document a sequence of changes touched (`null`: deleted). */
@@ -37,19 +39,19 @@ export interface ChangeEffect {
  */
 export function effectOf(
   change: CapturedChange,
-  target: Pick<ReplayTarget, 'collections' | 'selection' | 'transform'>,
+  target: Pick<ReplayTarget, 'collections' | 'selection' | 'transform' | 'mapId'>,
 ): ChangeEffect | undefined {
   if (!target.collections.has(change.c) || change.op === 'gap') return undefined;
   if (change.op !== 'delete' && !change.d) return undefined;
   const document = change.d ? target.transform(change.d, change.c) : null;
   if (document && target.selection && !target.selection.matches(change.c, document)) return undefined;
-  return { collection: change.c, key: idKey(change.id), document };
+  return { collection: change.c, key: idKey(target.mapId ? target.mapId(change.id) : change.id), document };
 }
 
 /** Records a change's effect in `finalStates` (verification's view of the catch-up). */
 export function trackFinalState(
   change: CapturedChange,
-  target: Pick<ReplayTarget, 'collections' | 'selection' | 'transform'>,
+  target: Pick<ReplayTarget, 'collections' | 'selection' | 'transform' | 'mapId'>,
   finalStates: FinalStates,
 ): void {
   const effect = effectOf(change, target);
@@ -86,7 +88,7 @@ export class ChangeReplayer {
       await this.flush();
     this.#batch ??= { collection, ids: new Set(), puts: [], deletes: [] };
     this.#batch.ids.add(key);
-    this.#batch.deletes.push(change.id);
+    this.#batch.deletes.push(this.#target.mapId ? this.#target.mapId(change.id) : change.id);
     if (document) this.#batch.puts.push(document);
     this.applied += 1;
   }

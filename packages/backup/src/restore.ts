@@ -4,6 +4,7 @@ import { type DataLayer, type Document, ValidationError } from '@caas-db/core';
 import { type BackupMetadata, CHANGES_STREAM } from './backup.js';
 import type { CapturedChange } from './change-capture.js';
 import { type RestoreMismatch, RestoreVerificationError } from './errors.js';
+import { createIdRemap, type IdMode, KEEP_IDS } from './id-remap.js';
 import { schemaProblems, tenantModelOf } from './model.js';
 import { ChangeReplayer, type FinalStates, idKey, trackFinalState } from './replay.js';
 import { rewriteTenant } from './rewrite.js';
@@ -24,6 +25,8 @@ export interface RestoreRunOptions {
   selection: Selection | undefined;
   rewrite: ((document: Document, collection: string) => Document) | undefined;
   collections: readonly string[] | undefined;
+  /** `remap`: the copy gets ids of its own (another tenant id in the same collections). @default 'keep' */
+  ids?: IdMode | undefined;
   verify: boolean;
   /** Check the whole archive before the first write, so a damaged backup changes nothing. */
   preflight: boolean;
@@ -47,6 +50,8 @@ export interface RestoreResult {
   changesApplied: number;
   /** True when this run continued an interrupted one from its checkpoint. */
   resumed: boolean;
+  /** Whether the documents kept their ids or got the target tenant's (`remap`). */
+  ids: IdMode;
   verification: RestoreVerification | undefined;
   durationMS: number;
 }
@@ -69,6 +74,8 @@ interface Checkpoint {
   tenant: string;
   mode: RestoreMode;
   selection: string;
+  /** Absent in checkpoints written before ids could be remapped: `keep`. */
+  ids?: IdMode;
   cleared: string[];
   next: Record<string, number>;
   complete: string[];
@@ -110,13 +117,26 @@ async function loadCheckpoint(target: ArchiveTarget | undefined, key: string): P
  */
 export async function restoreTenantBackup(options: RestoreRunOptions): Promise<RestoreResult> {
   const started = performance.now();
-  const { data, reader, tenant, mode, selection } = options;
+  const { data, reader, tenant, mode } = options;
   const metadata = backupMetadataOf(reader);
   const source = metadata.tenant;
+  const ids = options.ids ?? 'keep';
+  if (ids === 'remap' && tenant === source)
+    throw new ValidationError('restore options', [
+      {
+        path: 'ids',
+        message: `remap gives a copy under another tenant id its own ids; ${tenant} is the backup's tenant`,
+        code: 'invalid_value',
+      },
+    ]);
+  const remap = ids === 'remap' ? createIdRemap(source, tenant) : KEEP_IDS;
+  // A selection names the backup's ids: with remapped ids it selects their images.
+  const selection = ids === 'remap' ? options.selection?.remapped((id) => remap.map(id)) : options.selection;
   const transform = (document: Document, collection: string) => {
-    const moved = rewriteTenant(document, source, tenant);
+    const moved = remap.document(rewriteTenant(document, source, tenant), collection);
     return options.rewrite ? options.rewrite(moved, collection) : moved;
   };
+  const mapId = ids === 'remap' ? (id: unknown) => remap.map(id) : undefined;
   const collections = options.collections ?? metadata.collections;
   const unknown = collections.filter((collection) => !metadata.collections.includes(collection));
   if (unknown.length > 0)
@@ -129,6 +149,7 @@ export async function restoreTenantBackup(options: RestoreRunOptions): Promise<R
     tenant,
     mode,
     selection: selectionKey(selection),
+    ids,
     cleared: [],
     next: {},
     complete: [],
@@ -137,7 +158,7 @@ export async function restoreTenantBackup(options: RestoreRunOptions): Promise<R
     changesApplied: false,
   };
   const loaded = await loadCheckpoint(options.checkpoints, key);
-  const resumed = loaded !== undefined && loaded.mode === mode && loaded.selection === fresh.selection;
+  const resumed = loaded !== undefined && loaded.mode === mode && loaded.selection === fresh.selection && (loaded.ids ?? 'keep') === ids;
   const state = resumed ? loaded : fresh;
   const save = async () => options.checkpoints?.put(key, Buffer.from(JSON.stringify(state)));
   // Every chunk is authenticated as it is read anyway; checking them all first means a damaged
@@ -178,7 +199,7 @@ export async function restoreTenantBackup(options: RestoreRunOptions): Promise<R
 
   let changesApplied = 0;
   if (!state.changesApplied) {
-    const replayer = new ChangeReplayer({ data, tenant, transform, selection, collections: new Set(collections) });
+    const replayer = new ChangeReplayer({ data, tenant, transform, selection, collections: new Set(collections), mapId });
     for await (const change of reader.documents(CHANGES_STREAM)) await replayer.apply(change as unknown as CapturedChange);
     await replayer.flush();
     changesApplied = replayer.applied;
@@ -187,7 +208,7 @@ export async function restoreTenantBackup(options: RestoreRunOptions): Promise<R
   }
 
   const verification = options.verify
-    ? await verifyRestore({ data, reader, tenant, mode, selection, transform, collections, pageSize: options.pageSize })
+    ? await verifyRestore({ data, reader, tenant, mode, selection, transform, mapId, collections, pageSize: options.pageSize })
     : undefined;
   await options.checkpoints?.delete(key);
   return {
@@ -200,6 +221,7 @@ export async function restoreTenantBackup(options: RestoreRunOptions): Promise<R
     removed: state.removed,
     changesApplied,
     resumed,
+    ids,
     verification,
     durationMS: performance.now() - started,
   };
@@ -213,6 +235,8 @@ export interface VerifyRestoreOptions {
   mode: RestoreMode;
   selection: Selection | undefined;
   transform: (document: Document, collection: string) => Document;
+  /** The target id of a recorded change's `_id` (remapped ids). */
+  mapId?: ((id: unknown) => unknown) | undefined;
   collections: readonly string[];
   /** Documents per read of the whole-tenant scan. @default 1000 */
   pageSize?: number | undefined;
@@ -233,7 +257,7 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
   const model = tenantModelOf(data);
   const finalStates: FinalStates = new Map();
   // The catch-up's final states (memory: one entry per document changed during the backup).
-  const interpretation = { transform, selection, collections: new Set(collections) };
+  const interpretation = { transform, selection, collections: new Set(collections), mapId: options.mapId };
   for await (const change of reader.documents(CHANGES_STREAM))
     trackFinalState(change as unknown as CapturedChange, interpretation, finalStates);
   const mismatches: RestoreMismatch[] = [];

@@ -26,6 +26,8 @@ export interface Selection {
   readonly description: string;
   matches(collection: string, document: Document): boolean;
   filter(collection: string): Filter<Document>;
+  /** The same selection over documents whose ids went through `map` (a restore that remaps ids). */
+  remapped(map: (id: ObjectId) => ObjectId): Selection;
 }
 
 function sameId(value: unknown, id: ObjectId): boolean {
@@ -42,6 +44,10 @@ export function parseSelection(input: RestoreSelection | undefined): Selection |
     | { conversationId: ObjectId }
     | { userId: ObjectId }
     | { from?: Date; to?: Date };
+  return selectionOf(selection);
+}
+
+function selectionOf(selection: { conversationId: ObjectId } | { userId: ObjectId } | { from?: Date; to?: Date }): Selection {
   if ('conversationId' in selection) {
     const id = selection.conversationId;
     return {
@@ -52,6 +58,7 @@ export function parseSelection(input: RestoreSelection | undefined): Selection |
           : sameId(document.conversation_id, id) || sameId(document.sharing?.conversation_id, id),
       filter: (collection) =>
         collection === 'conversations' ? { _id: id } : { $or: [{ conversation_id: id }, { 'sharing.conversation_id': id }] },
+      remapped: (map) => selectionOf({ conversationId: map(id) }),
     };
   }
   if ('userId' in selection) {
@@ -61,6 +68,7 @@ export function parseSelection(input: RestoreSelection | undefined): Selection |
       matches: (collection, document) =>
         collection === 'users' ? sameId(document._id, id) : USER_FIELDS.some((field) => sameId(document[field], id)),
       filter: (collection) => (collection === 'users' ? { _id: id } : { $or: USER_FIELDS.map((field) => ({ [field]: id })) }),
+      remapped: (map) => selectionOf({ userId: map(id) }),
     };
   }
   const { from, to } = selection;
@@ -72,6 +80,9 @@ export function parseSelection(input: RestoreSelection | undefined): Selection |
       return (!from || created >= from) && (!to || created < to);
     },
     filter: () => ({ created_at: { ...(from && { $gte: from }), ...(to && { $lt: to }) } }),
+    remapped() {
+      return this;
+    },
   };
 }
 

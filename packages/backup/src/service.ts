@@ -2,6 +2,7 @@ import { type ArchiveListing, type ArchiveTarget, type KeyProvider, listArchives
 import { ConfigError, type DataLayer, type Document, parseInput, tenantIdSchema, ValidationError } from '@caas-db/core';
 import { z } from 'zod';
 import { type BackupResult, createTenantBackup } from './backup.js';
+import type { IdMode } from './id-remap.js';
 import { enablePreImages } from './isolation.js';
 import { TenantJournal } from './journal.js';
 import { defaultCollections } from './model.js';
@@ -87,6 +88,7 @@ const restoreSchema = z.strictObject({
   select: z.unknown().optional(),
   collections: z.array(z.string()).min(1).optional(),
   rewrite: z.custom<(document: Document, collection: string) => Document>((value) => typeof value === 'function').optional(),
+  ids: z.enum(['keep', 'remap']).optional(),
   verify: z.boolean().optional(),
   resumable: z.boolean().optional(),
   preflight: z.boolean().optional(),
@@ -111,8 +113,17 @@ export interface RestoreOptions {
   select?: RestoreSelection;
   /** Only these collections of the backup. */
   collections?: string[];
-  /** Your own rewrite of each document (after the tenant rewrite), for references of your collections. */
+  /** Your own rewrite of each document (after the tenant rewrite and id remapping), for references of your collections. */
   rewrite?: (document: Document, collection: string) => Document;
+  /**
+   * `keep` (default): documents keep their `_id`s (every reference stays valid as it is), so one
+   * database holds one copy. `remap` (another tenant id only): every `_id` and every reference to one
+   * (ObjectIds at any depth, and the ids the model embeds in strings) is mapped to ids of the target
+   * tenant, deterministically, so a copy can live in the same shared collections as its source and a
+   * rerun or a resumed run writes the same ids. Map ids of your own string references in `rewrite`
+   * with `createIdRemap(sourceTenant, targetTenant)`.
+   */
+  ids?: IdMode;
   /** Verify the result against the backup (counts, contents, schemas, last_message). @default true */
   verify?: boolean;
   /** Keep a checkpoint so a rerun after a crash continues. @default true */
@@ -142,7 +153,13 @@ export interface BackupService {
   /** Restores a backup (whole or partial, same or other tenant, replace or merge), resumably, verified. */
   restore(options: RestoreOptions): Promise<RestoreResult>;
   /** Brings a tenant (or a copy under another tenant id) to its state at `to`: full backup + journal. */
-  restoreToPointInTime(options: { tenant: string; to: PointInTime; into?: string; data?: DataLayer }): Promise<PointInTimeResult>;
+  restoreToPointInTime(options: {
+    tenant: string;
+    to: PointInTime;
+    into?: string;
+    data?: DataLayer;
+    ids?: IdMode;
+  }): Promise<PointInTimeResult>;
   /** The continuous journal of one tenant (start it, keep it running, stop it). */
   journal(tenant: string, options?: { segmentEvents?: number; flushIntervalMS?: number }): TenantJournal;
   /** Creates the `{ tenant_id: 1, _id: 1 }` index backup scans use, in the tenant's database (or the shared one). */
@@ -225,6 +242,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
         selection,
         rewrite: restore.rewrite,
         collections: restore.collections,
+        ids: restore.ids,
         verify: restore.verify ?? true,
         preflight: restore.preflight ?? true,
         pageSize: options.pageSize,
@@ -240,6 +258,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
           ),
           into: tenantIdSchema.optional(),
           data: z.custom<DataLayer>((value) => typeof value === 'object' && value !== null && 'forTenant' in value).optional(),
+          ids: z.enum(['keep', 'remap']).optional(),
         }),
         input,
         'point-in-time options',
@@ -255,6 +274,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
         tenant: pitr.into ?? pitr.tenant,
         to: pitr.to,
         checkpoints: target,
+        ids: pitr.ids,
       });
     },
     journal(tenant, journalOptions = {}) {

@@ -1,12 +1,12 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ArchiveIntegrityError, createLocalKeyProvider, filesystemTarget } from '@caas-db/archive';
-import { type CommandStartedEvent, createDataLayer, isCaasDbError, ObjectId, ValidationError } from '@caas-db/core';
+import { ArchiveIntegrityError, canonicalLine, createLocalKeyProvider, filesystemTarget } from '@caas-db/archive';
+import { type CommandStartedEvent, createDataLayer, type Document, isCaasDbError, ObjectId, ValidationError } from '@caas-db/core';
 import { unsafeDatabase, unsafeDriver } from '@caas-db/core/unsafe';
 import { createTestClient, testDatabaseName } from '@caas-db/testing/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackupService, createBackupService, RestoreVerificationError } from '../src/index.js';
+import { type BackupService, createBackupService, createIdRemap, RestoreVerificationError } from '../src/index.js';
 import { MODEL_COLLECTIONS, type Population, populateTenant, snapshotTenant, uniqueSuffix } from './support/tenant-data.js';
 
 const client = createTestClient();
@@ -128,6 +128,96 @@ describe('restore', () => {
     // Another tenant id: equal modulo tenant_id (the model embeds the tenant nowhere else).
     expect(await snapshotTenant(movedClient, 'initech', { rewriteTo: 'acme' })).toEqual(acmeSnapshot);
     expect(await snapshotTenant(movedClient, 'acme')).toEqual(Object.fromEntries(MODEL_COLLECTIONS.map((collection) => [collection, []])));
+  });
+
+  it('as another tenant id into the same shared collections while the source exists (ids remapped): equal modulo tenant and ids, every reference resolved, the source untouched, idempotent', async () => {
+    const db = unsafeDatabase(client);
+    const documentsOf = async (tenant: string) => {
+      const all: Record<string, Document[]> = {};
+      for (const collection of MODEL_COLLECTIONS)
+        all[collection] = await db
+          .collection(collection)
+          .find({ tenant_id: tenant }, { sort: { _id: 1 }, promoteValues: false, promoteLongs: false })
+          .toArray();
+      return all;
+    };
+    /** Every ObjectId a document holds, at any depth, and the hex ids embedded in its strings. */
+    const referencesOf = (value: unknown, found: Set<string> = new Set()): Set<string> => {
+      if (value instanceof ObjectId) found.add(value.toHexString());
+      else if (typeof value === 'string') for (const hex of value.match(/[0-9a-f]{24}/g) ?? []) found.add(hex);
+      else if (Array.isArray(value)) for (const item of value) referencesOf(item, found);
+      else if (typeof value === 'object' && value !== null)
+        for (const [key, field] of Object.entries(value)) if (key !== 'encrypted_data') referencesOf(field, found);
+      return found;
+    };
+    const source = await documentsOf('acme');
+    const sourceIds = new Set(Object.values(source).flatMap((documents) => documents.map((document) => String(document._id))));
+    // The fixture references only its own documents: so must the copy.
+    for (const documents of Object.values(source))
+      for (const document of documents)
+        for (const reference of referencesOf(document)) expect(sourceIds.has(reference), reference).toBe(true);
+
+    await expect(backups.restore({ name: backupName, ids: 'remap' })).rejects.toBeInstanceOf(ValidationError);
+    const commands = await commandsDuring(async () => {
+      const [first] = await Promise.all([
+        backups.restore({ name: backupName, tenant: 'acme-twin', ids: 'remap' }),
+        // Concurrent with an unrelated restore of the source tenant into another database.
+        backups.restore({
+          name: backupName,
+          data: createDataLayer({ client: createTestClient({ database: `${testDatabaseName()}_${uniqueSuffix()}` }) }),
+        }),
+      ]);
+      expect(first.ids).toBe('remap');
+      expect(first.verification?.conversationsChecked).toBe(2);
+      expect(first.verification?.inheritedDrift).toEqual([]);
+    });
+    for (const event of commands.filter((command) => !['getMore', 'killCursors'].includes(command.commandName)))
+      if (event.databaseName === client.databaseName)
+        expect([...tenantsNamedBy(event)], JSON.stringify(event.command)).toEqual(['acme-twin']);
+    expect(await snapshotTenant(client, 'acme')).toEqual(acmeSnapshot);
+    expect(await snapshotTenant(client, 'globex')).toEqual(globexSnapshot);
+
+    const twin = await documentsOf('acme-twin');
+    const twinIds = new Set(Object.values(twin).flatMap((documents) => documents.map((document) => String(document._id))));
+    expect(twinIds.size).toBe(sourceIds.size);
+    expect([...twinIds].filter((id) => sourceIds.has(id))).toEqual([]);
+    for (const documents of Object.values(twin))
+      for (const document of documents)
+        for (const reference of referencesOf(document)) expect(twinIds.has(reference), reference).toBe(true);
+    // Document by document: the source through the one id mapping (and the tenant rewrite).
+    const remap = createIdRemap('acme', 'acme-twin');
+    for (const collection of MODEL_COLLECTIONS) {
+      const expected = (source[collection] ?? []).map((document) =>
+        canonicalLine(remap.document({ ...document, tenant_id: 'acme-twin' }, collection)),
+      );
+      expect((twin[collection] ?? []).map((document) => canonicalLine(document)).sort(), collection).toEqual(expected.sort());
+    }
+    // The copy works through the library: its direct conversation is found by its participants,
+    // its per-user settings by their user.
+    const direct = twin.conversations?.find((conversation) => conversation.type === 'direct') as Document;
+    const pair = direct.participants.map((participant: Document) => participant.user_id) as [ObjectId, ObjectId];
+    const found = await data.forTenant('acme-twin').conversations.createDirect(pair);
+    expect(found.created).toBe(false);
+    expect(String(found.conversation._id)).toBe(String(direct._id));
+    const alice = twin.settings?.find((setting) => setting.user_id)?.user_id as ObjectId;
+    expect((await data.forTenant('acme-twin').settings.get(alice)).theme).toBe('dark');
+
+    // Idempotent: a rerun writes the same ids.
+    const before = await snapshotTenant(client, 'acme-twin');
+    await backups.restore({ name: backupName, tenant: 'acme-twin', ids: 'remap' });
+    expect(await snapshotTenant(client, 'acme-twin')).toEqual(before);
+    // A partial restore names the backup's ids: it selects their images in the copy.
+    const [conversation] = acme.conversations as [ObjectId];
+    await db.collection('messages').deleteMany({ tenant_id: 'acme-twin', conversation_id: remap.map(conversation) });
+    const partial = await backups.restore({
+      name: backupName,
+      tenant: 'acme-twin',
+      ids: 'remap',
+      select: { conversationId: conversation },
+    });
+    expect(partial.inserted.messages).toBeGreaterThan(0);
+    expect(await snapshotTenant(client, 'acme-twin')).toEqual(before);
+    expect(await snapshotTenant(client, 'acme')).toEqual(acmeSnapshot);
   });
 
   it('replaces the same tenant after an accidental erase, touching no other tenant', async () => {

@@ -25,26 +25,9 @@ afterAll(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-it('a restore killed mid-way (its process SIGKILLed) and run again ends identical to the source', async () => {
-  const population = await populateTenant(data, 'acme', 3);
-  const conversation = population.conversations[1];
-  const [alice, bob] = population.users;
-  const messages = data.forTenant('acme').messages;
-  for (let batch = 0; batch < 2; batch += 1)
-    await messages.createMany(
-      Array.from({ length: 200 }, (_, index) => ({
-        conversation_id: conversation,
-        sender_id: index % 2 ? bob : alice,
-        content: { type: 'text' as const, encrypted_data: `bulk-${batch}-${index}-${'x'.repeat(200)}` },
-      })) as never,
-    );
-  const source = await snapshotTenant(client, 'acme');
-  const backups = createBackupService({ data, target: filesystemTarget(directory, { fsync: false }), keyProvider, chunkBytes: 2048 });
-  const { name, manifest } = await backups.create({ tenant: 'acme', label: 'crash' });
-  expect(manifest.chunks.length).toBeGreaterThan(40);
-
-  const target = createTestClient({ database: `${testDatabaseName()}_target` });
-  const restoring = spawn(process.execPath, ['--import', 'tsx', child, testEnvironment().mongo.uri, target.databaseName, directory, name], {
+/** Starts a restore in a child process and SIGKILLs it once it has restored 10 chunks of messages. */
+async function restoreAndKill(args: string[]): Promise<void> {
+  const restoring = spawn(process.execPath, ['--import', 'tsx', child, testEnvironment().mongo.uri, ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -64,6 +47,33 @@ it('a restore killed mid-way (its process SIGKILLed) and run again ends identica
   expect(output).not.toContain('done');
   restoring.kill('SIGKILL');
   await exited;
+}
+
+/** A tenant with enough messages for many small chunks, and its backup. */
+async function tenantWithBackup(tenant: string) {
+  const population = await populateTenant(data, tenant, 3);
+  const conversation = population.conversations[1];
+  const [alice, bob] = population.users;
+  const messages = data.forTenant(tenant).messages;
+  for (let batch = 0; batch < 2; batch += 1)
+    await messages.createMany(
+      Array.from({ length: 200 }, (_, index) => ({
+        conversation_id: conversation,
+        sender_id: index % 2 ? bob : alice,
+        content: { type: 'text' as const, encrypted_data: `bulk-${batch}-${index}-${'x'.repeat(200)}` },
+      })) as never,
+    );
+  const source = await snapshotTenant(client, tenant);
+  const backups = createBackupService({ data, target: filesystemTarget(directory, { fsync: false }), keyProvider, chunkBytes: 2048 });
+  const { name, manifest } = await backups.create({ tenant, label: 'crash' });
+  expect(manifest.chunks.length).toBeGreaterThan(40);
+  return { source, backups, name };
+}
+
+it('a restore killed mid-way (its process SIGKILLed) and run again ends identical to the source', async () => {
+  const { source, backups, name } = await tenantWithBackup('acme');
+  const target = createTestClient({ database: `${testDatabaseName()}_target` });
+  await restoreAndKill([target.databaseName, directory, name]);
 
   const partial = await snapshotTenant(target, 'acme');
   expect(partial.messages?.length).toBeGreaterThan(0);
@@ -76,4 +86,21 @@ it('a restore killed mid-way (its process SIGKILLed) and run again ends identica
   const again = await backups.restore({ name, data: createDataLayer({ client: target }), preflight: false });
   expect(again.resumed).toBe(false);
   expect(await snapshotTenant(target, 'acme')).toEqual(source);
+}, 180_000);
+
+it('a restore under another tenant id with remapped ids, into the source’s own collections, killed mid-way and run again ends identical, the source untouched', async () => {
+  const { source, backups, name } = await tenantWithBackup('hooli');
+  await restoreAndKill([client.databaseName, directory, name, 'hooli-copy', 'remap']);
+  const partial = await snapshotTenant(client, 'hooli-copy');
+  expect(partial.messages?.length).toBeGreaterThan(0);
+  expect(partial.messages?.length).toBeLessThan(source.messages?.length ?? 0);
+
+  const resumed = await backups.restore({ name, tenant: 'hooli-copy', ids: 'remap' });
+  expect(resumed.resumed).toBe(true);
+  const copy = await snapshotTenant(client, 'hooli-copy');
+  const again = await backups.restore({ name, tenant: 'hooli-copy', ids: 'remap', preflight: false });
+  expect(again.resumed).toBe(false);
+  expect(await snapshotTenant(client, 'hooli-copy')).toEqual(copy);
+  expect(await snapshotTenant(client, 'hooli')).toEqual(source);
+  for (const collection of Object.keys(source)) expect(copy[collection]?.length, collection).toBe(source[collection]?.length);
 }, 180_000);

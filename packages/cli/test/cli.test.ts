@@ -3,9 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createDataLayer, type ObjectId } from '@caas-db/core';
+import { createDataLayer, messagesDefinition, type ObjectId } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { MigrationLock } from '@caas-db/migrate';
+import { createTenancy } from '@caas-db/tenancy';
 import { waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +86,33 @@ describe('caas-db (the built binary)', { timeout: 120_000 }, () => {
     const diff = await cli('indexes', 'diff');
     expect(diff.stdout).toContain('Indexes match their declarations.');
     expect(diff.code).toBe(0);
+  });
+
+  it('indexes diff under the database strategy also checks each active tenant’s database', async () => {
+    const strategy = ['--strategy', 'database'];
+    expect((await cli(...strategy, 'tenant', 'provision', 'beta', '--name', 'Beta', '--region', 'eu-west-1')).code).toBe(0);
+    expect((await cli(...strategy, 'indexes', 'sync')).code).toBe(0);
+    const clean = await cli(...strategy, 'indexes', 'diff');
+    expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+
+    const tenancy = createTenancy({ audit: 'off', strategy: { default: 'database' } });
+    createDataLayer({ client, plugins: [tenancy] });
+    const database = await tenancy.databaseOf('beta');
+    expect(database).not.toBe(testDatabaseName());
+    const dropped = messagesDefinition.indexes[0]?.name as string;
+    await unsafeDatabase(client, database).collection('messages').dropIndex(dropped);
+    const drift = await cli(...strategy, '--json', 'indexes', 'diff');
+    expect(drift.code).toBe(3);
+    expect(JSON.parse(drift.stdout)).toContainEqual(
+      expect.objectContaining({
+        collection: 'messages',
+        tenant: 'beta',
+        drift: expect.objectContaining({ missing: [expect.objectContaining({ name: dropped })] }),
+      }),
+    );
+    expect((await cli(...strategy, 'indexes', 'diff')).stdout).toContain(`beta: messages: missing ${dropped}`);
+    await unsafeDatabase(client, database).dropDatabase();
+    expect((await cli('tenant', 'suspend', 'beta', '--reason', 'test done')).code).toBe(0);
   });
 
   it('seeds, verifies (exit code 3 on drift) and repairs', async () => {

@@ -11,11 +11,19 @@ class IndexInspector extends Repository<z.ZodObject> {
   }
 }
 
-function describeDrift(collection: string, drift: IndexDrift): string[] {
+/** One collection's comparison; `tenant` names the tenant database (database strategy). */
+interface DiffEntry {
+  collection: string;
+  tenant?: string;
+  drift: IndexDrift;
+}
+
+function describeDrift({ collection, tenant, drift }: DiffEntry): string[] {
+  const where = tenant ? `${tenant}: ${collection}` : collection;
   return [
-    ...drift.missing.map((index) => `${collection}: missing ${index.name}`),
-    ...drift.extra.map((name) => `${collection}: extra ${name}`),
-    ...drift.different.map((difference) => `${collection}: different ${difference.name}`),
+    ...drift.missing.map((index) => `${where}: missing ${index.name}`),
+    ...drift.extra.map((name) => `${where}: extra ${name}`),
+    ...drift.different.map((difference) => `${where}: different ${difference.name}`),
   ];
 }
 
@@ -57,19 +65,33 @@ export const indexesCommand: CliCommand = {
 
     indexes
       .command('diff')
-      .description('compare declared and existing indexes; exit code 3 when they differ')
+      .description(
+        'compare declared and existing indexes (and in each active tenant database under the database strategy); exit code 3 when they differ',
+      )
       .action(
         run(async (context) => {
           const { data } = await context.connect();
           const definitions = Object.values(data)
             .map((value) => (value as { definition?: RepositoryDefinition<z.ZodObject> } | null)?.definition)
             .filter((definition): definition is RepositoryDefinition<z.ZodObject> => definition !== undefined);
-          const report: Array<{ collection: string; drift: IndexDrift }> = [];
+          const report: DiffEntry[] = [];
           for (const definition of definitions) {
             const existing = await data.repository(definition, IndexInspector).listIndexes();
             report.push({ collection: definition.collection, drift: compareIndexes(definition.indexes, existing) });
           }
-          const lines = report.flatMap((entry) => describeDrift(entry.collection, entry.drift));
+          // As `sync` does: under the database strategy each tenant's collections live in its own
+          // database (the tenancy plugin routes a tenant-bound repository there).
+          if (context.config.strategy === 'database') {
+            const owned = definitions.filter((definition) => definition.tenantOwned);
+            for (const tenant of await activeTenants(data)) {
+              if (context.signal.aborted) break;
+              for (const definition of owned) {
+                const existing = await data.repository(definition, IndexInspector, tenant).listIndexes();
+                report.push({ collection: definition.collection, tenant, drift: compareIndexes(definition.indexes, existing) });
+              }
+            }
+          }
+          const lines = report.flatMap(describeDrift);
           context.output.result(report, () => (lines.length ? lines.join('\n') : 'Indexes match their declarations.'));
           return lines.length ? ExitCodes.DRIFT : ExitCodes.OK;
         }),

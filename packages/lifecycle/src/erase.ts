@@ -79,7 +79,9 @@ export async function eraseUser(
   const checkpoints = access('lifecycle_checkpoints');
   const task = taskOf(tenantId, user);
   const [checkpoint] = await checkpoints.rawFind('checkpoint.read', { tenant_id: tenantId, task }, { limit: 1 });
-  let state = checkpoint?.state as { erasure_id: string; conversations: string[]; parents: string[] } | undefined;
+  let state = checkpoint?.state as
+    | { erasure_id: string; conversations: string[]; parents: string[]; last_message_of?: string[] }
+    | undefined;
   const resumed = state !== undefined;
   if (!state) {
     const memberOf = await access('conversations').rawDistinct('lifecycle.erase (memberships)', '_id', {
@@ -98,6 +100,8 @@ export async function eraseUser(
       erasure_id: new ObjectId().toHexString(),
       conversations: [...new Set([...sentIn, ...memberOf, ...lastOf].map(String))],
       parents: parents.filter((parent) => parent !== null && parent !== undefined).map(String),
+      // Deleted conversations among them too: their last_message must not keep her id and preview.
+      last_message_of: lastOf.map(String),
     };
     await checkpoints.rawUpsert(
       'checkpoint.write',
@@ -151,8 +155,13 @@ export async function eraseUser(
   );
   counts.directKeys = direct.length;
   counts.lastMessagesRepaired = 0;
+  const namedHer = new Set(state.last_message_of ?? []);
   for (const conversation of state.conversations) {
-    const { consistent } = await repositories.messages.verifyLastMessage(conversation).catch(() => ({ consistent: true }));
+    // A conversation whose last_message named her is repaired even when deleted (its preview is
+    // her ciphertext); others only when live, as their last_message is theirs to keep.
+    const { consistent } = await repositories.messages
+      .verifyLastMessage(conversation, { includeDeleted: namedHer.has(conversation) })
+      .catch(() => ({ consistent: true }));
     if (!consistent) counts.lastMessagesRepaired += 1;
   }
   counts.replyCountsRepaired = 0;

@@ -397,14 +397,20 @@ export class ConversationRepository extends Repository<typeof conversationSchema
 
   /**
    * Compares `last_message` with the newest live message and repairs it when it drifted.
+   * `includeDeleted` also repairs a soft-deleted conversation (erasure: its `last_message` must not
+   * keep naming an erased sender).
    * @returns whether it was right, and the message id it names now.
    */
   async verifyLastMessage(
     conversationId: IdInput,
     newest: () => Promise<LastMessageSource | null>,
+    options: { includeDeleted?: boolean } = {},
   ): Promise<{ consistent: boolean; messageId: ObjectId | null }> {
     const id = this.parseId(conversationId, 'conversationId');
-    const conversation = await this.getById(id, { projection: { last_message: 1 } });
+    const conversation = await this.getById(id, {
+      projection: { last_message: 1 },
+      ...(options.includeDeleted === true && { includeDeleted: true }),
+    });
     const next = await newest();
     const stored = conversation.last_message?.message_id ?? null;
     const consistent = String(stored) === String(next?._id ?? null);

@@ -26,6 +26,8 @@ import {
   unreadCountInput,
 } from './read-positions.js';
 
+/** Options of `verifyLastMessage`. */
+const verifyOptionsSchema = z.strictObject({ includeDeleted: z.boolean().optional() });
 /** Most recipients one message's content key is wrapped for. */
 const MAX_RECIPIENT_KEYS = 1024;
 /** How many recent counter changes a message remembers, to apply each exactly once. */
@@ -708,14 +710,20 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
 
   /**
    * Checks a conversation's `last_message` against its newest live message and repairs it when it
-   * drifted (after a fault between a message write and its denormalization).
+   * drifted (after a fault between a message write and its denormalization). With
+   * `includeDeleted`, a soft-deleted conversation is checked and repaired too (erasure).
+   * @throws {ValidationError} for an invalid id or option.
    */
-  async verifyLastMessage(conversationId: IdInput): Promise<{ consistent: boolean; messageId: ObjectId | null }> {
+  async verifyLastMessage(
+    conversationId: IdInput,
+    options: { includeDeleted?: boolean } = {},
+  ): Promise<{ consistent: boolean; messageId: ObjectId | null }> {
     const tenant = this.requireTenant('verifyLastMessage');
     const id = this.parseId(conversationId, 'conversationId');
+    const { includeDeleted } = this.parse(verifyOptionsSchema, options, 'options');
     if (!this.#conversations)
       throw new ValidationError('messages', [{ path: '', message: 'no conversations repository is linked', code: 'custom' }]);
-    return this.#conversations.verifyLastMessage(id, () => this.#newestLive(tenant, id));
+    return this.#conversations.verifyLastMessage(id, () => this.#newestLive(tenant, id), { includeDeleted: includeDeleted === true });
   }
 
   /**

@@ -362,6 +362,22 @@ export class PurgeEngine {
   }
 
   async #eventsRule(tenant: string, holds: ActiveHolds, dryRun: boolean, report: PurgeReport): Promise<void> {
+    if (!dryRun && (holds.userIds.length > 0 || holds.conversationIds.length > 0))
+      // The TTL path: an instance whose cached view of the holds predates a new hold may have
+      // stamped expire_at on a held event after the hold took the stamps off. Each run takes them
+      // off again, long before they fall due (a stamp is keepDays days ahead of its event).
+      await this.#context.access(tenant, 'events').rawUpdateMany(
+        'lifecycle.events (unstamp held)',
+        {
+          tenant_id: tenant,
+          expire_at: { $exists: true },
+          $or: [
+            ...(holds.userIds.length > 0 ? [{ user_id: { $in: holds.userIds } }] : []),
+            ...(holds.conversationIds.length > 0 ? [{ conversation_id: { $in: holds.conversationIds } }] : []),
+          ],
+        },
+        { $unset: { expire_at: '' } },
+      );
     const { keepDays } = (await this.#policies.get(tenant)).events;
     if (keepDays === null) return;
     const cutoff = new Date(this.#context.clock().getTime() - keepDays * DAY_MS);

@@ -33,6 +33,9 @@ export interface EraseReport {
   counts: Record<string, number>;
 }
 
+/** A cutoff after every stored date (the largest a JavaScript Date holds). */
+const END_OF_TIME = new Date(8.64e15);
+
 /** The checkpoint task of an erasure: a hash, so the checkpoint does not store the id itself. */
 function taskOf(tenant: string, user: ObjectId): string {
   return `erase:${createHash('sha256').update(`${tenant}\u0000${user.toHexString()}`).digest('hex').slice(0, 40)}`;
@@ -199,7 +202,8 @@ export async function eraseUser(
 /**
  * Erases a whole tenant: every document of every tenant-owned collection (its database's, under
  * database-per-tenant; its documents in the shared collections otherwise). The tenant's platform
- * records (`clients`, `billing`, `audit_logs`) stay: they are the operator's records. Refused while
+ * records (`clients`, `billing`, `audit_logs`) stay: they are the operator's records. Its metrics go
+ * too, through the metrics' own expiry purge. Refused while
  * any hold of the tenant is active.
  * @throws {LegalHoldError} naming the first active hold; nothing is changed.
  */
@@ -227,6 +231,19 @@ export async function eraseTenant(
     counts[collection] = await context
       .access(tenantId, collection)
       .rawDeleteMany('lifecycle.eraseTenant', { tenant_id: tenantId } as Document);
+  // Metrics are append-only: their expiry purge is the one command that deletes them, here with a
+  // cutoff after every measurement.
+  counts.metrics = 0;
+  const metrics = context.data.forTenant(tenantId).metrics;
+  const names = await context
+    .access(tenantId, 'metrics')
+    .rawDistinct('lifecycle.eraseTenant (metric names)', 'name', { tenant_id: tenantId });
+  for (const name of names as string[])
+    for (;;) {
+      const removed = await metrics.purgeExpiredBatch(name, { before: END_OF_TIME, batchSize: 1000 });
+      counts.metrics += removed;
+      if (removed < 1000) break;
+    }
   await context.audit(tenantId, 'tenant.erase', by, { collection: 'clients', id: tenantId }, { counts });
   return counts;
 }

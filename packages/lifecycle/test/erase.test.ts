@@ -211,6 +211,10 @@ describe.each(strategies)('export and erase of a user (%s strategy)', (strategy)
   });
 
   it('exports and erases the whole tenant', async () => {
+    await repositories().metrics.recordMany([
+      { name: 'messages.sent', value: 3 },
+      { name: 'api.calls', value: 7, at: new Date('2020-01-01T00:00:00Z') },
+    ]);
     const lines: string[] = [];
     const manifest = await lifecycle.exportTenant(tenant, (line) => lines.push(line));
     const all = await everything();
@@ -218,6 +222,7 @@ describe.each(strategies)('export and erase of a user (%s strategy)', (strategy)
       expect(manifest.counts[collection] ?? 0, collection).toBe(all[collection]?.length ?? 0);
     const counts = await lifecycle.eraseTenant(tenant, operator);
     expect(counts.messages).toBe(all.messages?.length);
+    expect(counts.metrics).toBe(2);
     const after = await everything();
     for (const [collection, documents] of Object.entries(after))
       if (!['audit_logs (platform)', 'audit_logs', 'caas_tenant_owner'].includes(collection)) expect(documents, collection).toEqual([]);

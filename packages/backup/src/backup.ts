@@ -46,6 +46,8 @@ export interface BackupMetadata {
      * scan read it is in the backup). Absent in backups written before this field existed.
      */
     deletes: 'database' | 'pre-images' | 'not-captured';
+    /** Time-series collections, read by the scan only (no change stream opens on them). */
+    notCaughtUp?: string[];
   };
 }
 
@@ -100,17 +102,16 @@ export async function createTenantBackup(options: CreateBackupOptions): Promise<
   const captureStart = new BSON.Timestamp({ t: Math.floor(startedAt.getTime() / 1000), i: 0 });
   // Deletes name no tenant: the capture asks for them only where it can attribute them (see
   // CaptureIsolation), so another tenant's changes never reach the backup.
-  const isolation =
-    options.consistency === 'change-stream-catch-up'
-      ? (await captureIsolationOf(data, options.collections, options.database)).isolation
-      : undefined;
-  const capture = isolation
+  const report =
+    options.consistency === 'change-stream-catch-up' ? await captureIsolationOf(data, options.collections, options.database) : undefined;
+  const isolation = report?.isolation;
+  const capture = report
     ? new TenantChangeCapture({
         client: data.client,
         tenant,
         ...(options.database !== undefined && { database: options.database }),
-        collections: options.collections,
-        isolation,
+        collections: report.watchable,
+        isolation: report.isolation,
       })
     : undefined;
   let changes = 0;
@@ -165,6 +166,7 @@ export async function createTenantBackup(options: CreateBackupOptions): Promise<
         gaps,
         tokens: capture ? (JSON.parse(JSON.stringify(capture.tokens)) as Record<string, unknown>) : {},
         deletes: isolation === 'database' || isolation === 'pre-images' ? isolation : 'not-captured',
+        ...(report && report.timeSeries.length > 0 && { notCaughtUp: report.timeSeries }),
       },
     };
     const manifest = await writer.finish(metadata as unknown as Record<string, unknown>);

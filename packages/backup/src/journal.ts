@@ -215,7 +215,7 @@ export class TenantJournal {
     const { target, tenant, prefix, collections } = this.#options;
     // A journal that missed deletes would bring deleted documents back on point-in-time recovery,
     // and in shared collections only pre-images attribute a delete to its tenant.
-    const { isolation, withoutPreImages } = await captureIsolationOf(this.#options.data, collections, this.#options.database);
+    const { isolation, withoutPreImages, watchable } = await captureIsolationOf(this.#options.data, collections, this.#options.database);
     if (isolation === 'fields') throw new PreImagesRequiredError(tenant, withoutPreImages);
     const segments = await listArchives(target, journalPrefix(prefix, tenant));
     const last = segments
@@ -233,7 +233,7 @@ export class TenantJournal {
       client: this.#options.data.client,
       tenant,
       ...(this.#options.database !== undefined && { database: this.#options.database }),
-      collections,
+      collections: watchable,
       maxAwaitTimeMS: 50,
       isolation,
       ...(this.#options.fullDocument && { fullDocument: this.#options.fullDocument }),
@@ -253,7 +253,7 @@ export class TenantJournal {
         client: this.#options.data.client,
         tenant,
         ...(this.#options.database !== undefined && { database: this.#options.database }),
-        collections,
+        collections: watchable,
         maxAwaitTimeMS: 50,
         isolation,
         ...(this.#options.fullDocument && { fullDocument: this.#options.fullDocument }),

@@ -5,7 +5,7 @@ import { createLocalKeyProvider, filesystemTarget, listArchives, openArchive } f
 import { createDataLayer, type Document, ObjectId } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { waitFor } from '@caas-db/testing';
-import { createTestClient } from '@caas-db/testing/vitest';
+import { createTestClient, requireCapability, testDatabaseName } from '@caas-db/testing/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BackupService, CHANGES_STREAM, capturePipeline, createBackupService, PreImagesRequiredError } from '../src/index.js';
 import { MODEL_COLLECTIONS, populateTenant } from './support/tenant-data.js';
@@ -115,6 +115,20 @@ describe('change capture under the shared strategy never records another tenantâ
     await journal.stop();
     for (const change of seen)
       for (const id of idsNamedBy(change)) expect(pied.has(id), `another tenant's ${id} in ${JSON.stringify(change)}`).toBe(false);
+  });
+});
+
+describe('time-series collections', () => {
+  it('are read by the scan and left out of change streams (MongoDB opens none on them)', async (context) => {
+    requireCapability(context, 'timeSeries');
+    const layer = createDataLayer({ client: createTestClient({ database: `${testDatabaseName()}_series` }) });
+    const service = createBackupService({ data: layer, target: filesystemTarget(directory, { fsync: false }), keyProvider });
+    expect((await layer.forTenant('hooli').metrics.syncIndexes()).timeSeries).toBe(true);
+    await layer.forTenant('hooli').metrics.record('latency_ms', 12.5, { tags: { region: 'eu' } });
+    await layer.forTenant('hooli').events.create({ type: 'message.sent', occurred_at: new Date() });
+    const backup = await service.create({ tenant: 'hooli', label: 'series' });
+    expect(backup.metadata.counts.metrics).toBe(1);
+    expect(backup.metadata.consistency.notCaughtUp).toEqual(['metrics']);
   });
 });
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLocalKeyProvider, filesystemTarget, listArchives, openArchive } from '@caas-db/archive';
+import { canonicalLine, createLocalKeyProvider, filesystemTarget, listArchives, openArchive } from '@caas-db/archive';
 import { BSON, createDataLayer, type DataLayer, ObjectId } from '@caas-db/core';
 import { unsafeDatabase } from '@caas-db/core/unsafe';
 import { createTenancy, tenantDatabaseName } from '@caas-db/tenancy';
@@ -10,7 +10,7 @@ import { waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName, testEnvironment } from '@caas-db/testing/vitest';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackupService, createBackupService, JournalGapError, type TenantJournal } from '../src/index.js';
+import { type BackupService, createBackupService, createIdRemap, JournalGapError, type TenantJournal } from '../src/index.js';
 import { snapshotTenant } from './support/tenant-data.js';
 
 // Database-per-tenant: journals of tenants in shared collections need change-stream pre-images,
@@ -138,6 +138,23 @@ describe('point-in-time recovery', () => {
     });
     expect(copy.backup).toBe(backup.name);
     expect(copy.changesReplayed).toBeGreaterThanOrEqual(first.writes);
+    expect(await snapshotTenant(copyClient, 'acme-at-t', { rewriteTo: 'acme' })).toEqual(snapshotAtT);
+    // A copy beside it in the same collections, with ids of its own: the state at T through the id mapping.
+    await backups.restoreToPointInTime({
+      tenant: 'acme',
+      to: at,
+      into: 'acme-twin',
+      data: createDataLayer({ client: copyClient }),
+      ids: 'remap',
+    });
+    const remap = createIdRemap('acme', 'acme-twin');
+    const twin = await snapshotTenant(copyClient, 'acme-twin');
+    for (const [collection, lines] of Object.entries(snapshotAtT)) {
+      const expected = lines.map((line) =>
+        canonicalLine(remap.document({ ...BSON.EJSON.parse(line, { relaxed: false }), tenant_id: 'acme-twin' }, collection)),
+      );
+      expect(twin[collection]?.slice().sort(), collection).toEqual(expected.sort());
+    }
     expect(await snapshotTenant(copyClient, 'acme-at-t', { rewriteTo: 'acme' })).toEqual(snapshotAtT);
 
     await backups.restoreToPointInTime({ tenant: 'acme', to: at });

@@ -77,14 +77,15 @@ describe.each(strategies)('TTL expiry and legal holds (%s strategy)', (strategy)
       { type: 'user.active', user_id: held, occurred_at: occurred },
       { type: 'user.active', user_id: free, occurred_at: occurred },
     ]);
+    if (!heldEvent || !freeEvent) throw new Error('events not created');
     const collection = await events();
-    expect((await collection.findOne({ _id: heldEvent?._id }))?.expire_at).toBeUndefined();
-    expect((await collection.findOne({ _id: freeEvent?._id }))?.expire_at).toEqual(new Date(occurred.getTime() + DAY_MS));
-    await waitFor(async () => (await collection.countDocuments({ _id: freeEvent?._id })) === 0, {
+    expect((await collection.findOne({ _id: heldEvent._id }))?.expire_at).toBeUndefined();
+    expect((await collection.findOne({ _id: freeEvent._id }))?.expire_at).toEqual(new Date(occurred.getTime() + DAY_MS));
+    await waitFor(async () => (await collection.countDocuments({ _id: freeEvent._id })) === 0, {
       what: 'the TTL monitor removed the expired unheld event',
       timeoutMS: 180_000,
       intervalMS: 1000,
     });
-    expect(await collection.countDocuments({ _id: heldEvent?._id })).toBe(1);
+    expect(await collection.countDocuments({ _id: heldEvent._id })).toBe(1);
   });
 });

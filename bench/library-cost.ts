@@ -30,6 +30,7 @@ import { startMongo, startRedis } from '@caas-db/testing';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { type CommandStartedEvent, type Db, type Document, MongoClient, ObjectId } from 'mongodb';
+import mongoose from 'mongoose';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 40);
 const OPS = Number(process.env.BENCH_OPS ?? 100);
@@ -208,6 +209,103 @@ function libraryContender(
   return { contender, seed, close: () => client.close(), client };
 }
 
+/**
+ * mongoose doing the same work the way its documentation recommends: validated documents through
+ * models (`create`, `insertMany`), reads with `lean()` (its cheapest read), the same filters and
+ * the same `last_message` update. It runs mongoose's own driver (a 7.x of the same major).
+ */
+function mongooseContender(name: string): { contender: Contender; seed: () => Promise<void>; close: () => Promise<void> } {
+  const connection = mongoose.createConnection(mongo.uri, { dbName: `cost_mongoose_${stamp}`, maxPoolSize: 20, autoIndex: false });
+  const { Schema } = mongoose;
+  // Loosely typed: the benchmark compares the work done, not mongoose's type inference.
+  type LooseModel = mongoose.Model<Record<string, unknown>>;
+  const Message = connection.model(
+    'Message',
+    new Schema(
+      {
+        tenant_id: { type: String, required: true },
+        conversation_id: { type: Schema.Types.ObjectId, required: true },
+        sender_id: { type: Schema.Types.ObjectId, required: true },
+        content: {
+          type: { type: String, required: true, enum: ['text', 'file', 'image'] },
+          encrypted_data: { type: String, required: true },
+        },
+        status: { type: String, default: 'sent' },
+        reply_count: { type: Number, default: 0 },
+        schema_version: { type: Number, default: 1 },
+        deleted_at: { type: Date, default: null },
+      },
+      { timestamps: { createdAt: 'created_at', updatedAt: 'updated_at' }, versionKey: false },
+    ),
+    'messages',
+  ) as unknown as LooseModel;
+  const User = connection.model(
+    'User',
+    new Schema(
+      {
+        tenant_id: { type: String, required: true },
+        external_id: { type: String, required: true },
+        profile: { display_name: { type: String, required: true, maxlength: 128 }, status: { type: String, default: 'offline' } },
+        schema_version: { type: Number, default: 1 },
+        deleted_at: { type: Date, default: null },
+      },
+      { timestamps: { createdAt: 'created_at', updatedAt: 'updated_at' }, versionKey: false },
+    ),
+    'users',
+  ) as unknown as LooseModel;
+  const conversations = connection.collection('conversations') as unknown as import('mongodb').Collection;
+  const world: World = { conversation: new ObjectId(), sender: new ObjectId(), messages: [] };
+  const message = (conversation: ObjectId, sender: ObjectId, ciphertext: string) => ({
+    tenant_id: TENANT,
+    conversation_id: conversation,
+    sender_id: sender,
+    content: { type: 'text', encrypted_data: ciphertext },
+  });
+  const contender: Contender = {
+    name,
+    world,
+    findById: (id) => Message.findOne({ _id: id, tenant_id: TENANT, deleted_at: null }).lean(),
+    insertUser: (index) =>
+      User.create({
+        tenant_id: TENANT,
+        external_id: `mongoose-${stamp}-${index}-${Math.random()}`,
+        profile: { display_name: `User ${index}` },
+      }),
+    async sendMessage(conversation, sender) {
+      const document = await Message.create(message(conversation, sender, CIPHERTEXT_275));
+      const sentAt = document.get('created_at') as Date;
+      await conversations.updateOne(
+        {
+          _id: conversation,
+          tenant_id: TENANT,
+          $or: [
+            { last_message: { $exists: false } },
+            { 'last_message.sent_at': { $lt: sentAt } },
+            { 'last_message.sent_at': sentAt, 'last_message.message_id': { $lt: document._id } },
+          ],
+        },
+        {
+          $set: { last_message: { message_id: document._id, sender_id: sender, content_preview: '', sent_at: sentAt } },
+          $max: { updated_at: sentAt },
+        },
+      );
+      return document;
+    },
+    pageOf50: (conversation) =>
+      Message.find({ tenant_id: TENANT, conversation_id: conversation, deleted_at: null }).sort({ _id: -1 }).limit(51).lean(),
+    insertMany: (count, conversation, sender) =>
+      Message.insertMany(Array.from({ length: count }, () => message(conversation, sender, CIPHERTEXT_275))),
+  };
+  const seed = async () => {
+    await connection.asPromise();
+    await conversations.insertOne({ _id: world.conversation, tenant_id: TENANT, type: 'direct', participants: [], deleted_at: null });
+    const seeded = await Message.insertMany(Array.from({ length: 200 }, () => message(world.conversation, world.sender, CIPHERTEXT_1600)));
+    world.messages = seeded.map((document) => document._id as unknown as ObjectId);
+    await Message.collection.createIndex({ tenant_id: 1, conversation_id: 1, _id: -1 });
+  };
+  return { contender, seed, close: () => connection.close() };
+}
+
 // ---- measurement -----------------------------------------------------------------------------------
 type Op = (contender: Contender, index: number) => Promise<unknown>;
 interface Workload {
@@ -326,9 +424,10 @@ if (!LAYERS) {
   const tenancy = libraryContender('caas-db + tenancy', { plugins: [createTenancy({ audit: 'off' })] });
   const batching = libraryContender('caas-db core, batching on', { batching: true });
   const monitoredCore = libraryContender('caas-db core (wire check)', { wire: true });
-  for (const seeded of [raw, rawMonitored, core, tenancy, batching, monitoredCore]) await seeded.seed();
-  closers.push(core.close, tenancy.close, batching.close, monitoredCore.close);
-  const contenders = [raw.contender, rawMonitored.contender, core.contender, tenancy.contender];
+  const viaMongoose = mongooseContender('mongoose');
+  for (const seeded of [raw, rawMonitored, core, tenancy, batching, monitoredCore, viaMongoose]) await seeded.seed();
+  closers.push(core.close, tenancy.close, batching.close, monitoredCore.close, viaMongoose.close);
+  const contenders = [raw.contender, rawMonitored.contender, core.contender, tenancy.contender, viaMongoose.contender];
   // The library's commands are checked on a wire-monitored twin of core (same code path).
   const wireCheck = new Map([
     [rawMonitored.contender.name, rawMonitored.client],
@@ -496,10 +595,21 @@ function targetsTable(measured: Row[]): string[] {
       2,
     ],
   ];
+  const overMongoose = [
+    'find one by _id',
+    'validated single insert',
+    'messages.create (insert + last_message)',
+    'page of 50',
+    'insertMany',
+  ].map((workload) => {
+    const [ours, theirs] = [extra(workload, 'caas-db core'), extra(workload, 'mongoose')];
+    return `| not slower than mongoose: ${workload} | ${format(ours)} | ≤ ${format(theirs)} (mongoose) | ${ours <= theirs ? 'met' : 'missed'} |`;
+  });
   return [
     '| target (client CPU over the raw driver, monitoring off) | measured µs | target µs | |',
     '|---|---:|---:|---|',
     ...targets.map(([name, value, target]) => `| ${name} | ${format(value)} | ≤ ${target} | ${value <= target ? 'met' : 'missed'} |`),
+    ...overMongoose,
   ];
 }
 mkdirSync(new URL('../bench-results/', import.meta.url), { recursive: true });

@@ -65,12 +65,27 @@ export class RetentionPolicies {
     this.#context = context;
   }
 
-  /** Sets the tenant's policy (replacing the previous one). @throws {ValidationError} for an invalid policy; nothing is stored. */
+  /**
+   * Sets the tenant's policy (replacing the previous one). When its events rule changes, the
+   * `expire_at` stamps made under the old rule are taken off (the engine removes those events by
+   * the new rule), so the TTL monitor never removes an event earlier than the new rule allows.
+   * @throws {ValidationError} for an invalid policy; nothing is stored.
+   */
   async set(tenant: string, policy: RetentionPolicy): Promise<ResolvedPolicy> {
     const tenantId = parseInput(tenantIdSchema, tenant, 'tenant');
     const parsed = parseInput(retentionPolicySchema, policy, 'policy');
+    const previous = await this.get(tenantId);
     await this.#store(tenantId, 'tenant', parsed);
-    return resolve(parsed);
+    const resolved = resolve(parsed);
+    if (previous.events.keepDays !== resolved.events.keepDays)
+      await this.#context
+        .access(tenantId, 'events')
+        .rawUpdateMany(
+          'lifecycle.policy (unstamp events)',
+          { tenant_id: tenantId, expire_at: { $exists: true } },
+          { $unset: { expire_at: '' } },
+        );
+    return resolved;
   }
 
   /** The tenant's policy, defaults filled in. */

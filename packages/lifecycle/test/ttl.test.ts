@@ -61,6 +61,27 @@ describe.each(strategies)('TTL expiry and legal holds (%s strategy)', (strategy)
     ]);
   });
 
+  it('a changed events rule takes the old stamps off, so the TTL monitor never removes an event earlier than the new rule', async () => {
+    clock.set(START);
+    const user = new ObjectId();
+    await lifecycle.policies.set(tenant, { events: { keepDays: 7 } });
+    const first = await data.forTenant(tenant).events.create({ type: 'user.active', user_id: user, occurred_at: START });
+    expect((await setup.raw(tenant, 'events', { _id: first._id }))[0]?.expire_at).toEqual(new Date(START.getTime() + 7 * DAY_MS));
+    // Kept forever now: the stamp made under 7 days must go, or the monitor removes it on day 7.
+    await lifecycle.policies.set(tenant, { events: { keepDays: null } });
+    expect((await setup.raw(tenant, 'events', { _id: first._id }))[0]?.expire_at).toBeUndefined();
+    await lifecycle.policies.set(tenant, { events: { keepDays: 30 } });
+    const second = await data.forTenant(tenant).events.create({ type: 'user.active', user_id: user, occurred_at: START });
+    expect((await setup.raw(tenant, 'events', { _id: second._id }))[0]?.expire_at).toEqual(new Date(START.getTime() + 30 * DAY_MS));
+    // Longer: the 30-day stamp goes too; the engine removes the event by the 60-day rule.
+    await lifecycle.policies.set(tenant, { events: { keepDays: 60 } });
+    expect((await setup.raw(tenant, 'events', { user_id: user })).map((event) => event.expire_at)).toEqual([undefined, undefined]);
+    // The same rule again changes nothing.
+    const third = await data.forTenant(tenant).events.create({ type: 'user.active', user_id: user, occurred_at: START });
+    await lifecycle.policies.set(tenant, { events: { keepDays: 60 }, messages: { keepDays: 10 } });
+    expect((await setup.raw(tenant, 'events', { _id: third._id }))[0]?.expire_at).toEqual(new Date(START.getTime() + 60 * DAY_MS));
+  });
+
   it('the TTL monitor removes expired unheld events and never a held one (real MongoDB)', { timeout: 240_000 }, async (context) => {
     requireCapability(context, 'ttlIndexes');
     // The monitor runs on the server's wall clock (every 60 s by default), not the lifecycle clock.

@@ -1,6 +1,8 @@
 /**
  * Seed and migration throughput for 1,000,000 messages (pnpm bench:seed-migrate), each side by
- * side with the raw driver doing the same work in the same run on the same server:
+ * side with the raw driver doing the same work in the same run, each side on a freshly started
+ * server (mongo-java-server keeps every write of a run in its in-memory oplog, so a side that ran
+ * second would run on a fuller heap):
  *
  * - seed: `seed()` through the repositories (validated, batched inserts, replies and each
  *   conversation's newest message through messages.create) vs raw `insertMany` of equivalent documents;
@@ -63,7 +65,7 @@ const cpuMicros = () => {
 };
 
 async function main() {
-  const server = await startMongo();
+  let server = await startMongo();
   const javaServer = server.backend === 'mongo-java-server';
   console.log(
     `server: ${server.description}; ${cpus().length} cores; load average ${loadavg()
@@ -144,9 +146,13 @@ async function main() {
       `migrate up (upgradeDocuments): ${format(upgraded)} of ${format(seeded.messages)} messages upgraded in ${batches} batches, ${migrateSeconds.toFixed(1)} s = ${format(upgraded / migrateSeconds)} documents/s; client CPU ${(migrateCpu / upgraded).toFixed(1)} µs/document`,
     );
     rmSync(scratch, { recursive: true, force: true });
-    // The raw side runs on a server holding only its own data (as the library side did).
+    // The raw side runs on a server of its own, fresh as the library side's was.
     await data.admin.dropDatabase();
     await client.close();
+    if (server.backend !== 'external') {
+      await server.stop();
+      server = await startMongo();
+    }
 
     // ---- the same number of equivalent message documents through the raw driver
     const rawClient = createDataClient({ uri: server.uri, database: 'bench_raw', pool: { maxSize: 20 } });

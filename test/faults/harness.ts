@@ -185,6 +185,8 @@ export interface Fixture {
   reactionTargets: ObjectId[];
   stormTargets: ObjectId[];
   users: ObjectId[];
+  /** A participant of every conversation: the workload's sender (messages.create checks it). */
+  sender: ObjectId;
 }
 
 export async function createFixture(truth: DataLayer, tenant: string, run: string, size: WorkloadSize): Promise<Fixture> {
@@ -207,7 +209,7 @@ export async function createFixture(truth: DataLayer, tenant: string, run: strin
   for (let index = 0; index < size.reactions.messages; index += 1) reactionTargets.push((await post(first, `reactions-${index}`))._id);
   const stormTargets: ObjectId[] = [];
   for (let index = 0; index < size.storm.messages; index += 1) stormTargets.push((await post(first, `storm-${index}`))._id);
-  return { tenant, run, conversations, parent, reactionTargets, stormTargets, users };
+  return { tenant, run, conversations, parent, reactionTargets, stormTargets, users, sender: owner };
 }
 
 /** What one failed call reported. */
@@ -329,7 +331,7 @@ export async function runWorkload(
   random: () => number,
   repliesStart: Promise<void> = Promise.resolve(),
 ): Promise<void> {
-  const sender = new ObjectId();
+  const { sender } = fixture;
   const stormCalls: Array<{ kind: 'read'; message: ObjectId; user: ObjectId } | { kind: 'delivered'; message: ObjectId }> = [];
   for (let repeat = 0; repeat < size.storm.repeats; repeat += 1) {
     for (const message of fixture.stormTargets) {

@@ -180,7 +180,9 @@ export interface DataLayerOptions {
    * Referential integrity of writes. `messages`: `messages.create` refuses a conversation that does
    * not exist or is deleted and a sender who is not a participant (`ReferentialIntegrityError`),
    * with one indexed read per conversation and sender, remembered `cacheTtlMS` (default 5 s; this
-   * instance's own leave and delete are seen at once). Off by default.
+   * instance's own leave and delete are seen at once). On by default; `{ messages: false }` turns
+   * it off (for bulk imports whose conversations arrive later, say).
+   * @default { messages: true }
    */
   integrity?: { messages?: boolean | MessageReferenceOptions };
   /**
@@ -353,10 +355,11 @@ export function createDataLayer(options: DataLayerOptions): DataLayer {
   const environment: CollectionEnvironment = { pipeline, resolveTenant, isTenantOwned };
   const cursors = new KeysetCursorCodec(options.cursorSecret);
   const events = new TypedEmitter<DataLayerEvents>();
-  const messageReferences = options.integrity?.messages;
+  // On unless turned off: a message in a conversation that does not exist is a dangling reference.
+  const messageReferences = options.integrity?.messages ?? true;
   const modelOptions: ModelOptions = {
     ...(options.users && { users: options.users }),
-    ...(messageReferences && { messageReferences: messageReferences === true ? {} : messageReferences }),
+    ...(messageReferences !== false && { messageReferences: messageReferences === true ? {} : messageReferences }),
     ...(options.receipts && { receipts: receiptPolicySchema.parse(options.receipts) }),
   };
   const validateByCollection = new Map(

@@ -52,7 +52,12 @@ describe('blind index', () => {
 
 const client = createTestClient();
 const search = createSearch();
-const data: DataLayer = createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), search] });
+// The indexed messages reference conversations the tests do not create: the reference check is off.
+const data: DataLayer = createDataLayer({
+  client,
+  integrity: { messages: false },
+  plugins: [createTenancy({ requireActiveTenant: false }), search],
+});
 const acme = data.forTenant('acme');
 const globex = data.forTenant('globex');
 const keyV1 = createBlindIndex({ key: 'conversation-key-version-one-32-bytes!', keyVersion: 1 });
@@ -214,7 +219,11 @@ describe('other engines', () => {
   it('searches with $text where the server has it', async (context) => {
     requireCapability(context, 'textSearch');
     const text = createSearch({ engine: 'text' });
-    const layer = createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), text] });
+    const layer = createDataLayer({
+      client,
+      integrity: { messages: false },
+      plugins: [createTenancy({ requireActiveTenant: false }), text],
+    });
     // The text index the engine needs is not one the users repository declares: made by hand.
     await unsafeDatabase(client).collection('users').createIndex({ 'profile.display_name': 'text' }, { name: 'users_text' });
     expect(layer).toBeDefined();
@@ -260,7 +269,12 @@ describe('search cursors across data layers', () => {
   const secret = 'a-cursor-secret-shared-by-instances-of-one-service';
   const layerWith = (cursorSecret: string) => {
     const plugin = createSearch();
-    createDataLayer({ client, cursorSecret, plugins: [createTenancy({ requireActiveTenant: false }), plugin] });
+    createDataLayer({
+      client,
+      integrity: { messages: false },
+      cursorSecret,
+      plugins: [createTenancy({ requireActiveTenant: false }), plugin],
+    });
     return plugin;
   };
 
@@ -467,7 +481,12 @@ describe('engines as sent through the pipeline', () => {
   it('atlas: resolves the ambient tenant at call time and keeps $search first', async () => {
     const seen: CollectionCommand[] = [];
     const atlas = createSearch({ engine: 'atlas' });
-    createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), atlas], middlewares: [recorder(seen)] });
+    createDataLayer({
+      client,
+      integrity: { messages: false },
+      plugins: [createTenancy({ requireActiveTenant: false }), atlas],
+      middlewares: [recorder(seen)],
+    });
     await runWithTenant('acme', () => atlas.users('ali'));
     await atlas.forTenant('globex').users('ali');
     const pipelines = seen.flatMap((command) => (command.kind === 'aggregate' ? [command.pipeline] : []));
@@ -489,7 +508,12 @@ describe('engines as sent through the pipeline', () => {
   it('text: sends $text in the first stage, with the tenant merged into it', async () => {
     const seen: CollectionCommand[] = [];
     const text = createSearch({ engine: 'text' });
-    createDataLayer({ client, plugins: [createTenancy({ requireActiveTenant: false }), text], middlewares: [recorder(seen)] });
+    createDataLayer({
+      client,
+      integrity: { messages: false },
+      plugins: [createTenancy({ requireActiveTenant: false }), text],
+      middlewares: [recorder(seen)],
+    });
     await text.forTenant('acme').users('$alice');
     await runWithTenant('globex', () => text.users('alice'));
     const pipelines = seen.flatMap((command) => (command.kind === 'aggregate' ? [command.pipeline] : []));

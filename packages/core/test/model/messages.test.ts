@@ -14,6 +14,7 @@ import {
 import { unsafeDatabase } from '../../src/unsafe.js';
 
 const data = createTestDataLayer();
+const unchecked = createTestDataLayer({ client: data.client, integrity: { messages: false } });
 const acme = data.forTenant('acme');
 const globex = data.forTenant('globex');
 const [alice, bob] = [new ObjectId(), new ObjectId()];
@@ -69,12 +70,19 @@ describe('messages.create', () => {
     ],
     ['a caller-set status', { conversation_id: new ObjectId(), sender_id: new ObjectId(), content: text('x'), status: 'read' }],
     ['an invalid search token', { conversation_id: new ObjectId(), sender_id: new ObjectId(), content: text('x'), search_tokens: ['a b'] }],
-    [
-      'a thread parent that does not exist',
-      { conversation_id: new ObjectId(), sender_id: new ObjectId(), content: text('x'), thread: { parent_id: new ObjectId() } },
-    ],
   ])('refuses %s without writing', async (_, input) => {
     await expectNoWrites(() => acme.messages.create(input as never));
+  });
+
+  it('refuses a thread parent that does not exist without writing', async () => {
+    await expectNoWrites(() =>
+      acme.messages.create({
+        conversation_id: conversation._id,
+        sender_id: alice,
+        content: text('x'),
+        thread: { parent_id: new ObjectId() },
+      }),
+    );
   });
 
   it('refuses a message for another tenant', async () => {
@@ -183,8 +191,9 @@ describe('messages threads', () => {
 
   it('refuses a reply whose parent is in another conversation', async () => {
     const parent = await acme.messages.create({ conversation_id: conversation._id, sender_id: alice, content: text('b3RoZXI') });
+    const other = (await acme.conversations.createDirect([alice, new ObjectId()])).conversation;
     await expectNoWrites(() =>
-      acme.messages.create({ conversation_id: new ObjectId(), sender_id: alice, content: text('eA'), thread: { parent_id: parent._id } }),
+      acme.messages.create({ conversation_id: other._id, sender_id: alice, content: text('eA'), thread: { parent_id: parent._id } }),
     );
   });
 
@@ -241,7 +250,9 @@ describe('messages edits, soft delete and search', () => {
       content: text('ZW5k'),
       search_tokens: [tokens.hello],
     });
-    await globex.messages.create({
+    // Another tenant's message under the same conversation id: only a layer without the
+    // reference check can write it (globex has no such conversation).
+    await unchecked.forTenant('globex').messages.create({
       conversation_id: conversation._id,
       sender_id: alice,
       content: text('b3Ro'),

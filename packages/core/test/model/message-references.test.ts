@@ -1,0 +1,58 @@
+/**
+ * The reference check of messages (on by default): `create` and `createMany` refuse a conversation
+ * that does not exist and a sender who is not a participant, writing nothing; `integrity:
+ * { messages: false }` turns it off.
+ */
+import { createTestDataLayer } from '@caas-db/testing/vitest';
+import { describe, expect, it } from 'vitest';
+import { ObjectId, ReferentialIntegrityError } from '../../src/index.js';
+
+const data = createTestDataLayer();
+const tenant = `refs-${Date.now()}`;
+const repositories = data.forTenant(tenant);
+const text = (cipher: string) => ({ type: 'text' as const, encrypted_data: cipher });
+// Through the repository, so the count is right under either tenancy strategy of the project.
+const stored = () => repositories.messages.count();
+
+describe('messages reference check (default)', () => {
+  it('create and createMany refuse a missing conversation and a non-participant, under concurrency, writing nothing', async () => {
+    const [ann, ben, cat] = [new ObjectId(), new ObjectId(), new ObjectId()];
+    const { conversation } = await repositories.conversations.createDirect([ann, ben]);
+    const before = await stored();
+    const outcomes = await Promise.allSettled([
+      repositories.messages.create({ conversation_id: new ObjectId(), sender_id: ann, content: text('eA') }),
+      repositories.messages.create({ conversation_id: conversation._id, sender_id: cat, content: text('eA') }),
+      repositories.messages.createMany([
+        { conversation_id: conversation._id, sender_id: ann, content: text('b2s') },
+        { conversation_id: new ObjectId(), sender_id: ann, content: text('bm8') },
+      ]),
+      repositories.messages.createMany([
+        { conversation_id: conversation._id, sender_id: ben, content: text('b2s') },
+        { conversation_id: conversation._id, sender_id: cat, content: text('bm8') },
+      ]),
+    ]);
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(ReferentialIntegrityError);
+    }
+    expect(await stored()).toBe(before);
+
+    const sent = await Promise.all([
+      repositories.messages.create({ conversation_id: conversation._id, sender_id: ann, content: text('aGk') }),
+      repositories.messages.createMany([
+        { conversation_id: conversation._id, sender_id: ann, content: text('b2s') },
+        { conversation_id: conversation._id, sender_id: ben, content: text('b2s') },
+      ]),
+    ]);
+    expect(sent.flat()).toHaveLength(3);
+    expect(await stored()).toBe(before + 3);
+  });
+
+  it('is off with integrity: { messages: false }', async () => {
+    const unchecked = createTestDataLayer({ client: data.client, integrity: { messages: false } }).forTenant(tenant);
+    const before = await stored();
+    await unchecked.messages.create({ conversation_id: new ObjectId(), sender_id: new ObjectId(), content: text('eA') });
+    await unchecked.messages.createMany([{ conversation_id: new ObjectId(), sender_id: new ObjectId(), content: text('eA') }]);
+    expect(await stored()).toBe(before + 2);
+  });
+});

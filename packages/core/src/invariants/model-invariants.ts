@@ -64,15 +64,30 @@ function touches(path: string, field: string): boolean {
   return bare === field || bare.startsWith(`${field}.`) || field.startsWith(`${bare}.`);
 }
 
+// Paths split once: the guarded fields of a model are few and checked on every inserted document.
+const splitPaths = new Map<string, readonly string[]>();
+
 /** The value of a dotted path in a document, when present. */
 function valueAt(document: Document, path: string): unknown {
-  return path
-    .split('.')
-    .reduce<unknown>((current, key) => (current && typeof current === 'object' ? (current as Document)[key] : undefined), document);
+  let segments = splitPaths.get(path);
+  if (segments === undefined) {
+    segments = path.split('.');
+    splitPaths.set(path, segments);
+  }
+  let current: unknown = document;
+  for (const segment of segments) {
+    if (!current || typeof current !== 'object') return undefined;
+    current = (current as Document)[segment];
+  }
+  return current;
 }
 
 function isInitial(value: unknown, initial: unknown): boolean {
   if (initial === undefined) return false;
+  // The common initial values (0, '', an empty array) without serializing.
+  if (value === initial) return true;
+  if (typeof value !== 'object' || value === null || typeof initial !== 'object' || initial === null) return false;
+  if (Array.isArray(value) && Array.isArray(initial) && value.length === 0) return initial.length === 0;
   return JSON.stringify(value) === JSON.stringify(initial);
 }
 

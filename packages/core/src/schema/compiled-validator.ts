@@ -285,16 +285,19 @@ function compileObject(schema: Internal, seen: Map<Internal, Node>): Node {
     .filter((key) => key !== '__proto__')
     .map((key) => ({ key, node: compileNode(shape[key], seen), optin: shape[key]._zod.optin, optout: shape[key]._zod.optout }));
   const known = new Set(fields.map((field) => field.key));
+  const count = fields.length;
   return (value) => {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return MISMATCH;
-    // Inherited or symbol keys: zod's `in` and `for…in` see them; let zod decide.
-    if (!isPlainRecord(value)) return BAIL;
-    const input = value;
+    // Inherited keys: zod's `in` and `for…in` see them; let zod decide. (Symbol keys zod ignores.)
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) return BAIL;
+    const input = value as Record<string, unknown>;
     if (strict) {
       for (const key in input) if (!known.has(key)) return BAIL;
     }
     const output: Record<string, unknown> = {};
-    for (const { key, node, optin, optout } of fields) {
+    for (let index = 0; index < count; index += 1) {
+      const { key, node, optin, optout } = fields[index] as Field;
       const present = key in input;
       if (!present && optout === 'optional' && optin === 'optional') continue;
       const outcome = node(input[key]);

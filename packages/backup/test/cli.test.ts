@@ -22,7 +22,7 @@ afterAll(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-it('caas-db backup create|list|verify, restore --conversation and pitr restore run end to end', async () => {
+it('caas-db backup create|list|verify, restore --conversation, restore --ids remap and pitr restore run end to end', async () => {
   await data.clients.create({ tenant_id: 'acme', name: 'Acme', region: 'eu-west-1' });
   const population = await populateTenant(data, 'acme');
   const source = await snapshotTenant(client, 'acme');
@@ -51,6 +51,14 @@ it('caas-db backup create|list|verify, restore --conversation and pitr restore r
     expect(await cli('restore', backup?.name as string, '--conversation', String(population.conversations[0]))).toBe(0);
     expect(await snapshotTenant(client, 'acme')).toEqual(source);
     expect(await cli('restore', backup?.name as string, '--mode', 'sideways')).toBe(2);
+    expect(await cli('restore', backup?.name as string, '--tenant', 'acme-twin', '--ids', 'sideways')).toBe(2);
+    // A copy beside its source in the same shared collections: every id remapped.
+    await data.clients.create({ tenant_id: 'acme-twin', name: 'Acme twin', region: 'eu-west-1' });
+    const remapped = await cli('restore', backup?.name as string, '--tenant', 'acme-twin', '--ids', 'remap');
+    expect(remapped, errors.mock.calls.map((call) => String(call[0])).join('')).toBe(0);
+    const twin = await snapshotTenant(client, 'acme-twin');
+    for (const [collection, lines] of Object.entries(source)) expect(twin[collection]?.length, collection).toBe(lines.length);
+    expect(await snapshotTenant(client, 'acme')).toEqual(source);
     // No journal ran: point-in-time recovery refuses (nothing written).
     expect(await cli('pitr', 'restore', '--tenant', 'acme', '--to', new Date(Date.now() + 60_000).toISOString())).not.toBe(0);
   } finally {

@@ -124,6 +124,11 @@ export const backupCommand: CliCommand = {
       .option('--user <id>', 'only this user’s data')
       .option('--from <time>', 'only documents created at or after this ISO time')
       .option('--to <time>', 'only documents created before this ISO time')
+      .addOption(
+        new Option('--ids <mode>', 'keep the backup’s ids, or remap them (a copy beside its source in shared collections)')
+          .choices(['keep', 'remap'])
+          .default('keep'),
+      )
       .action(
         run(
           async (
@@ -137,6 +142,7 @@ export const backupCommand: CliCommand = {
               user?: string;
               from?: string;
               to?: string;
+              ids: 'keep' | 'remap';
             },
           ) => {
             const service = await serviceOf(await context.connect(), options.dir, options.tenant);
@@ -152,6 +158,7 @@ export const backupCommand: CliCommand = {
               name,
               ...(options.tenant && { tenant: options.tenant }),
               mode: options.mode,
+              ids: options.ids,
               ...(select && { select }),
               onProgress: ({ collection, documents }) => progress.update(documents, undefined, collection),
             });
@@ -178,15 +185,24 @@ export const backupCommand: CliCommand = {
       .requiredOption('--tenant <id>', 'the tenant')
       .requiredOption('--to <time>', 'an ISO time, or a cluster time t.i')
       .option('--into <id>', 'restore into this tenant id instead (a copy)')
+      .addOption(
+        new Option('--ids <mode>', 'with --into: keep the ids, or remap them (a copy beside its source in shared collections)')
+          .choices(['keep', 'remap'])
+          .default('keep'),
+      )
       .addOption(directoryOption())
       .action(
-        run(async (context, options: { tenant: string; to: string; into?: string; dir: string }) => {
+        run(async (context, options: { tenant: string; to: string; into?: string; ids: 'keep' | 'remap'; dir: string }) => {
           const service = await serviceOf(await context.connect(), options.dir, options.into ?? options.tenant);
           const clusterTime = /^(\d+)\.(\d+)$/.exec(options.to);
           const to = clusterTime ? new BSON.Timestamp({ t: Number(clusterTime[1]), i: Number(clusterTime[2]) }) : new Date(options.to);
           if (to instanceof Date && Number.isNaN(to.getTime()))
             throw new ConfigError([{ path: 'to', message: 'must be an ISO time or a cluster time t.i', code: 'invalid_format' }]);
-          const result = await service.restoreToPointInTime({ tenant: options.tenant, to, ...(options.into && { into: options.into }) });
+          const result = await service.restoreToPointInTime({
+            tenant: options.tenant,
+            to,
+            ...(options.into && { into: options.into, ids: options.ids }),
+          });
           context.output.result(
             result,
             () =>

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds each given package (default: every packages/*) only when its dist is older than what it is
-// built from, so `pnpm demo` and `prepack` skip the declaration builds that are already up to date.
+// built from, so `pnpm demo`, `pnpm caas-db` and `prepack` skip the builds that are already up to date.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

@@ -12,7 +12,7 @@ import {
 import { z } from 'zod';
 import { CallTracker } from './call-tracker.js';
 import { type TenantConcurrencyOptions, tenantConcurrencyCap } from './concurrency-cap.js';
-import { TenantMoveError, TenantMovingError } from './errors.js';
+import { ResidencyError, TenantMoveError, TenantMovingError } from './errors.js';
 import { MoveStore, tenantMovesDefinition } from './move-store.js';
 import { type MoveOptions, type MoveReport, moveTenant } from './move-tenant.js';
 import { residencyGuard } from './residency-guard.js';
@@ -177,6 +177,7 @@ export function createRegionalDataLayer(options: RegionalDataLayerOptions): Regi
   const call = async (tenant: string, invoke: (repositories: TenantRepositories) => unknown): Promise<unknown> => {
     const deadline = performance.now() + moveWaitMS;
     let blocked = fencing;
+    let reroutes = 0;
     for (;;) {
       const route = await admitted(tenant, deadline, blocked);
       // Entering and re-checking the route run in one synchronous step: a move that starts fencing
@@ -190,6 +191,13 @@ export function createRegionalDataLayer(options: RegionalDataLayerOptions): Regi
       try {
         return await invoke(layerOf(route.home).forTenant(tenant));
       } catch (error) {
+        // The switch of a move happened after this call was admitted: the residency layer refused it
+        // on the old home before anything was sent (reads go on through the fenced phase, and the
+        // switch does not wait for them). Run it again where the tenant lives now.
+        if (error instanceof ResidencyError && error.home !== undefined && error.home !== route.home && reroutes < 3) {
+          reroutes += 1;
+          continue;
+        }
         // Refused before anything was sent (the residency layer runs first): run it again after the switch.
         if (!(error instanceof TenantMovingError)) throw error;
         blocked = fenced;

@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
-import { BSON, ConfigError, createDataClient, createDataLayer, type DataClient, ObjectId, ValidationError } from '@caas-db/core';
+import {
+  BSON,
+  ConfigError,
+  createDataClient,
+  createDataLayer,
+  type DataClient,
+  type Middleware,
+  ObjectId,
+  ValidationError,
+} from '@caas-db/core';
 import { unsafeDatabase, unsafeDriver } from '@caas-db/core/unsafe';
-import { type MongoTestServer, startMongo } from '@caas-db/testing';
+import { type MongoTestServer, startMongo, waitFor } from '@caas-db/testing';
 import { createTestClient, testDatabaseName } from '@caas-db/testing/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegionalDataLayer, type RegionalDataLayer, ResidencyError, TenantMoveError } from '../src/index.js';
@@ -229,5 +238,54 @@ describe('moving a tenant between regions', () => {
     seen.get('eu-west-1')?.clear();
     await mover.users.findByExternalId('mover-owner');
     expect(seen.get('eu-west-1')?.has('mover')).toBe(false);
+  });
+});
+
+describe('a read in flight across the switch of a move', () => {
+  it('is re-routed to the new home instead of failing with ResidencyError', { timeout: 120_000 }, async () => {
+    const directoryClient = createTestClient({ database: `${testDatabaseName()}_dir2` });
+    clients.push(directoryClient);
+    const directory = createDataLayer({ client: directoryClient });
+    await directory.syncIndexes();
+    await directory.clients.create({ tenant_id: 'reader', name: 'reader', region: 'eu-west-1' });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = 0;
+    // Holds the reader's count on eu-west-1 before the residency check runs (trace is the outermost phase).
+    const hold: Middleware = {
+      name: 'hold-count',
+      phase: 'trace',
+      async handle(ctx, next) {
+        if (ctx.tenant === 'reader' && ctx.operation === 'users.count') {
+          held += 1;
+          await gate;
+        }
+        return next();
+      },
+    };
+    const gated = createRegionalDataLayer({
+      directory,
+      regions: { 'eu-west-1': eu, 'us-east-1': us },
+      routeCacheMS: 50,
+      layerOptions: (info) => (info.name === 'eu-west-1' ? { middlewares: [hold] } : {}),
+    });
+    await gated.syncIndexes();
+    const reader = gated.forTenant('reader');
+    await reader.users.createMany(
+      Array.from({ length: 5 }, (_, index) => ({ external_id: `reader-${index}`, profile: { display_name: `R${index}` } })),
+    );
+    let pending: Promise<number> | undefined;
+    // The read is admitted while the move is fenced (reads go on; the switch does not wait for them).
+    await gated.moveTenant('reader', 'us-east-1', {
+      onProgress: ({ phase }) => {
+        if (phase === 'fenced' && pending === undefined) pending = reader.users.count();
+      },
+    });
+    await waitFor(() => held === 1);
+    release();
+    expect(await pending).toBe(5);
+    expect((await gated.clusterOf('reader')).name).toBe('us-east-1');
   });
 });

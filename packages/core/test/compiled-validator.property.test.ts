@@ -281,4 +281,35 @@ describe('compiled validators agree with zod', () => {
     expect(compiled({ id: 'nope' })).toBe(NOT_COMPILED);
     expect(compiled({ id, extra: 1 })).toBe(NOT_COMPILED);
   });
+  it('schemas of callers: superRefine, check, exact optionals, native enums, truthy custom predicates', () => {
+    enum Level {
+      Low = 1,
+      High = 2,
+    }
+    const cases: Array<[z.ZodType, unknown[]]> = [
+      [
+        z.object({ a: z.string() }).superRefine((value, ctx) => {
+          if (value.a === 'bad') ctx.addIssue({ code: 'custom', message: 'no' });
+        }),
+        [{ a: 'ok' }, { a: 'bad' }, { a: 1 }],
+      ],
+      [
+        z.string().check((ctx) => {
+          if (ctx.value === 'bad') ctx.issues.push({ code: 'custom', message: 'no', input: ctx.value });
+        }),
+        ['ok', 'bad', 3],
+      ],
+      [z.object({ a: z.exactOptional(z.string()) }), [{ a: undefined }, {}, { a: 'x' }]],
+      [z.enum(Level), ['Low', 'High', 1, 2, 3]],
+      [z.union([z.custom((value) => (typeof value === 'string' ? 1 : 0)), z.string().transform((value) => `second:${value}`)]), ['x', 1]],
+    ];
+    for (const [schema, inputs] of cases) {
+      const compiled = compileValidator(schema);
+      for (const input of inputs) {
+        // Twice: nothing the first call leaves behind may change the second.
+        expectSameAsZod(schema, compiled, input);
+        expectSameAsZod(schema, compiled, input);
+      }
+    }
+  });
 });

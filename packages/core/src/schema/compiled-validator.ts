@@ -107,7 +107,8 @@ function shortcut(def: Internal): ((value: Internal) => boolean) | undefined {
     case 'number_format':
       return def.format === 'safeint' ? (value) => Number.isSafeInteger(value) : undefined;
     case 'custom':
-      return (value) => def.fn(value) === true;
+      // superRefine and .check() keep their function on the check itself, not as `fn`.
+      return typeof def.fn === 'function' ? (value) => def.fn(value) === true : undefined;
     default:
       return undefined;
   }
@@ -136,16 +137,24 @@ function compileType(schema: Internal, seen: Map<Internal, Node>): Node {
     case 'date':
       return (value) => (value instanceof Date ? (Number.isNaN(value.getTime()) ? BAIL : value) : MISMATCH);
     case 'enum': {
-      const values = new Set(Object.values(def.entries as Record<string, unknown>));
+      // zod's own set of accepted values (a native enum's reverse-mapping keys are not among them).
+      const values: unknown = schema._zod.values;
+      if (!(values instanceof Set)) return bail;
       return (value) => (values.has(value) ? value : BAIL);
     }
     case 'literal': {
       const values = new Set(def.values as unknown[]);
       return (value) => (values.has(value) ? value : BAIL);
     }
-    case 'custom':
-      // z.instanceof and z.custom: the schema's own predicate.
-      return (value) => (def.fn(value) === true ? value : MISMATCH);
+    case 'custom': {
+      // z.instanceof and z.custom: the schema's own predicate. Only `true` is taken; another truthy
+      // answer (or a promise) is zod's to judge, and a falsy one is a definite refusal.
+      if (typeof def.fn !== 'function') return bail;
+      return (value) => {
+        const verdict = def.fn(value);
+        return verdict === true ? value : verdict ? BAIL : MISMATCH;
+      };
+    }
     case 'any':
     case 'unknown':
       return (value) => value;
@@ -188,6 +197,8 @@ function compileType(schema: Internal, seen: Map<Internal, Node>): Node {
 }
 
 function compileOptional(schema: Internal, seen: Map<Internal, Node>): Node {
+  // An exact optional refuses a present `undefined`: zod decides.
+  if (schema._zod.traits?.has('$ZodExactOptional')) return bail;
   const innerType = schema._zod.def.innerType;
   // An optional around a default substitutes for absence; zod's rules for that are subtle: let it decide.
   if (innerType._zod.optin === 'defaulted') return bail;

@@ -1,4 +1,4 @@
-import { type Document, ObjectId } from 'mongodb';
+import type { Document, ObjectId } from 'mongodb';
 import { z } from 'zod';
 import { Coalescer, type ItemOutcome } from '../batching/coalescer.js';
 import { cacheTags } from '../cache/read-cache.js';
@@ -264,21 +264,20 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
    */
   override async createMany(inputs: readonly CreateInput<typeof messageSchema>[], options: { ordered?: boolean } = {}): Promise<Message[]> {
     const references = this.#references;
-    if (references && Array.isArray(inputs) && inputs.length <= 10_000) {
-      const pairs = new Map<string, [string, ObjectId, ObjectId]>();
-      for (const input of inputs as unknown[]) {
-        if (typeof input !== 'object' || input === null) continue;
-        const { conversation_id, sender_id, tenant_id } = input as Record<string, unknown>;
-        const tenant = this.collection.tenant ?? (typeof tenant_id === 'string' ? tenant_id : undefined);
-        const conversation = idOrUndefined(conversation_id);
-        const sender = idOrUndefined(sender_id);
-        // Inputs without a usable tenant or ids are refused by the validation that follows.
-        if (tenant === undefined || conversation === undefined || sender === undefined) continue;
-        pairs.set(`${tenant}\u0000${conversation.toHexString()}\u0000${sender.toHexString()}`, [tenant, conversation, sender]);
-      }
-      for (const [tenant, conversation, sender] of pairs.values()) await references.check(tenant, conversation, sender);
+    if (!references || !Array.isArray(inputs) || inputs.length === 0 || inputs.length > 10_000)
+      return (await super.createMany(inputs, options)) as Message[];
+    // The prepared documents are checked, not the caller's inputs: what is checked is what is sent.
+    const documents = inputs.map((input, index) => this.prepareInsert(input, `${this.name} document ${index}`));
+    const pairs = new Map<string, [string, ObjectId, ObjectId]>();
+    for (const document of documents) {
+      const tenant = this.collection.tenant ?? String(document.tenant_id);
+      const conversation = document.conversation_id as ObjectId;
+      const sender = document.sender_id as ObjectId;
+      pairs.set(`${tenant}\u0000${conversation.toHexString()}\u0000${sender.toHexString()}`, [tenant, conversation, sender]);
     }
-    return (await super.createMany(inputs, options)) as Message[];
+    for (const [tenant, conversation, sender] of pairs.values()) await references.check(tenant, conversation, sender);
+    await this.collection.insertMany('createMany', documents, options.ordered ?? true);
+    return documents as Message[];
   }
 
   override async create(input: CreateMessageInput): Promise<Message> {
@@ -787,10 +786,4 @@ async function afterApplied(followUp: () => Promise<unknown>): Promise<void> {
     if (isCaasDbError(error)) error.outcome = 'unknown';
     throw error;
   }
-}
-
-/** An ObjectId from an id input, or undefined when it is not one (validation reports it). */
-function idOrUndefined(value: unknown): ObjectId | undefined {
-  if (value instanceof ObjectId) return value;
-  return typeof value === 'string' && /^[0-9a-fA-F]{24}$/.test(value) ? ObjectId.createFromHexString(value) : undefined;
 }

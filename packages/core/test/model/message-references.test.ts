@@ -48,6 +48,24 @@ describe('messages reference check (default)', () => {
     expect(await stored()).toBe(before + 3);
   });
 
+  it('checks what createMany sends, not what a getter answered first', async () => {
+    const [ann, ben] = [new ObjectId(), new ObjectId()];
+    const { conversation } = await repositories.conversations.createDirect([ann, ben]);
+    const ghost = new ObjectId();
+    let reads = 0;
+    const input = {
+      get conversation_id() {
+        reads += 1;
+        return reads === 1 ? conversation._id : ghost;
+      },
+      sender_id: ann,
+      content: text('eA'),
+    };
+    const before = await stored();
+    await expect(repositories.messages.createMany([input as never])).rejects.toBeInstanceOf(ReferentialIntegrityError);
+    expect(await stored()).toBe(before);
+  });
+
   it('is off with integrity: { messages: false }', async () => {
     const unchecked = createTestDataLayer({ client: data.client, integrity: { messages: false } }).forTenant(tenant);
     const before = await stored();

@@ -59,6 +59,8 @@ it('caas-db backup create|list|verify, restore --conversation, restore --ids rem
     const twin = await snapshotTenant(client, 'acme-twin');
     for (const [collection, lines] of Object.entries(source)) expect(twin[collection]?.length, collection).toBe(lines.length);
     expect(await snapshotTenant(client, 'acme')).toEqual(source);
+    // --ids remap without --into would restore the live tenant in place: refused as a usage error.
+    expect(await cli('pitr', 'restore', '--tenant', 'acme', '--to', new Date().toISOString(), '--ids', 'remap')).toBe(2);
     // No journal ran: point-in-time recovery refuses (nothing written).
     expect(await cli('pitr', 'restore', '--tenant', 'acme', '--to', new Date(Date.now() + 60_000).toISOString())).not.toBe(0);
   } finally {

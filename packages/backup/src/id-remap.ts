@@ -17,7 +17,7 @@ export interface IdRemap {
   /**
    * Every ObjectId of the document, at any depth (its `_id` and every reference), and the ids the
    * data model embeds in strings (`conversations.dedupe_key`, `settings.owner_key`,
-   * `messages.thread.applied`), mapped.
+   * `messages.thread.applied`, the recipient keys of `messages.content.encrypted_key`), mapped.
    */
   document(document: Document, collection: string): Document;
 }
@@ -68,6 +68,13 @@ export function createIdRemap(source: string, target: string): IdRemap {
           kind === 'direct' && ids.length === 2 ? `direct:${ids.map(mapHex).sort().join(':')}` : mapHex(mapped.dedupe_key);
       }
       if (collection === 'settings' && typeof mapped.owner_key === 'string') mapped.owner_key = mapHex(mapped.owner_key);
+      // Recipient keys are named by the recipient's user id.
+      const keys = collection === 'messages' ? mapped.content?.encrypted_key : undefined;
+      if (keys !== null && typeof keys === 'object' && !Array.isArray(keys))
+        mapped.content = {
+          ...mapped.content,
+          encrypted_key: Object.fromEntries(Object.entries(keys as Record<string, unknown>).map(([user, key]) => [mapHex(user), key])),
+        };
       if (collection === 'messages' && Array.isArray(mapped.thread?.applied))
         mapped.thread = {
           ...mapped.thread,

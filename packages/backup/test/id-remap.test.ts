@@ -34,4 +34,17 @@ describe('createIdRemap', () => {
     expect(remap.document({ thread: { applied: [`+${a}`, `-${b}@17`] } }, 'messages').thread.applied).toEqual([`+${ma}`, `-${mb}@17`]);
     expect(remap.document({ content: { encrypted_data: String(a) } }, 'messages').content.encrypted_data).toBe(String(a));
   });
+  it('maps the recipient ids that name the keys of a message (content.encrypted_key)', () => {
+    const remap = createIdRemap('acme', 'acme-twin');
+    const [ann, ben] = [new ObjectId(), new ObjectId()];
+    const message = remap.document(
+      {
+        sender_id: ann,
+        content: { type: 'text', encrypted_data: 'x', encrypted_key: { [ann.toHexString()]: 'wa', [ben.toHexString()]: 'wb' } },
+      },
+      'messages',
+    );
+    expect(message.content.encrypted_key).toEqual({ [remap.map(ann).toHexString()]: 'wa', [remap.map(ben).toHexString()]: 'wb' });
+    expect(message.sender_id).toEqual(remap.map(ann));
+  });
 });

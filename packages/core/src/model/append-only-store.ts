@@ -33,7 +33,7 @@ export class AppendOnlyStore<S extends z.ZodObject> extends Repository<S> {
   ): Promise<Document[]> {
     return this.collection.find(
       operation,
-      { ...where, [field]: { $lt: before } },
+      { ...where, [field]: olderThan(before) },
       { sort: { [field]: direction, _id: direction }, limit, projection: { _id: 1 } },
     );
   }
@@ -42,7 +42,7 @@ export class AppendOnlyStore<S extends z.ZodObject> extends Repository<S> {
   async deleteExpired(operation: string, field: string, ids: unknown[], before: Date, grant: symbol): Promise<number> {
     const result = await this.collection.deleteMany(
       { name: operation, idempotent: true, grant },
-      { _id: { $in: ids as never }, [field]: { $lt: before } },
+      { _id: { $in: ids as never }, [field]: olderThan(before) },
     );
     return result.deletedCount;
   }
@@ -56,4 +56,12 @@ export class AppendOnlyStore<S extends z.ZodObject> extends Repository<S> {
   tenantFor(operation: string): string {
     return this.requireTenant(operation);
   }
+}
+
+/** The largest date JavaScript holds: nothing is after it, so a cutoff there takes every entry. */
+const LAST_DATE = 8.64e15;
+
+/** The condition "older than `before`" (everything, entries at the last date included, at the last date). */
+function olderThan(before: Date): Document {
+  return before.getTime() >= LAST_DATE ? { $lte: before } : { $lt: before };
 }

@@ -250,24 +250,12 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /**
-   * Stores a message. A reply (`thread.parent_id`) increments the parent's `reply_count` atomically
-   * (exact under concurrent replies); the conversation's `last_message` and `updated_at` move forward.
-   * @throws {ValidationError} when the input is invalid or the thread parent is not in the conversation; nothing is written.
-   * @throws {ReferentialIntegrityError} with `integrity.messages` on, when the conversation is missing
-   * or deleted or the sender is not a participant; nothing is written.
+   * `createMany` and `bulkWrite` inserts: with the reference check on, each distinct conversation and
+   * sender of the prepared documents, once (`ReferentialIntegrityError`, nothing written).
    */
-  /**
-   * Inserts many messages (a bulk import: `last_message` and thread counts are not maintained).
-   * With the reference check on, each distinct conversation and sender is checked first.
-   * @throws {ReferentialIntegrityError} when a conversation is missing or deleted or a sender is not
-   * one of its participants; nothing is written.
-   */
-  override async createMany(inputs: readonly CreateInput<typeof messageSchema>[], options: { ordered?: boolean } = {}): Promise<Message[]> {
+  protected override async checkInserts(documents: readonly Document[]): Promise<void> {
     const references = this.#references;
-    if (!references || !Array.isArray(inputs) || inputs.length === 0 || inputs.length > 10_000)
-      return (await super.createMany(inputs, options)) as Message[];
-    // The prepared documents are checked, not the caller's inputs: what is checked is what is sent.
-    const documents = inputs.map((input, index) => this.prepareInsert(input, `${this.name} document ${index}`));
+    if (!references) return;
     const pairs = new Map<string, [string, ObjectId, ObjectId]>();
     for (const document of documents) {
       const tenant = this.collection.tenant ?? String(document.tenant_id);
@@ -276,10 +264,15 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
       pairs.set(`${tenant}\u0000${conversation.toHexString()}\u0000${sender.toHexString()}`, [tenant, conversation, sender]);
     }
     for (const [tenant, conversation, sender] of pairs.values()) await references.check(tenant, conversation, sender);
-    await this.collection.insertMany('createMany', documents, options.ordered ?? true);
-    return documents as Message[];
   }
 
+  /**
+   * Stores a message. A reply (`thread.parent_id`) increments the parent's `reply_count` atomically
+   * (exact under concurrent replies); the conversation's `last_message` and `updated_at` move forward.
+   * @throws {ValidationError} when the input is invalid or the thread parent is not in the conversation; nothing is written.
+   * @throws {ReferentialIntegrityError} with `integrity.messages` on, when the conversation is missing
+   * or deleted or the sender is not a participant; nothing is written.
+   */
   override async create(input: CreateMessageInput): Promise<Message> {
     if (typeof input !== 'object' || input === null || Array.isArray(input))
       throw new ValidationError('message', [{ path: '', message: 'must be a plain object', code: 'invalid_type' }]);

@@ -238,6 +238,13 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
     return markVetted(this.#writes.insert(input, subject));
   }
 
+  /**
+   * Called with the prepared documents of `createMany` and of a `bulkWrite`'s inserts before they
+   * are sent: a model refuses what its references do not allow (messages: their conversation and
+   * sender). A refusal writes nothing.
+   */
+  protected async checkInserts(_documents: readonly Document[]): Promise<void> {}
+
   /** Validates raw update operators and adds `updated_at` (and the version bump). */
   protected prepareUpdate(update: unknown, subject = `${this.name} update`): Document {
     return this.#writes.update(update, subject);
@@ -297,6 +304,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       ]);
     }
     const documents = markVettedBatch(inputs.map((input, index) => this.#writes.insert(input, `${this.name} document ${index}`)));
+    await this.checkInserts(documents);
     await this.collection.insertMany('createMany', documents, options.ordered ?? true);
     return documents as StoredDocument<S>[];
   }
@@ -496,6 +504,7 @@ export class Repository<S extends z.ZodObject, CreateArgument = CreateInput<S>> 
       patch: (patch, subject) => this.preparePatch(patch, subject),
       update: (update, subject) => this.prepareUpdate(update, subject),
     });
+    await this.checkInserts(writes.flatMap((write) => ('insertOne' in write ? [write.insertOne.document] : [])));
     return sendBulkWrites((prepared, ordered) => this.collection.bulkWrite('bulkWrite', prepared, ordered), writes, ids, {
       ordered: options.ordered ?? true,
       collection: this.name,

@@ -48,6 +48,24 @@ describe('messages reference check (default)', () => {
     expect(await stored()).toBe(before + 3);
   });
 
+  it('bulkWrite inserts are checked too: a refused item writes nothing of the batch', async () => {
+    const [ann, ben] = [new ObjectId(), new ObjectId()];
+    const { conversation } = await repositories.conversations.createDirect([ann, ben]);
+    const before = await stored();
+    await expect(
+      repositories.messages.bulkWrite([
+        { insert: { conversation_id: conversation._id, sender_id: ann, content: text('b2s') } },
+        { insert: { conversation_id: new ObjectId(), sender_id: ann, content: text('bm8') } },
+      ]),
+    ).rejects.toBeInstanceOf(ReferentialIntegrityError);
+    expect(await stored()).toBe(before);
+    const summary = await repositories.messages.bulkWrite([
+      { insert: { conversation_id: conversation._id, sender_id: ben, content: text('b2s') } },
+    ]);
+    expect(summary).toMatchObject({ inserted: 1 });
+    expect(await stored()).toBe(before + 1);
+  });
+
   it('checks what createMany sends, not what a getter answered first', async () => {
     const [ann, ben] = [new ObjectId(), new ObjectId()];
     const { conversation } = await repositories.conversations.createDirect([ann, ben]);

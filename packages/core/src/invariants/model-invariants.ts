@@ -19,6 +19,11 @@ export interface ModelInvariants {
    * may still carry the value in `initialValues` (the schema default).
    */
   readonly guardedFields?: readonly string[];
+  /**
+   * Fields a document keeps for life once inserted (a message's conversation): only the model's
+   * granted operations may rewrite them.
+   */
+  readonly immutableFields?: readonly string[];
   /** The value a guarded field may have in a document any operation inserts (`read_by: []`). */
   readonly initialValues?: Readonly<Record<string, unknown>>;
   /** State fields whose value only moves forward through the listed order (granted operations excepted). */
@@ -159,6 +164,10 @@ function check(
     if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} never changes after insert`);
   }
   if (granted || !invariants) return undefined;
+  for (const field of invariants.immutableFields ?? []) {
+    const path = afterInsert.find((candidate) => touches(candidate, field));
+    if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} never changes after insert`);
+  }
   for (const field of invariants.guardedFields ?? []) {
     const path = paths.find((candidate) => touches(candidate, field));
     if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} is written only by the model's own methods`);

@@ -136,6 +136,8 @@ export const messagesDefinition: RepositoryDefinition<typeof messageSchema> = {
   creatable: ['tenant_id', 'conversation_id', 'sender_id', 'content', 'thread', 'search_tokens', 'search_key_version'],
   invariants: {
     guardedFields: ['thread', 'read_by', 'reactions', 'deleted_at', 'previous_status', 'edited_at', 'edit_count'],
+    // The sender stays writable: erasure rewrites it to a pseudonym.
+    immutableFields: ['conversation_id'],
     initialValues: { read_by: [], reactions: [], deleted_at: null },
     forwardOnly: { status: messageStatuses },
     isGranted: (presented) => presented === grant,

@@ -5,7 +5,7 @@
  */
 import { createTestDataLayer } from '@caas-db/testing/vitest';
 import { describe, expect, it } from 'vitest';
-import { ObjectId, ReferentialIntegrityError } from '../../src/index.js';
+import { InvariantError, ObjectId, ReferentialIntegrityError } from '../../src/index.js';
 
 const data = createTestDataLayer();
 const tenant = `refs-${Date.now()}`;
@@ -64,6 +64,23 @@ describe('messages reference check (default)', () => {
     ]);
     expect(summary).toMatchObject({ inserted: 1 });
     expect(await stored()).toBe(before + 1);
+  });
+
+  it('a message keeps its conversation: updates that move it are refused, writing nothing', async () => {
+    const [ann, ben] = [new ObjectId(), new ObjectId()];
+    const { conversation } = await repositories.conversations.createDirect([ann, ben]);
+    const message = await repositories.messages.create({ conversation_id: conversation._id, sender_id: ann, content: text('aGk') });
+    const moves = [
+      () => repositories.messages.update(message._id, { conversation_id: new ObjectId() } as never),
+      () => repositories.messages.updateWith(message._id, { $set: { conversation_id: new ObjectId() } }),
+      () => repositories.messages.bulkWrite([{ updateWith: { id: message._id, update: { $set: { conversation_id: new ObjectId() } } } }]),
+    ];
+    const outcomes = await Promise.allSettled(moves.map((move) => move()));
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(InvariantError);
+    }
+    expect(await repositories.messages.getById(message._id)).toMatchObject({ conversation_id: conversation._id, sender_id: ann });
   });
 
   it('checks what createMany sends, not what a getter answered first', async () => {

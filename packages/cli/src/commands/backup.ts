@@ -194,7 +194,9 @@ export const backupCommand: CliCommand = {
       .action(
         run(async (context, options: { tenant: string; to: string; into?: string; ids: 'keep' | 'remap'; dir: string }) => {
           if (options.ids === 'remap' && options.into === undefined)
-            throw new ConfigError([{ path: 'ids', message: '--ids remap needs --into <id> (a copy under another tenant id)', code: 'custom' }]);
+            throw new ConfigError([
+              { path: 'ids', message: '--ids remap needs --into <id> (a copy under another tenant id)', code: 'custom' },
+            ]);
           const service = await serviceOf(await context.connect(), options.dir, options.into ?? options.tenant);
           const clusterTime = /^(\d+)\.(\d+)$/.exec(options.to);
           const to = clusterTime ? new BSON.Timestamp({ t: Number(clusterTime[1]), i: Number(clusterTime[2]) }) : new Date(options.to);

@@ -32,17 +32,20 @@ out(`machine: ${machine}\nMongoDB: ${mongo.description}\n`);
 // ---- the contenders ------------------------------------------------------------------------------
 const stamp = Date.now();
 const coreClient = createDataClient({ uri: mongo.uri, database: `bench_core_${stamp}`, pool: { maxSize: 100 } });
-const core = createDataLayer({ client: coreClient, batching: { messages: true } });
+// The workloads send as random users into random conversations, as the raw driver and mongoose
+// contenders do, none of which check references: the check is off here (bench:cost measures it on).
+const core = createDataLayer({ client: coreClient, integrity: { messages: false }, batching: { messages: true } });
 const tenancyClient = createDataClient({ uri: mongo.uri, database: `bench_tenancy_${stamp}`, pool: { maxSize: 100 } });
 const search = createSearch();
 const tenancyLayer = createDataLayer({
+  integrity: { messages: false },
   client: tenancyClient,
   plugins: [createTenancy(), search],
   batching: { messages: true },
 });
 const redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
 const cachePlugin = createCache({ redis, methods: { 'users.findById': { ttlMS: 600_000 } } });
-const cachedLayer = createDataLayer({ client: coreClient, plugins: [cachePlugin] });
+const cachedLayer = createDataLayer({ client: coreClient, integrity: { messages: false }, plugins: [cachePlugin] });
 const raw = new MongoClient(mongo.uri, { maxPoolSize: 100 });
 const rawDb: Db = raw.db(`bench_raw_${stamp}`);
 await mongoose.connect(mongo.uri, { dbName: `bench_mongoose_${stamp}`, maxPoolSize: 100, autoIndex: false });
@@ -490,7 +493,7 @@ for (const name of Object.keys(contenders) as Contender[]) {
 const poolSweep: Record<string, number> = {};
 for (const maxSize of [5, 20, 100]) {
   const client = createDataClient({ uri: mongo.uri, database: `bench_pool_${maxSize}_${stamp}`, pool: { maxSize } });
-  const layer = createDataLayer({ client, batching: { messages: true } });
+  const layer = createDataLayer({ client, integrity: { messages: false }, batching: { messages: true } });
   const repositories = layer.forTenant(TENANT);
   const conversation = new ObjectId();
   const measured = await concurrentSenders(

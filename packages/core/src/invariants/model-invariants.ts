@@ -96,6 +96,14 @@ function isInitial(value: unknown, initial: unknown): boolean {
   return JSON.stringify(value) === JSON.stringify(initial);
 }
 
+/** Refuses a write to an existing document that touches any of `fields`. */
+function refuseChangesAfterInsert(fields: readonly string[], paths: readonly string[], where: string): void {
+  for (const field of fields) {
+    const path = paths.find((candidate) => touches(candidate, field));
+    if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} never changes after insert`);
+  }
+}
+
 interface Write {
   kind: 'insert' | 'update' | 'replace' | 'delete';
   filter?: Document;
@@ -159,15 +167,9 @@ function check(
   const afterInsert = writtenPaths(write.update ?? {}, true);
   if (paths === 'everything' || afterInsert === 'everything')
     throw new InvariantError(where, 'pipeline updates are refused: their writes cannot be checked');
-  for (const field of upgrading ? IMMUTABLE_BY_UPGRADES : IMMUTABLE) {
-    const path = afterInsert.find((candidate) => touches(candidate, field));
-    if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} never changes after insert`);
-  }
+  refuseChangesAfterInsert(upgrading ? IMMUTABLE_BY_UPGRADES : IMMUTABLE, afterInsert, where);
   if (granted || !invariants) return undefined;
-  for (const field of invariants.immutableFields ?? []) {
-    const path = afterInsert.find((candidate) => touches(candidate, field));
-    if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} never changes after insert`);
-  }
+  refuseChangesAfterInsert(invariants.immutableFields ?? [], afterInsert, where);
   for (const field of invariants.guardedFields ?? []) {
     const path = paths.find((candidate) => touches(candidate, field));
     if (path !== undefined) throw new InvariantError(`${where}.${path}`, `${field} is written only by the model's own methods`);

@@ -252,8 +252,8 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
   }
 
   /**
-   * `createMany` and `bulkWrite` inserts: with the reference check on, each distinct conversation and
-   * sender of the prepared documents, once (`ReferentialIntegrityError`, nothing written).
+   * `create`, `createMany` and `bulkWrite` inserts: with the reference check on, each distinct
+   * conversation and sender of the prepared documents, once (`ReferentialIntegrityError`, nothing written).
    */
   protected override async checkInserts(documents: readonly Document[]): Promise<void> {
     const references = this.#references;
@@ -282,12 +282,7 @@ export class MessageRepository extends Repository<typeof messageSchema, CreateMe
     const parentId = thread === undefined ? undefined : this.parse(threadInput, thread, 'message.thread').parent_id;
     const document = this.prepareInsert({ ...rest, ...(parentId && { thread: { parent_id: parentId } }) }, 'message');
     const callerChoseId = (rest as { _id?: unknown })._id !== undefined;
-    if (this.#references)
-      await this.#references.check(
-        this.collection.tenant ?? String(document.tenant_id),
-        document.conversation_id as ObjectId,
-        document.sender_id as ObjectId,
-      );
+    await this.checkInserts([document]);
     if (parentId) {
       const parent = await this.collection.find(
         'create (thread parent)',

@@ -297,7 +297,6 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
         continue;
       }
     }
-    const seen = new Set<string>();
     const hasher = contentHasher();
     let expected = 0;
     let found = 0;
@@ -334,24 +333,9 @@ export async function verifyRestore(options: VerifyRestoreOptions): Promise<Rest
         }
       }
     };
-    for await (const chunk of reader.chunks(collection)) {
-      const documents: Document[] = [];
-      for (const archived of chunk.documents) {
-        let document: Document | null = transform(archived, collection);
-        const key = idKey(document._id);
-        if (states.has(key)) {
-          document = states.get(key) ?? null;
-          seen.add(key);
-        }
-        if (document && (!selection || selection.matches(collection, document))) documents.push(document);
-      }
-      await compare(documents);
+    for await (const { documents, created } of documentsAsOfBackup(reader, collection, transform, states)) {
+      await compare(created || !selection ? documents : documents.filter((document) => selection.matches(collection, document)));
     }
-    // Documents the catch-up created (not in the scan).
-    const created = [...states]
-      .filter(([key, document]) => !seen.has(key) && document !== null)
-      .map(([, document]) => document as Document);
-    for (let index = 0; index < created.length; index += 500) await compare(created.slice(index, index + 500));
     if (mode === 'replace') {
       const count = await target.countAll(selection ? selection.filter(collection) : {});
       if (count !== expected) note({ collection, kind: 'count', detail: `${count} documents, the backup has ${expected}` });
@@ -392,6 +376,35 @@ function trackNewestLive(newestLive: NewestLive, message: Document): void {
     newestLive.set(key, { at, id: message._id });
 }
 
+/**
+ * A backup's documents of `collection` as of its consistency point, a batch at a time: each archived
+ * document transformed, then replaced by its catch-up state (dropped when the catch-up deleted it);
+ * last, in batches of 500 marked `created`, the documents the catch-up created.
+ */
+async function* documentsAsOfBackup(
+  reader: ArchiveReader,
+  collection: string,
+  transform: (document: Document, collection: string) => Document,
+  states: Map<string, Document | null>,
+): AsyncGenerator<{ documents: Document[]; created: boolean }> {
+  const seen = new Set<string>();
+  for await (const chunk of reader.chunks(collection)) {
+    const documents: Document[] = [];
+    for (const archived of chunk.documents) {
+      let document: Document | null = transform(archived, collection);
+      const key = idKey(document._id);
+      if (states.has(key)) {
+        document = states.get(key) ?? null;
+        seen.add(key);
+      }
+      if (document) documents.push(document);
+    }
+    yield { documents, created: false };
+  }
+  const created = [...states].filter(([key, document]) => !seen.has(key) && document !== null).map(([, document]) => document as Document);
+  for (let index = 0; index < created.length; index += 500) yield { documents: created.slice(index, index + 500), created: true };
+}
+
 const MOD = 1n << 256n;
 
 function documentDigest(document: Document): bigint {
@@ -415,24 +428,11 @@ async function scanAndCompare(
 ) {
   let expectedSum = 0n;
   let expectedCount = 0;
-  const seen = new Set<string>();
-  for await (const chunk of reader.chunks(collection)) {
-    for (const archived of chunk.documents) {
-      let document: Document | null = transform(archived, collection);
-      const key = idKey(document._id);
-      if (states.has(key)) {
-        document = states.get(key) ?? null;
-        seen.add(key);
-      }
-      if (!document) continue;
+  for await (const { documents } of documentsAsOfBackup(reader, collection, transform, states)) {
+    for (const document of documents) {
       expectedSum = (expectedSum + documentDigest(document)) % MOD;
       expectedCount += 1;
     }
-  }
-  for (const [key, document] of states) {
-    if (seen.has(key) || !document) continue;
-    expectedSum = (expectedSum + documentDigest(document)) % MOD;
-    expectedCount += 1;
   }
   let actualSum = 0n;
   let count = 0;
